@@ -1,0 +1,27 @@
+"""splatpix: images as sets of 2D Gaussians.
+
+Python API (the CLI ``splatpix`` wraps the same functions)::
+
+    import splatpix
+    img = splatpix.load_image("photo.png")                      # (C, H, W) float in [0, 1]
+    res = splatpix.fit(img, splatpix.FitConfig(n_gaussians=5000, steps=2000))
+    splatpix.save_model(res.gaussians, "photo.safetensors")
+    g = splatpix.load_model("photo.safetensors")
+    big = splatpix.render(g, scale=2.0, clamp=True)             # (C, 2H, 2W)
+    splatpix.save_image(big, "photo_2x.png")
+"""
+
+from .errors import SplatpixError
+from .fit import FitConfig, FitResult, fit
+from .gaussians import Gaussians
+from .io import load_image, sample_image_path, save_image
+from .metrics import ms_ssim, psnr
+from .model_io import load_model, save_model
+from .render import rasterize, render
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FitConfig", "FitResult", "Gaussians", "SplatpixError", "fit", "load_image", "load_model", "ms_ssim",
+    "psnr", "rasterize", "render", "sample_image_path", "save_image", "save_model", "__version__",
+]

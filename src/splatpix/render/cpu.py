@@ -114,6 +114,7 @@ def _forward(means, conic, colours, y0, y1, offsets, lists, out):
     n_bands = offsets.shape[0] - 1
     for bnd in prange(n_bands):
         wbuf = np.empty(width, dtype=np.float32)
+        xc = np.arange(width).astype(np.float32) + _F(0.5)
         r0 = bnd * BAND
         r1 = min(r0 + BAND, height) - 1
         for k in range(offsets[bnd], offsets[bnd + 1]):
@@ -124,7 +125,7 @@ def _forward(means, conic, colours, y0, y1, offsets, lists, out):
             det = a * c - b * b
             mx = np.float64(means[i, 0])
             my = np.float64(means[i, 1])
-            af = _F(conic[i, 0])
+            ah = _F(0.5) * _F(conic[i, 0])
             bf = _F(conic[i, 1])
             cf = _F(conic[i, 2])
             mxf = _F(means[i, 0])
@@ -135,15 +136,19 @@ def _forward(means, conic, colours, y0, y1, offsets, lists, out):
                 dyf = _F(dy)
                 base = _F(0.5) * cf * dyf * dyf
                 bdy = bf * dyf
-                for x in range(x0, x1 + 1):
-                    dx = _F(x) + _F(0.5) - mxf
-                    p = dx * (_F(0.5) * af * dx + bdy) + base
+                # unsigned indices: no wrap-around checks, so these loops compile to contiguous SIMD
+                ux0 = np.uint64(x0)
+                nx = np.uint64(x1 - x0 + 1)
+                for j in range(nx):
+                    x = ux0 + j
+                    dx = xc[x] - mxf
+                    p = dx * (ah * dx + bdy) + base
                     wbuf[x] = _exp_neg(p)
                 for q in range(ch):
                     col = colours[i, q]
-                    row = out[q, y]
-                    for x in range(x0, x1 + 1):
-                        row[x] += wbuf[x] * col
+                    for j in range(nx):
+                        x = ux0 + j
+                        out[q, y, x] += wbuf[x] * col
 
 
 @njit(cache=True, parallel=True, fastmath=True)
@@ -153,6 +158,7 @@ def _backward(means, conic, colours, y0, y1, order, n_chunks, grad_out, g_means,
     for chunk in prange(n_chunks):
         wbuf = np.empty(width, dtype=np.float32)
         gw = np.empty(width, dtype=np.float32)
+        xc = np.arange(width).astype(np.float32) + _F(0.5)
         for k in range(chunk * n_ok // n_chunks, (chunk + 1) * n_ok // n_chunks):
             i = order[k]
             a = np.float64(conic[i, 0])
@@ -161,7 +167,7 @@ def _backward(means, conic, colours, y0, y1, order, n_chunks, grad_out, g_means,
             det = a * c - b * b
             mx = np.float64(means[i, 0])
             my = np.float64(means[i, 1])
-            af = _F(conic[i, 0])
+            ah = _F(0.5) * _F(conic[i, 0])
             bf = _F(conic[i, 1])
             cf = _F(conic[i, 2])
             mxf = _F(means[i, 0])
@@ -177,17 +183,20 @@ def _backward(means, conic, colours, y0, y1, order, n_chunks, grad_out, g_means,
                 dyf = _F(dy)
                 base = _F(0.5) * cf * dyf * dyf
                 bdy = bf * dyf
-                for x in range(x0, x1 + 1):
-                    dx = _F(x) + _F(0.5) - mxf
-                    p = dx * (_F(0.5) * af * dx + bdy) + base
+                ux0 = np.uint64(x0)
+                nx = np.uint64(x1 - x0 + 1)
+                for j in range(nx):
+                    x = ux0 + j
+                    dx = xc[x] - mxf
+                    p = dx * (ah * dx + bdy) + base
                     wbuf[x] = _exp_neg(p)
                     gw[x] = _F(0.0)
                 for q in range(ch):
                     col = colours[i, q]
-                    grow = grad_out[q, y]
                     acc = _F(0.0)
-                    for x in range(x0, x1 + 1):
-                        gv = grow[x]
+                    for j in range(nx):
+                        x = ux0 + j
+                        gv = grad_out[q, y, x]
                         acc += wbuf[x] * gv
                         gw[x] += col * gv
                     g_colours[i, q] += acc
@@ -195,8 +204,9 @@ def _backward(means, conic, colours, y0, y1, order, n_chunks, grad_out, g_means,
                 m0 = _F(0.0)
                 m1 = _F(0.0)
                 m2 = _F(0.0)
-                for x in range(x0, x1 + 1):
-                    dx = _F(x) + _F(0.5) - mxf
+                for j in range(nx):
+                    x = ux0 + j
+                    dx = xc[x] - mxf
                     d = wbuf[x] * gw[x]
                     m0 += d
                     m1 += d * dx
@@ -248,3 +258,21 @@ def backward(means, conic, colours, grad_out, prep, height: int, width: int):
         n_chunks = int(min(order.size, 256))
         _backward(means, conic, colours, y0, y1, order, n_chunks, grad_out, g_means, g_conic, g_colours)
     return g_means, g_conic, g_colours
+
+
+@njit(cache=True)
+def count_pairs(means, conic, y0, y1, ok, height, width):
+    """Number of (pixel, Gaussian) pairs the kernels evaluate (for benchmarks)."""
+    total = 0
+    for i in range(means.shape[0]):
+        if not ok[i]:
+            continue
+        a = np.float64(conic[i, 0])
+        b = np.float64(conic[i, 1])
+        c = np.float64(conic[i, 2])
+        det = a * c - b * b
+        for y in range(y0[i], y1[i] + 1):
+            x0, x1, dy = _row_span(a, b, c, det, np.float64(means[i, 0]), np.float64(means[i, 1]), y, width)
+            if x1 >= x0:
+                total += x1 - x0 + 1
+    return total

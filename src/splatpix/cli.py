@@ -1,0 +1,309 @@
+"""The ``splatpix`` command line.
+
+Every user error ends with one line on stderr (``splatpix: error: ...``) and a non-zero exit code, never a
+traceback (set ``SPLATPIX_DEBUG=1`` to see one). Outputs are written to a temporary file and renamed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import SplatpixError
+
+EXIT_ERROR = 2
+EXIT_DIVERGED = 3
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not v > 0 or v != v or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text!r}")
+    return v
+
+
+def _size(text: str) -> tuple[int, int]:
+    """``WxH`` -> (height, width)."""
+    try:
+        w, h = (int(t) for t in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 1536x1024 (WxH), got {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return h, w
+
+
+def _window(text: str) -> tuple[float, float, float, float]:
+    try:
+        u0, v0, u1, v1 = (float(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"crop must be four normalised numbers u0,v0,u1,v1 (e.g. 0.25,0.25,0.75,0.75), got {text!r}"
+        ) from None
+    if not (u1 > u0 and v1 > v0):
+        raise argparse.ArgumentTypeError(f"crop needs u1 > u0 and v1 > v0, got {text!r}")
+    return u0, v0, u1, v1
+
+
+def _report_path_ok(report: str | None, *inputs: str) -> None:
+    from .io import check_not_input
+
+    if report:
+        check_not_input(report, *inputs)
+
+
+def _write_json(path: str, data: dict) -> None:
+    from .io import atomic_write
+
+    with atomic_write(path, "w") as f:
+        json.dump(data, f, indent=2, allow_nan=False)
+        f.write("\n")
+
+
+def _fit_config(args: argparse.Namespace):
+    from .fit import FitConfig
+
+    return FitConfig(
+        n_gaussians=args.gaussians, steps=args.steps, lr=args.lr, optimizer=args.optimizer,
+        lr_decay_every=args.lr_decay_every, param=args.param, seed=args.seed, log_every=args.log_every,
+        backend=args.backend,
+    )
+
+
+def _run_fit(image_path: str, model_path: str, args: argparse.Namespace, report_path: str | None) -> dict:
+    """Load, fit, save; returns the report. Raises SplatpixError (exit code attached) on failure."""
+    from .fit import fit
+    from .io import check_not_input, load_image
+    from .model_io import save_model
+
+    check_not_input(model_path, image_path)
+    _report_path_ok(report_path, image_path)
+    cfg = _fit_config(args)
+    image = load_image(image_path, max_pixels=args.max_pixels)
+    res = fit(image, cfg, progress=not args.quiet)
+    report = res.report()
+    report["image"] = str(image_path)
+    save_model(res.gaussians, model_path, extra={"fit": {k: report[k] for k in (
+        "psnr", "ms_ssim", "seconds", "steps", "n_gaussians", "diverged")}, "source": Path(image_path).name})
+    if report_path:
+        _write_json(report_path, report)
+    if res.diverged:
+        err = SplatpixError(f"{res.message}; saved it to {model_path}")
+        err.exit_code = EXIT_DIVERGED  # type: ignore[attr-defined]
+        raise err
+    return report
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    report = _run_fit(args.image, args.output, args, args.report)
+    ms = report["ms_ssim"]
+    ms_txt = f", MS-SSIM {ms:.4f}" if ms is not None else ""
+    print(f"{args.image}: {report['n_gaussians']} Gaussians, {report['steps']} steps in {report['seconds']:.1f} s: "
+          f"PSNR {report['psnr']:.2f} dB{ms_txt} -> {args.output}")
+    return 0
+
+
+def _render_to(model_path: str, out_path: str, args: argparse.Namespace) -> tuple[float, tuple[int, int]]:
+    import torch
+
+    from .io import check_not_input, save_image
+    from .model_io import load_model
+    from .render import render
+
+    check_not_input(out_path, model_path)
+    g = load_model(model_path)
+    height = width = None
+    if args.size is not None:
+        height, width = args.size
+    scale = args.scale
+    if height is None and scale is None and args.crop is not None:
+        scale = 1.0
+    h0, w0 = g.size
+    if scale is not None:
+        u0, v0, u1, v1 = args.crop if args.crop is not None else (0.0, 0.0, 1.0, 1.0)
+        height = max(1, round(h0 * scale * (v1 - v0)))
+        width = max(1, round(w0 * scale * (u1 - u0)))
+    height = h0 if height is None else height
+    width = w0 if width is None else width
+    if height * width > args.max_pixels:
+        raise SplatpixError(f"output {width}x{height} exceeds the pixel limit {args.max_pixels} (--max-pixels)")
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        img = render(g, height, width, window=args.crop, clamp=True, backend=args.backend)
+    seconds = time.perf_counter() - t0
+    save_image(img, out_path)
+    return seconds, (height, width)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    seconds, (h, w) = _render_to(args.model, args.output, args)
+    print(f"{args.model}: rendered {w}x{h} in {1e3 * seconds:.1f} ms -> {args.output}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .model_io import read_model_metadata
+
+    meta = read_model_metadata(args.model)
+    print(json.dumps(meta, indent=2))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import torch
+
+    from .io import load_image, sample_image_path
+    from .metrics import psnr
+
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sample = sample_image_path()
+    model_path = str(out_dir / "demo.safetensors")
+    render_path = str(out_dir / "demo.png")
+    print(f"splatpix demo: fitting {args.gaussians} Gaussians to {sample.name} for {args.steps} steps")
+    t0 = time.perf_counter()
+    report = _run_fit(str(sample), model_path, args, str(out_dir / "demo_report.json"))
+    fit_seconds = time.perf_counter() - t0
+    render_args = argparse.Namespace(size=None, scale=None, crop=None, backend=args.backend,
+                                     max_pixels=args.max_pixels)
+    r_seconds, _ = _render_to(model_path, render_path, render_args)
+    # PSNR of the PNG written to disk (8-bit) against the original image
+    rendered = load_image(render_path)
+    target = load_image(str(sample))
+    p = psnr(rendered, target)
+    big = str(out_dir / "demo_2x.png")
+    render_args.scale = 2.0
+    r2_seconds, (h2, w2) = _render_to(model_path, big, render_args)
+    torch.set_num_threads(torch.get_num_threads())
+    print(f"fit: {report['seconds']:.1f} s training ({fit_seconds:.1f} s with loading and saving), "
+          f"{report['steps']} steps")
+    print(f"model: {model_path} ({os.path.getsize(model_path)} bytes)")
+    print(f"render: {render_path} in {1e3 * r_seconds:.1f} ms; PSNR {p:.2f} dB (8-bit, vs the original)")
+    print(f"render 2x: {big} ({w2}x{h2}) in {1e3 * r2_seconds:.1f} ms")
+    return 0
+
+
+def cmd_bench_kernel(args: argparse.Namespace) -> int:
+    from .bench import bench_kernel
+
+    if args.json:
+        _report_path_ok(args.json)
+    backends = tuple(args.backends.split(","))
+    for b in backends:
+        if b not in ("numba", "reference"):
+            raise SplatpixError(f"unknown backend {b!r} in --backends (use numba,reference)")
+    res = bench_kernel(sizes=tuple(args.sizes), height=args.height, width=args.width, backends=backends,
+                       repeats=args.repeats, reference_repeats=args.reference_repeats,
+                       progress=None if args.quiet else (lambda s: print(s, flush=True)))
+    if args.json:
+        _write_json(args.json, res)
+    for row in res["results"]:
+        parts = [f"N={row['n_gaussians']:>7} pairs={row['pairs']:>9}"]
+        for b in backends:
+            parts.append(f"{b}: fwd {row[b]['forward_ms']:8.1f} ms bwd {row[b]['backward_ms']:8.1f} ms")
+        if "speedup_numba_vs_reference" in row:
+            parts.append(f"speed-up {row['speedup_numba_vs_reference']:.1f}x")
+        print("  ".join(parts))
+    return 0
+
+
+def _add_fit_options(p: argparse.ArgumentParser, gaussians: int, steps: int) -> None:
+    from .fit import FitConfig
+
+    d = FitConfig.__dataclass_fields__
+    p.add_argument("-n", "--gaussians", type=int, default=gaussians, help=f"number of Gaussians (default {gaussians})")
+    p.add_argument("--steps", type=int, default=steps, help=f"optimisation steps (default {steps})")
+    p.add_argument("--lr", type=float, default=d["lr"].default, help="learning rate (default %(default)s)")
+    p.add_argument("--optimizer", choices=("adan", "adam"), default=d["optimizer"].default)
+    p.add_argument("--lr-decay-every", type=int, default=d["lr_decay_every"].default,
+                   help="halve the learning rate every this many steps (default %(default)s)")
+    p.add_argument("--param", choices=("cholesky", "rs"), default="cholesky", help="covariance parameterisation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log-every", type=int, default=d["log_every"].default, help="PSNR logging interval")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    from .io import DEFAULT_MAX_PIXELS
+
+    p.add_argument("--backend", choices=("auto", "numba", "reference"), default="auto", help="rasteriser backend")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help="refuse images (and renders) with more pixels than this (default %(default)s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="splatpix", description="Images as 2D Gaussians.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("fit", help="fit Gaussians to an image and save the model")
+    p.add_argument("image", help="input image (PNG 8/16-bit, JPEG; grey, RGB or RGBA)")
+    p.add_argument("-o", "--output", required=True, help="model file to write (.safetensors)")
+    p.add_argument("--report", help="write a JSON report (psnr, ms_ssim, seconds, steps, n_gaussians, history)")
+    _add_fit_options(p, gaussians=10_000, steps=10_000)
+    _add_common(p)
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("render", help="render a model to an image, at any size or crop")
+    p.add_argument("model", help="model file (.safetensors)")
+    p.add_argument("-o", "--output", required=True, help="image to write (.png, .jpg)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--scale", type=_positive_float, help="scale factor relative to the model's native size")
+    g.add_argument("--size", type=_size, help="output size WxH in pixels")
+    p.add_argument("--crop", type=_window, help="normalised window u0,v0,u1,v1 to render (default: whole image)")
+    _add_common(p)
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("info", help="print a model file's metadata")
+    p.add_argument("model")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("demo", help="fit the bundled sample image, save, render back, print PSNR and time")
+    p.add_argument("--out", default="splatpix-demo", help="output folder (default %(default)s)")
+    _add_fit_options(p, gaussians=4000, steps=1500)
+    _add_common(p)
+    p.set_defaults(func=cmd_demo, lr=1e-2, optimizer="adam")
+
+    p = sub.add_parser("bench", help="benchmarks")
+    bsub = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    b = bsub.add_parser("kernel", help="forward/backward time of each rasteriser backend")
+    b.add_argument("--json", help="write results as JSON")
+    b.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 200_000])
+    b.add_argument("--height", type=int, default=512)
+    b.add_argument("--width", type=int, default=768)
+    b.add_argument("--backends", default="numba,reference")
+    b.add_argument("--repeats", type=int, default=7)
+    b.add_argument("--reference-repeats", type=int, default=1)
+    b.add_argument("--quiet", action="store_true")
+    b.set_defaults(func=cmd_bench_kernel)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SplatpixError as e:
+        print(f"splatpix: error: {e}", file=sys.stderr)
+        return int(getattr(e, "exit_code", EXIT_ERROR))
+    except KeyboardInterrupt:
+        print("splatpix: interrupted", file=sys.stderr)
+        return 130
+    except (MemoryError, OSError, ValueError, RuntimeError) as e:
+        if os.environ.get("SPLATPIX_DEBUG"):
+            raise
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"splatpix: error: {msg}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Optimisers used for fitting.
+
+:class:`Adan` is the Adaptive Nesterov momentum optimiser of Xie et al. (2022), "Adan: Adaptive Nesterov
+Momentum Algorithm for Faster Optimizing Deep Models", which GaussianImage trains with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+class Adan(torch.optim.Optimizer):
+    r"""Adan: adaptive Nesterov momentum (Xie et al. 2022).
+
+    With gradient ``g_k`` at step ``k = 1, 2, ...`` (``g_0 := g_1``, so the first difference is zero), the
+    betas ``(b1, b2, b3)`` weighting the *old* value as in the reference implementation::
+
+        d_k = g_k - g_{k-1}                                   # gradient difference
+        m_k = b1 m_{k-1} + (1 - b1) g_k                       # first moment
+        v_k = b2 v_{k-1} + (1 - b2) d_k                       # moment of the difference
+        n_k = b3 n_{k-1} + (1 - b3) (g_k + b2 d_k)^2          # second moment of the Nesterov gradient
+        u_k = (m_k / (1 - b1^k) + b2 v_k / (1 - b2^k)) / (sqrt(n_k / (1 - b3^k)) + eps)
+
+    with ``m_0 = v_0 = n_0 = 0`` and the usual bias corrections ``1 - b^k``. The parameter update is
+    proximal in the weight decay ``wd`` (the paper's form)::
+
+        theta_k = (theta_{k-1} - lr u_k) / (1 + lr wd)
+
+    or, with ``no_prox=True``, decoupled: ``theta_k = theta_{k-1} (1 - lr wd) - lr u_k``.
+
+    Defaults: ``betas=(0.98, 0.92, 0.99)``, ``eps=1e-8``, ``weight_decay=0`` (the paper's and
+    GaussianImage's).
+    In the paper's notation the betas are ``1 - b`` (``0.02, 0.08, 0.01``).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float = 1e-3,
+        betas: tuple[float, float, float] = (0.98, 0.92, 0.99),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        no_prox: bool = False,
+    ) -> None:
+        if not lr >= 0.0:
+            raise ValueError(f"invalid learning rate {lr}")
+        if not eps >= 0.0:
+            raise ValueError(f"invalid eps {eps}")
+        if len(betas) != 3 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"invalid betas {betas}: need three values in [0, 1)")
+        if not weight_decay >= 0.0:
+            raise ValueError(f"invalid weight decay {weight_decay}")
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, no_prox=no_prox)
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr = group["lr"]
+            b1, b2, b3 = group["betas"]
+            eps = group["eps"]
+            wd = group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad
+                if grad.is_sparse:
+                    raise RuntimeError("Adan does not support sparse gradients")
+                state = self.state[p]
+                if len(state) == 0:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_diff"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["prev_grad"] = grad.clone()
+                state["step"] += 1
+                k = state["step"]
+                m, v, n = state["exp_avg"], state["exp_avg_diff"], state["exp_avg_sq"]
+                prev = state["prev_grad"]
+
+                diff = grad - prev
+                m.mul_(b1).add_(grad, alpha=1.0 - b1)
+                v.mul_(b2).add_(diff, alpha=1.0 - b2)
+                nesterov = grad + b2 * diff
+                n.mul_(b3).addcmul_(nesterov, nesterov, value=1.0 - b3)
+
+                bc1 = 1.0 - b1**k
+                bc2 = 1.0 - b2**k
+                bc3 = 1.0 - b3**k
+                denom = (n / bc3).sqrt_().add_(eps)
+                update = (m / bc1).add_(v, alpha=b2 / bc2).div_(denom)
+
+                if group["no_prox"]:
+                    if wd != 0.0:
+                        p.mul_(1.0 - lr * wd)
+                    p.add_(update, alpha=-lr)
+                else:
+                    p.add_(update, alpha=-lr)
+                    if wd != 0.0:
+                        p.div_(1.0 + lr * wd)
+                prev.copy_(grad)
+        return loss
