@@ -214,20 +214,21 @@ def test_gray_alpha16_and_trns16(tmp_path: Path) -> None:
     assert img2[3, 2, 3] == 0 and img2[3, 0, 0] == 1
 
 
-def test_png16_decoder_matches_pillow_on_8bit(tmp_path: Path) -> None:
-    """The 16-bit path shares its unfiltering with 8-bit; check it against Pillow on Pillow's output."""
-    from splatpix.io import _decode_png
-
-    y, x = np.mgrid[0:40, 0:50]
-    arr = np.stack(((x * 3 + y) % 256, (x * y) % 256, (x + y * 5) % 256), axis=2).astype(np.uint8)
-    arr = (arr.astype(np.int32) + RNG.integers(0, 4, arr.shape)).clip(0, 255).astype(np.uint8)
-    p = tmp_path / "p.png"
-    Image.fromarray(arr).save(p)
-    assert np.array_equal(_decode_png(p.read_bytes(), DEFAULT_MAX_PIXELS), arr)
-    sample = sample_image_path()
-    with Image.open(sample) as im:
-        ref = np.asarray(im.convert("RGB"))
-    assert np.array_equal(_decode_png(sample.read_bytes(), DEFAULT_MAX_PIXELS), ref)
+def test_gray16_trns_and_interlaced(tmp_path: Path) -> None:
+    g = _smooth_u16(9, 11, 1)[:, :, 0]
+    p = tmp_path / "gt.png"
+    _write_png(p, g, colour=0, trns=struct.pack(">H", int(g[4, 5])))
+    img = load_image(p)
+    assert img.shape == (4, 9, 11)
+    vals = np.round(img.double().numpy() * 65535).astype(np.uint16)
+    for k in range(3):
+        assert np.array_equal(vals[k], g)
+    assert np.array_equal(vals[3] == 0, g == g[4, 5])
+    pi = tmp_path / "gi.png"
+    _write_png(pi, g, colour=0, interlace=True)
+    got = load_image(pi, max_pixels=DEFAULT_MAX_PIXELS)
+    assert got.shape == (1, 9, 11)
+    assert np.array_equal(np.round(got[0].double().numpy() * 65535).astype(np.uint16), g)
 
 
 def test_jpeg_load_and_save(tmp_path: Path) -> None:
@@ -339,6 +340,12 @@ def test_max_pixels(tmp_path: Path) -> None:
     _write_png(p16, _smooth_u16(10, 20, 3), colour=2)
     with pytest.raises(SplatpixError, match="too large"):
         load_image(p16, max_pixels=100)
+    # Refused from the header alone: the (bogus) pixel data is never decoded.
+    bomb = tmp_path / "bomb16.png"
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 16, 2, 0, 0, 0)
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", b"junk") + _chunk(b"IEND", b""))
+    with pytest.raises(SplatpixError, match="bomb16.png: image too large"):
+        load_image(bomb)
 
 
 def test_zero_size_png(tmp_path: Path) -> None:

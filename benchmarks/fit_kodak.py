@@ -1,0 +1,89 @@
+"""Fitting benchmark on Kodak: PSNR / MS-SSIM against steps and wall-clock time, plus render-only time.
+
+Usage (the runs recorded in docs/benchmarks.md):
+
+    python benchmarks/fit_kodak.py --kodak ../shared/datasets/kodak --images kodim01 kodim05 kodim23 \
+        --gaussians 70000 --steps 3000 --out benchmarks/results/fit_kodak_70k.json
+    python benchmarks/fit_kodak.py --kodak ../shared/datasets/kodak --images kodim01 kodim05 kodim23 \
+        --gaussians 800 1000 3000 5000 7000 9000 --steps 2000 --out benchmarks/results/fit_kodak_rate_points.json
+
+Results are written after every run (so a long benchmark can be inspected while it goes on, and an
+interrupted one keeps its finished runs; finished (image, N) pairs are skipped on restart).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+from splatpix import FitConfig, fit, load_image, render
+from splatpix.io import atomic_write
+
+
+def render_time_ms(g, repeats: int = 20) -> float:
+    with torch.no_grad():
+        render(g, clamp=True)
+        ts = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            render(g, clamp=True)
+            ts.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(ts)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kodak", default="../shared/datasets/kodak")
+    ap.add_argument("--images", nargs="+", default=["kodim01", "kodim05", "kodim23"])
+    ap.add_argument("--gaussians", type=int, nargs="+", default=[70_000])
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--optimizer", default="adan")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr-decay-every", type=int, default=20_000)
+    ap.add_argument("--log-every", type=int, default=250)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+
+    out = Path(args.out)
+    data = json.loads(out.read_text()) if out.exists() else {"runs": []}
+    data.update({
+        "benchmark": "fit_kodak",
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__},
+        "command": "python benchmarks/fit_kodak.py " + " ".join(
+            f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+            for k, v in vars(args).items()),
+    })
+    done = {(r["image"], r["n_gaussians"]) for r in data["runs"]}
+    for n in args.gaussians:
+        for name in args.images:
+            if (name, n) in done:
+                continue
+            img = load_image(Path(args.kodak) / f"{name}.png")
+            cfg = FitConfig(n_gaussians=n, steps=args.steps, optimizer=args.optimizer, lr=args.lr,
+                            lr_decay_every=args.lr_decay_every, log_every=args.log_every)
+            res = fit(img, cfg, progress=False)
+            rep = res.report()
+            run = {"image": name, "n_gaussians": n, "steps": rep["steps"], "seconds": rep["seconds"],
+                   "psnr": rep["psnr"], "psnr_float": rep["psnr_float"], "ms_ssim": rep["ms_ssim"],
+                   "optimizer": args.optimizer, "lr": args.lr,
+                   "lr_decay_every": args.lr_decay_every, "history": rep["history"],
+                   "render_ms": render_time_ms(res.gaussians),
+                   "date": datetime.now(UTC).strftime("%Y-%m-%d")}
+            data["runs"].append(run)
+            print(f"{name} N={n}: {run['psnr']:.2f} dB, MS-SSIM {run['ms_ssim']:.4f}, {run['seconds']:.0f} s, "
+                  f"render {run['render_ms']:.1f} ms", flush=True)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(out, "w") as f:
+                json.dump(data, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

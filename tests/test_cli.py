@@ -1,0 +1,119 @@
+"""The command line: the happy path and bad input (one line on stderr, non-zero exit, no partial output)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from splatpix.cli import EXIT_DIVERGED, main
+from splatpix.io import load_image
+from splatpix.model_io import load_model
+
+fit_mod = importlib.import_module("splatpix.fit")
+
+
+@pytest.fixture
+def image(tmp_path):
+    y, x = np.mgrid[0:40, 0:48]
+    rgb = np.stack((x / 47, y / 39, 0.5 + 0.4 * np.sin(x / 5.0) * np.cos(y / 7.0)), -1)
+    path = tmp_path / "img.png"
+    Image.fromarray((rgb * 255).round().astype(np.uint8)).save(path)
+    return path
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def test_fit_render_info(tmp_path, image, capsys):
+    model = tmp_path / "m.safetensors"
+    report = tmp_path / "r.json"
+    code, out, err = run(capsys, "fit", image, "-n", 300, "--steps", 150, "--lr", 0.01, "--optimizer", "adam",
+                         "-o", model, "--report", report, "--quiet")
+    assert code == 0, err
+    rep = json.loads(report.read_text())
+    for key in ("psnr", "ms_ssim", "seconds", "steps", "n_gaussians"):
+        assert key in rep
+    assert rep["steps"] == 150 and rep["n_gaussians"] == 300 and rep["psnr"] > 22
+    g = load_model(model)
+    assert g.n == 300 and g.size == (40, 48)
+
+    png = tmp_path / "out.png"
+    code, out, err = run(capsys, "render", model, "-o", png)
+    assert code == 0, err
+    native = load_image(png)
+    assert native.shape == (3, 40, 48)
+    code, _, err = run(capsys, "render", model, "-o", tmp_path / "x2.png", "--scale", 2)
+    assert code == 0 and load_image(tmp_path / "x2.png").shape == (3, 80, 96)
+    code, _, err = run(capsys, "render", model, "-o", tmp_path / "s.png", "--size", "30x20")
+    assert code == 0 and load_image(tmp_path / "s.png").shape == (3, 20, 30)
+    code, _, err = run(capsys, "render", model, "-o", tmp_path / "c.png", "--crop", "0.25,0.25,0.75,0.75")
+    crop = load_image(tmp_path / "c.png")
+    assert code == 0 and crop.shape == (3, 20, 24)
+    assert torch.allclose(crop, native[:, 10:30, 12:36], atol=1.5 / 255)
+    code, out, err = run(capsys, "info", model)
+    assert code == 0 and json.loads(out)["n_gaussians"] == 300
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["fit", "{missing}", "-n", "10", "-o", "{tmp}/m.safetensors"], "missing.png"),
+    (["fit", "{text}", "-n", "10", "-o", "{tmp}/m.safetensors"], "notes.png"),
+    (["fit", "{image}", "-n", "0", "-o", "{tmp}/m.safetensors"], "n_gaussians"),
+    (["fit", "{image}", "-n", "-5", "-o", "{tmp}/m.safetensors"], "n_gaussians"),
+    (["fit", "{image}", "-n", "10", "--max-pixels", "100", "-o", "{tmp}/m.safetensors"], "pixel"),
+    (["fit", "{image}", "-n", "10", "-o", "{image}"], "overwrite"),
+    (["render", "{garbage}", "-o", "{tmp}/out.png"], "garbage.safetensors"),
+    (["render", "{missing_model}", "-o", "{tmp}/out.png"], "nope.safetensors"),
+    (["info", "{garbage}"], "garbage.safetensors"),
+])
+def test_bad_input_one_line_no_output(tmp_path, image, capsys, args, needle):
+    text = tmp_path / "notes.png"
+    text.write_text("this is not an image\n")
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\": broken json" + bytes(range(200)))
+    subs = {"missing": tmp_path / "missing.png", "tmp": tmp_path, "text": text, "image": image,
+            "garbage": garbage, "missing_model": tmp_path / "nope.safetensors"}
+    before = sorted(p.name for p in tmp_path.iterdir())
+    image_bytes = image.read_bytes()
+    code, out, err = run(capsys, *(a.format(**subs) for a in args))
+    assert code != 0
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("splatpix: error:"), err
+    assert needle in lines[0]
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written, no temp files left
+    assert image.read_bytes() == image_bytes
+
+
+def test_nan_during_training_keeps_last_good_model(tmp_path, image, capsys, monkeypatch):
+    real_render = fit_mod.render
+    calls = {"n": 0}
+
+    def flaky_render(*a, **k):
+        calls["n"] += 1
+        out = real_render(*a, **k)
+        return out * float("nan") if calls["n"] > 20 else out
+
+    monkeypatch.setattr(fit_mod, "render", flaky_render)
+    model = tmp_path / "m.safetensors"
+    code, out, err = run(capsys, "fit", image, "-n", 100, "--steps", 100, "-o", model, "--quiet",
+                         "--report", tmp_path / "r.json")
+    assert code == EXIT_DIVERGED
+    assert len(err.strip().splitlines()) == 1 and "diverged" in err
+    g = load_model(model)  # the last good model was saved
+    assert torch.isfinite(g.means).all() and torch.isfinite(g.colours).all()
+    assert json.loads((tmp_path / "r.json").read_text())["diverged"] is True
+
+
+def test_console_script_usage_error_is_one_line():
+    res = subprocess.run([sys.executable, "-m", "splatpix.cli", "render"], capture_output=True, text=True)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
