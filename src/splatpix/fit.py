@@ -27,11 +27,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from .errors import SplatpixError
 from .gaussians import PARAMETERISATIONS, Gaussians
+from .losses import clamped_mse
 from .metrics import ms_ssim, psnr
 from .optim import Adan
 from .render import BACKENDS, render
@@ -268,8 +268,8 @@ def fit(
         for k in range(cfg.steps):
             # k = number of optimizer steps applied to the current parameters
             model = _build(raw, cfg.param, size)
-            out = render(model, height, width, clamp=cfg.clamp_output, backend=cfg.backend)
-            loss = F.mse_loss(out, target)
+            out = render(model, height, width, backend=cfg.backend)
+            loss = clamped_mse(out, target, clamp=cfg.clamp_output)
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
                 diverged = True
