@@ -68,14 +68,16 @@ def _prepare(means, conic, height, width, y0, y1, ok):
 
 
 @njit(cache=True, fastmath=False, inline="always")
-def _row_span(a, b, c, det, mx, my, y, width):
-    """Inclusive pixel range [x0, x1] of row y inside the ellipse (x0 > x1 when empty), and dy."""
+def _row_span(a, b, det, inv_a, mx, my, y, width):
+    """Inclusive pixel range [x0, x1] of row y inside the ellipse (x0 > x1 when empty), and dy.
+
+    ``inv_a = 1 / a`` is passed in so that no division happens per row."""
     dy = (y + 0.5) - my
     disc = 9.0 * a - det * dy * dy
     if disc < 0.0:
         return 1, 0, dy
-    r = np.sqrt(disc) / a
-    cx = mx - b * dy / a
+    r = np.sqrt(disc) * inv_a
+    cx = mx - b * dy * inv_a
     fx0 = np.ceil(cx - r - 0.5)
     fx1 = np.floor(cx + r - 0.5)
     if fx0 < 0.0:
@@ -123,6 +125,7 @@ def _forward(means, conic, colours, y0, y1, offsets, lists, out):
             b = np.float64(conic[i, 1])
             c = np.float64(conic[i, 2])
             det = a * c - b * b
+            inv_a = 1.0 / a
             mx = np.float64(means[i, 0])
             my = np.float64(means[i, 1])
             ah = _F(0.5) * _F(conic[i, 0])
@@ -130,7 +133,7 @@ def _forward(means, conic, colours, y0, y1, offsets, lists, out):
             cf = _F(conic[i, 2])
             mxf = _F(means[i, 0])
             for y in range(max(y0[i], r0), min(y1[i], r1) + 1):
-                x0, x1, dy = _row_span(a, b, c, det, mx, my, y, width)
+                x0, x1, dy = _row_span(a, b, det, inv_a, mx, my, y, width)
                 if x0 > x1:
                     continue
                 dyf = _F(dy)
@@ -165,6 +168,7 @@ def _backward(means, conic, colours, y0, y1, order, n_chunks, grad_out, g_means,
             b = np.float64(conic[i, 1])
             c = np.float64(conic[i, 2])
             det = a * c - b * b
+            inv_a = 1.0 / a
             mx = np.float64(means[i, 0])
             my = np.float64(means[i, 1])
             ah = _F(0.5) * _F(conic[i, 0])
@@ -177,7 +181,7 @@ def _backward(means, conic, colours, y0, y1, order, n_chunks, grad_out, g_means,
             s_mx = 0.0
             s_my = 0.0
             for y in range(y0[i], y1[i] + 1):
-                x0, x1, dy = _row_span(a, b, c, det, mx, my, y, width)
+                x0, x1, dy = _row_span(a, b, det, inv_a, mx, my, y, width)
                 if x0 > x1:
                     continue
                 dyf = _F(dy)
@@ -191,7 +195,7 @@ def _backward(means, conic, colours, y0, y1, order, n_chunks, grad_out, g_means,
                     p = dx * (ah * dx + bdy) + base
                     wbuf[x] = _exp_neg(p)
                     gw[x] = _F(0.0)
-                for q in range(ch):
+                for q in range(ch - 1):
                     col = colours[i, q]
                     acc = _F(0.0)
                     for j in range(nx):
@@ -200,17 +204,24 @@ def _backward(means, conic, colours, y0, y1, order, n_chunks, grad_out, g_means,
                         acc += wbuf[x] * gv
                         gw[x] += col * gv
                     g_colours[i, q] += acc
-                # dL/dpower = -w dL/dw; its 0th, 1st and 2nd moments in dx over the row
+                # last channel, fused with the moments of dL/dpower = -w dL/dw (0th, 1st, 2nd in dx)
+                q = ch - 1
+                col = colours[i, q]
+                acc = _F(0.0)
                 m0 = _F(0.0)
                 m1 = _F(0.0)
                 m2 = _F(0.0)
                 for j in range(nx):
                     x = ux0 + j
+                    gv = grad_out[q, y, x]
+                    w = wbuf[x]
+                    acc += w * gv
+                    d = w * (gw[x] + col * gv)
                     dx = xc[x] - mxf
-                    d = wbuf[x] * gw[x]
                     m0 += d
                     m1 += d * dx
                     m2 += d * dx * dx
+                g_colours[i, q] += acc
                 # power = 0.5 a dx^2 + b dx dy + 0.5 c dy^2 with dx = px - mx, dy = py - my
                 s_a += 0.5 * m2
                 s_b += dy * m1
@@ -222,6 +233,23 @@ def _backward(means, conic, colours, y0, y1, order, n_chunks, grad_out, g_means,
             g_conic[i, 2] = -s_c
             g_means[i, 0] = s_mx
             g_means[i, 1] = s_my
+
+
+@njit(cache=True)
+def _order_by_top_row(y0, ok, height):
+    """Indices of the visible Gaussians sorted (stably) by their top row: a counting sort."""
+    counts = np.zeros(height + 1, dtype=np.int64)
+    for i in range(y0.shape[0]):
+        if ok[i]:
+            counts[y0[i] + 1] += 1
+    for r in range(height):
+        counts[r + 1] += counts[r]
+    order = np.empty(counts[height], dtype=np.int64)
+    for i in range(y0.shape[0]):
+        if ok[i]:
+            order[counts[y0[i]]] = i
+            counts[y0[i]] += 1
+    return order
 
 
 def _prepare_all(means: np.ndarray, conic: np.ndarray, height: int, width: int):
@@ -252,9 +280,8 @@ def backward(means, conic, colours, grad_out, prep, height: int, width: int):
     g_means = np.zeros((n, 2), dtype=np.float32)
     g_conic = np.zeros((n, 3), dtype=np.float32)
     g_colours = np.zeros((n, ch), dtype=np.float32)
-    idx = np.nonzero(ok)[0]
-    if idx.size:
-        order = idx[np.argsort(y0[idx], kind="stable")].astype(np.int64)
+    if ok.any():
+        order = _order_by_top_row(y0, ok, height)
         n_chunks = int(min(order.size, 256))
         _backward(means, conic, colours, y0, y1, order, n_chunks, grad_out, g_means, g_conic, g_colours)
     return g_means, g_conic, g_colours
@@ -271,8 +298,9 @@ def count_pairs(means, conic, y0, y1, ok, height, width):
         b = np.float64(conic[i, 1])
         c = np.float64(conic[i, 2])
         det = a * c - b * b
+        inv_a = 1.0 / a
         for y in range(y0[i], y1[i] + 1):
-            x0, x1, dy = _row_span(a, b, c, det, np.float64(means[i, 0]), np.float64(means[i, 1]), y, width)
+            x0, x1, dy = _row_span(a, b, det, inv_a, np.float64(means[i, 0]), np.float64(means[i, 1]), y, width)
             if x1 >= x0:
                 total += x1 - x0 + 1
     return total
