@@ -68,7 +68,8 @@ def main() -> None:
                 continue
             img = load_image(Path(args.kodak) / f"{name}.png")
             cfg = FitConfig(n_gaussians=n, steps=args.steps, optimizer=args.optimizer, lr=args.lr,
-                            lr_decay_every=args.lr_decay_every, log_every=args.log_every)
+                            lr_decay_every=args.lr_decay_every, log_every=args.log_every,
+                            log_ms_ssim=True)
             res = fit(img, cfg, progress=False)
             rep = res.report()
             run = {"image": name, "n_gaussians": n, "steps": rep["steps"], "seconds": rep["seconds"],

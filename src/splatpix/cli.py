@@ -158,8 +158,6 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    import torch
-
     from .io import load_image, sample_image_path
     from .metrics import psnr
 
@@ -182,7 +180,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     big = str(out_dir / "demo_2x.png")
     render_args.scale = 2.0
     r2_seconds, (h2, w2) = _render_to(model_path, big, render_args)
-    torch.set_num_threads(torch.get_num_threads())
     print(f"fit: {report['seconds']:.1f} s training ({fit_seconds:.1f} s with loading and saving), "
           f"{report['steps']} steps")
     print(f"model: {model_path} ({os.path.getsize(model_path)} bytes)")

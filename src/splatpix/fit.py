@@ -61,6 +61,7 @@ class FitConfig:
     backend: str = "auto"
     log_every: int = 100
     clamp_output: bool = True
+    log_ms_ssim: bool = False  # also record MS-SSIM at each logged point (costs one MS-SSIM evaluation each)
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> SplatpixError:
@@ -253,7 +254,10 @@ def fit(
 
     def log(step: int, out: Tensor, loss: float, seconds: float) -> bool:
         p = psnr(out.detach(), target)
-        history.append({"step": step, "seconds": seconds, "psnr": p})
+        entry: dict[str, Any] = {"step": step, "seconds": seconds, "psnr": p}
+        if cfg.log_ms_ssim:
+            entry["ms_ssim"] = ms_ssim(out.detach(), target)
+        history.append(entry)
         if bar is not None:
             bar.set_postfix(psnr=f"{p:.2f}", refresh=False)
         if callback is not None:
@@ -315,7 +319,10 @@ def fit(
         final_psnr_float = psnr(out, target, quantize=False)
         final_ms_ssim = ms_ssim(out, target)
     if not history or history[-1]["step"] != steps_done:
-        history.append({"step": steps_done, "seconds": train_time, "psnr": final_psnr})
+        entry = {"step": steps_done, "seconds": train_time, "psnr": final_psnr}
+        if cfg.log_ms_ssim:
+            entry["ms_ssim"] = final_ms_ssim
+        history.append(entry)
         if callback is not None:
             callback(steps_done, {"step": steps_done, "seconds": train_time, "psnr": final_psnr,
                                   "loss": None, "lr": opt.param_groups[0]["lr"]})
