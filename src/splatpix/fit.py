@@ -97,7 +97,7 @@ class FitResult:
     ``gaussians`` holds the final model (detached) with effective parameters: normalised means, effective
     Cholesky ``L`` or ``(s1, s2, theta)``, colours. When training diverged it is the last good model.
     ``psnr`` is on 8-bit rounded images of the clamped native-size render; ``seconds`` is the training wall
-    time (final evaluation excluded); ``history`` lists the logged points ``{step, seconds, psnr}``.
+    time (metric evaluations for the log and the final evaluation excluded); ``history`` lists the logged points ``{step, seconds, psnr}``.
     """
 
     gaussians: Gaussians
@@ -252,12 +252,16 @@ def fit(
 
         bar = tqdm(total=cfg.steps, desc="fit", unit="step", dynamic_ncols=True, leave=True)
 
+    log_time = [0.0]  # time spent evaluating metrics for the log, excluded from the training time
+
     def log(step: int, out: Tensor, loss: float, seconds: float) -> bool:
+        t_log = time.perf_counter()
         p = psnr(out.detach(), target)
         entry: dict[str, Any] = {"step": step, "seconds": seconds, "psnr": p}
         if cfg.log_ms_ssim:
             entry["ms_ssim"] = ms_ssim(out.detach(), target)
         history.append(entry)
+        log_time[0] += time.perf_counter() - t_log
         if bar is not None:
             bar.set_postfix(psnr=f"{p:.2f}", refresh=False)
         if callback is not None:
@@ -284,7 +288,7 @@ def fit(
                 good[name].copy_(t.detach())
             good_step = k
             if k % cfg.log_every == 0:
-                if log(k, out, loss_value, time.perf_counter() - t0):
+                if log(k, out, loss_value, time.perf_counter() - t0 - log_time[0]):
                     stopped = True
                     message = f"stopped by callback at step {k}"
                     break
@@ -301,7 +305,7 @@ def fit(
                 break
         else:
             good_step = cfg.steps
-        train_time = time.perf_counter() - t0
+        train_time = time.perf_counter() - t0 - log_time[0]
     finally:
         if bar is not None:
             bar.close()

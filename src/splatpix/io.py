@@ -70,7 +70,7 @@ def load_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Tensor:
     name = os.fspath(path)
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels <= 0:
         raise SplatpixError(f"{name}: invalid max_pixels {max_pixels!r} (need a positive integer)")
-    _check_readable_file(name, "image")
+    check_readable_file(name, "an image")
     png16 = _png16_header(name)
     if png16 is not None:
         arr, maxval = _load_png16(name, png16, max_pixels)
@@ -82,12 +82,14 @@ def load_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Tensor:
     return img.permute(2, 0, 1).contiguous()
 
 
-def _check_readable_file(name: str, what: str) -> int:
-    """Raise unless ``name`` is an existing, non-empty regular file; return its size in bytes."""
+def check_readable_file(name: str, what: str) -> int:
+    """Raise unless ``name`` is an existing, non-empty regular file; return its size in bytes.
+
+    ``what`` names the expected content for the messages, with its article (``"an image"``)."""
     if not os.path.exists(name):
         raise SplatpixError(f"{name}: no such file")
     if os.path.isdir(name):
-        raise SplatpixError(f"{name}: is a directory, not an {what} file")
+        raise SplatpixError(f"{name}: is a directory, not {what} file")
     if not os.path.isfile(name):
         raise SplatpixError(f"{name}: not a regular file")
     try:
@@ -95,7 +97,7 @@ def _check_readable_file(name: str, what: str) -> int:
     except OSError as e:
         raise SplatpixError(f"{name}: cannot read ({_reason(e)})") from e
     if size == 0:
-        raise SplatpixError(f"{name}: empty file, not an {what}")
+        raise SplatpixError(f"{name}: empty file, not {what} file")
     return size
 
 

@@ -28,7 +28,7 @@ from safetensors.torch import save as _st_save
 
 from .errors import SplatpixError
 from .gaussians import PARAMETERISATIONS, Gaussians
-from .io import atomic_write_bytes
+from .io import atomic_write_bytes, check_readable_file
 
 __all__ = [
     "MAX_MODEL_BYTES",
@@ -115,16 +115,7 @@ def save_model(g: Gaussians, path: PathLike, extra: dict | None = None) -> None:
 
 
 def _check_file(name: str, max_bytes: int) -> int:
-    if not os.path.exists(name):
-        raise SplatpixError(f"{name}: no such file")
-    if os.path.isdir(name):
-        raise SplatpixError(f"{name}: is a directory, not a model file")
-    if not os.path.isfile(name):
-        raise SplatpixError(f"{name}: not a regular file")
-    try:
-        size = os.path.getsize(name)
-    except OSError as e:
-        raise SplatpixError(f"{name}: cannot read ({e.strerror or e})") from e
+    size = check_readable_file(name, "a model")
     if size < 8:
         raise _not_model(name, f"file too short: {size} bytes")
     if size > max_bytes:
