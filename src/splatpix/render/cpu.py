@@ -89,6 +89,37 @@ def _row_span(a, b, det, inv_a, mx, my, y, width):
     return int(fx0), int(fx1), dy
 
 
+@njit(cache=True, fastmath=True, inline="always")
+def _setup(means, conic, i):
+    """Per-Gaussian constants: float64 geometry for the row spans, float32 for the pixel loops."""
+    a = np.float64(conic[i, 0])
+    b = np.float64(conic[i, 1])
+    c = np.float64(conic[i, 2])
+    det = a * c - b * b
+    return (a, b, c, det, 1.0 / a, np.float64(means[i, 0]), np.float64(means[i, 1]),
+            _F(0.5) * _F(conic[i, 0]), _F(conic[i, 1]), _F(conic[i, 2]), _F(means[i, 0]))
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def _row_weights(gs, y, width, xc, wbuf):
+    """Weights of one Gaussian on row ``y``: fills ``wbuf[x0 : x0 + n]``; returns ``(x0, n, dy)``, n = 0 if empty.
+
+    Indices are unsigned so that numba emits no wrap-around checks and the loop compiles to contiguous SIMD."""
+    a, b, c, det, inv_a, mx, my, ah, bf, cf, mxf = gs
+    x0, x1, dy = _row_span(a, b, det, inv_a, mx, my, y, width)
+    ux0 = np.uint64(max(x0, 0))
+    nx = np.uint64(max(x1 - x0 + 1, 0))
+    dyf = _F(dy)
+    base = _F(0.5) * cf * dyf * dyf
+    bdy = bf * dyf
+    for j in range(nx):
+        x = ux0 + j
+        dx = xc[x] - mxf
+        p = dx * (ah * dx + bdy) + base
+        wbuf[x] = _exp_neg(p)
+    return ux0, nx, dy
+
+
 @njit(cache=True)
 def _bin_rows(y0, y1, ok, n_bands):
     """Counting sort of Gaussians into row bands; a Gaussian is listed in every band it touches."""
@@ -121,32 +152,9 @@ def _forward(means, conic, colours, y0, y1, offsets, lists, out):
         r1 = min(r0 + BAND, height) - 1
         for k in range(offsets[bnd], offsets[bnd + 1]):
             i = lists[k]
-            a = np.float64(conic[i, 0])
-            b = np.float64(conic[i, 1])
-            c = np.float64(conic[i, 2])
-            det = a * c - b * b
-            inv_a = 1.0 / a
-            mx = np.float64(means[i, 0])
-            my = np.float64(means[i, 1])
-            ah = _F(0.5) * _F(conic[i, 0])
-            bf = _F(conic[i, 1])
-            cf = _F(conic[i, 2])
-            mxf = _F(means[i, 0])
+            gs = _setup(means, conic, i)
             for y in range(max(y0[i], r0), min(y1[i], r1) + 1):
-                x0, x1, dy = _row_span(a, b, det, inv_a, mx, my, y, width)
-                if x0 > x1:
-                    continue
-                dyf = _F(dy)
-                base = _F(0.5) * cf * dyf * dyf
-                bdy = bf * dyf
-                # unsigned indices: no wrap-around checks, so these loops compile to contiguous SIMD
-                ux0 = np.uint64(x0)
-                nx = np.uint64(x1 - x0 + 1)
-                for j in range(nx):
-                    x = ux0 + j
-                    dx = xc[x] - mxf
-                    p = dx * (ah * dx + bdy) + base
-                    wbuf[x] = _exp_neg(p)
+                ux0, nx, dy = _row_weights(gs, y, width, xc, wbuf)
                 for q in range(ch):
                     col = colours[i, q]
                     for j in range(nx):
@@ -164,37 +172,17 @@ def _backward(means, conic, colours, y0, y1, order, n_chunks, grad_out, g_means,
         xc = np.arange(width).astype(np.float32) + _F(0.5)
         for k in range(chunk * n_ok // n_chunks, (chunk + 1) * n_ok // n_chunks):
             i = order[k]
-            a = np.float64(conic[i, 0])
-            b = np.float64(conic[i, 1])
-            c = np.float64(conic[i, 2])
-            det = a * c - b * b
-            inv_a = 1.0 / a
-            mx = np.float64(means[i, 0])
-            my = np.float64(means[i, 1])
-            ah = _F(0.5) * _F(conic[i, 0])
-            bf = _F(conic[i, 1])
-            cf = _F(conic[i, 2])
-            mxf = _F(means[i, 0])
+            gs = _setup(means, conic, i)
+            a, b, c, mxf = gs[0], gs[1], gs[2], gs[10]
             s_a = 0.0
             s_b = 0.0
             s_c = 0.0
             s_mx = 0.0
             s_my = 0.0
             for y in range(y0[i], y1[i] + 1):
-                x0, x1, dy = _row_span(a, b, det, inv_a, mx, my, y, width)
-                if x0 > x1:
-                    continue
-                dyf = _F(dy)
-                base = _F(0.5) * cf * dyf * dyf
-                bdy = bf * dyf
-                ux0 = np.uint64(x0)
-                nx = np.uint64(x1 - x0 + 1)
+                ux0, nx, dy = _row_weights(gs, y, width, xc, wbuf)
                 for j in range(nx):
-                    x = ux0 + j
-                    dx = xc[x] - mxf
-                    p = dx * (ah * dx + bdy) + base
-                    wbuf[x] = _exp_neg(p)
-                    gw[x] = _F(0.0)
+                    gw[ux0 + j] = _F(0.0)
                 for q in range(ch - 1):
                     col = colours[i, q]
                     acc = _F(0.0)

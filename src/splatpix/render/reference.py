@@ -108,8 +108,6 @@ def rasterize_reference(
     grad = torch.is_grad_enabled() and (means_px.requires_grad or conic.requires_grad or colours.requires_grad)
     pairs_per_chunk = max(1, chunk_elements // (TILE * TILE))
     tile_sums = torch.zeros((n_tiles, ch, TILE * TILE), device=dev, dtype=dt)
-    parts: list[Tensor] = []
-    part_tiles: list[Tensor] = []
     start = 0
     total = gid.numel()
     while start < total:
@@ -127,11 +125,8 @@ def rasterize_reference(
             part = checkpoint(_chunk, *args, use_reentrant=False)
         else:
             part = _chunk(*args)
-        parts.append(part)
-        part_tiles.append(uniq)
+        tile_sums.index_add_(0, uniq, part)  # in place: autograd keeps only the tile indices
         start = stop
-    if parts:
-        tile_sums = tile_sums.index_add(0, torch.cat(part_tiles), torch.cat(parts))
     img = tile_sums.view(tiles_y, tiles_x, ch, TILE, TILE).permute(2, 0, 3, 1, 4)
     img = img.reshape(ch, tiles_y * TILE, tiles_x * TILE)
     out = img[:, :height, :width]
