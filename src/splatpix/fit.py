@@ -97,7 +97,8 @@ class FitResult:
     ``gaussians`` holds the final model (detached) with effective parameters: normalised means, effective
     Cholesky ``L`` or ``(s1, s2, theta)``, colours. When training diverged it is the last good model.
     ``psnr`` is on 8-bit rounded images of the clamped native-size render; ``seconds`` is the training wall
-    time (metric evaluations for the log and the final evaluation excluded); ``history`` lists the logged points ``{step, seconds, psnr}``.
+    time (metric evaluations for the log and the final evaluation excluded); ``history`` lists the logged
+    points ``{step, seconds, psnr}`` (plus ``ms_ssim`` with ``log_ms_ssim``).
     """
 
     gaussians: Gaussians
