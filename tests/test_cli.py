@@ -117,3 +117,26 @@ def test_nan_during_training_keeps_last_good_model(tmp_path, image, capsys, monk
 def test_console_script_usage_error_is_one_line():
     res = subprocess.run([sys.executable, "-m", "splatpix.cli", "render"], capture_output=True, text=True)
     assert res.returncode == 2 and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "I;16"])
+def test_rgba_and_16bit_grey_round_trip(tmp_path, capsys, mode):
+    y, x = np.mgrid[0:36, 0:44]
+    if mode == "RGBA":
+        arr = np.stack((x * 5, y * 6, 255 - x * 5, np.where(x < 22, 255, 90)), -1).astype(np.uint8)
+        Image.fromarray(arr, "RGBA").save(tmp_path / "in.png")
+        channels = 4
+    else:
+        arr = (x * 1400 + y * 90).astype(np.uint16)
+        Image.fromarray(arr).save(tmp_path / "in.png")
+        channels = 1
+    src = load_image(tmp_path / "in.png")
+    assert src.shape[0] == channels
+    code, _, err = run(capsys, "fit", tmp_path / "in.png", "-n", 300, "--steps", 150, "--lr", 0.01,
+                       "--optimizer", "adam", "-o", tmp_path / "m.safetensors", "--quiet")
+    assert code == 0, err
+    code, _, err = run(capsys, "render", tmp_path / "m.safetensors", "-o", tmp_path / "out.png", "--bits", 16)
+    assert code == 0, err
+    out = load_image(tmp_path / "out.png")
+    assert out.shape == src.shape
+    assert float(((out - src) ** 2).mean()) < 10 ** (-20 / 10)  # better than 20 dB after a short fit

@@ -139,7 +139,7 @@ def _render_to(model_path: str, out_path: str, args: argparse.Namespace) -> tupl
     with torch.no_grad():
         img = render(g, height, width, window=args.crop, clamp=True, backend=args.backend)
     seconds = time.perf_counter() - t0
-    save_image(img, out_path)
+    save_image(img, out_path, bits=getattr(args, "bits", 8))
     return seconds, (height, width)
 
 
@@ -255,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--scale", type=_positive_float, help="scale factor relative to the model's native size")
     g.add_argument("--size", type=_size, help="output size WxH in pixels")
     p.add_argument("--crop", type=_window, help="normalised window u0,v0,u1,v1 to render (default: whole image)")
+    p.add_argument("--bits", type=int, choices=(8, 16), default=8, help="bits per channel of a PNG output")
     _add_common(p)
     p.set_defaults(func=cmd_render)
 

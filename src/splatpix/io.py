@@ -259,7 +259,7 @@ def save_image(img: Tensor, path: PathLike, bits: int = 8, *, quality: int = 95)
     maxval = (1 << bits) - 1
     x = img.detach().to("cpu", torch.float64).nan_to_num(0.0).clamp(0.0, 1.0)
     q = torch.round(x * maxval).permute(1, 2, 0).numpy()
-    q = q.astype(np.uint16 if bits == 16 else np.uint8)
+    q = np.ascontiguousarray(q.astype(np.uint16 if bits == 16 else np.uint8))
     if bits == 16:
         atomic_write_bytes(name, imagecodecs.png_encode(q[:, :, 0] if c == 1 else q))
         return
