@@ -212,6 +212,47 @@ def cmd_bench_kernel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_rd(args: argparse.Namespace) -> int:
+    from .eval.harness import run_rd
+
+    curve = run_rd(args.images, args.method, args.out, points=args.points, jobs=args.jobs, limit=args.limit,
+                   progress=None if args.quiet else (lambda s: print(s, flush=True)))
+    for b, p in zip(curve.bpp, curve.psnr, strict=True):
+        print(f"{args.method}: {b:.4f} bpp  {p:.2f} dB")
+    print(f"mean curve -> {Path(args.out) / (args.method + '.json')}")
+    return 0
+
+
+def cmd_eval_bdrate(args: argparse.Namespace) -> int:
+    from .eval.bdrate import bd_psnr, bd_rate
+    from .eval.rd import load_curve
+
+    anchor, test = load_curve(args.anchor), load_curve(args.test)
+    try:
+        r = bd_rate(anchor.bpp, anchor.psnr, test.bpp, test.psnr, method=args.interpolation)
+        d = bd_psnr(anchor.bpp, anchor.psnr, test.bpp, test.psnr, method=args.interpolation)
+    except ValueError as e:
+        raise SplatpixError(str(e)) from e
+    print(f"BD-rate of {test.name} vs {anchor.name} ({args.interpolation}): {r:+.2f} %   BD-PSNR: {d:+.3f} dB")
+    return 0
+
+
+def cmd_eval_plot(args: argparse.Namespace) -> int:
+    from .eval.plots import plot_rd
+    from .eval.rd import load_curve, load_published
+
+    curves = {}
+    for f in args.curves:
+        c = load_curve(f)
+        curves[c.name] = c
+    if args.published:
+        for name, c in load_published(args.published).items():
+            curves.setdefault(f"{name} (published)", c)
+    plot_rd(curves, args.output, metric=args.metric, title=args.title)
+    print(f"wrote {args.output}")
+    return 0
+
+
 def _add_fit_options(p: argparse.ArgumentParser, gaussians: int, steps: int) -> None:
     from .fit import FitConfig
 
@@ -281,6 +322,30 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--reference-repeats", type=int, default=1)
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=cmd_bench_kernel)
+
+    p = sub.add_parser("eval", help="rate-distortion evaluation")
+    esub = p.add_subparsers(dest="eval", required=True, metavar="EVAL")
+    e = esub.add_parser("rd", help="run a method over a folder of images at several rate points (resumable)")
+    e.add_argument("--images", required=True, help="folder of images")
+    e.add_argument("--method", required=True, help="jpeg, webp, jpeg2000, avif, jpegxl")
+    e.add_argument("--points", type=float, nargs="+", help="target bpp values (default: GaussianImage's points)")
+    e.add_argument("--out", required=True, help="output folder (per-image JSON and the mean curve)")
+    e.add_argument("--jobs", type=int, default=1, help="worker processes")
+    e.add_argument("--limit", type=int, help="use only the first K images (sorted by name)")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=cmd_eval_rd)
+    e = esub.add_parser("bdrate", help="Bjontegaard delta rate between two CompressAI-format curves")
+    e.add_argument("anchor")
+    e.add_argument("test")
+    e.add_argument("--interpolation", choices=("akima", "pchip", "cubic"), default="akima")
+    e.set_defaults(func=cmd_eval_bdrate)
+    e = esub.add_parser("plot", help="plot RD curves (and published ones) to a PNG")
+    e.add_argument("curves", nargs="*", help="CompressAI-format curve files")
+    e.add_argument("--published", help="folder of published curves (e.g. ../shared/reference/rd/kodak)")
+    e.add_argument("--metric", choices=("psnr", "ms-ssim", "ms-ssim-db"), default="psnr")
+    e.add_argument("--title")
+    e.add_argument("-o", "--output", required=True)
+    e.set_defaults(func=cmd_eval_plot)
     return parser
 
 

@@ -1,0 +1,159 @@
+"""The rate–distortion harness: run a method over a folder of images at several rate points.
+
+Layout of ``out_dir``::
+
+    out_dir/<method>/<image stem>.json   one file per image (CompressAI JSON plus "source" and "points")
+    out_dir/<method>.json                the mean curve over the images (CompressAI JSON)
+
+Resumable: a per-image file is rewritten (atomically) after every finished point, and points already in it
+are skipped on the next run. Parallel: images are distributed over ``jobs`` worker processes, each of which
+owns its images' files, so no two processes ever write the same file.
+
+Methods are registered in :data:`METHODS`: every classical codec of :mod:`.baselines` (points are target bpp
+values). A method is a callable ``(image tensor, point) -> dict`` returning at least ``bpp``, ``psnr``,
+``ms_ssim``, ``encoding_time`` and ``decoding_time``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ..errors import SplatpixError
+from ..io import atomic_write_bytes, load_image
+from .rd import RDCurve, mean_curve, save_curve
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+# GaussianImage's Kodak rate points: N = 800, 1000, 3000, 5000, 7000, 9000 at 56 bits per Gaussian + 1728 bits
+# of side information over 768x512 pixels.
+GAUSSIANIMAGE_BPP_POINTS = (0.118, 0.147, 0.432, 0.717, 1.001, 1.286)
+
+PointFn = Callable[[Any, float], dict[str, Any]]
+
+
+def _baseline(codec: str) -> PointFn:
+    def run(img, point: float) -> dict[str, Any]:
+        from .baselines import encode_at_bpp
+
+        r = encode_at_bpp(codec, img, float(point))
+        return {"bpp": r.bpp, "psnr": r.psnr, "ms_ssim": r.ms_ssim, "encoding_time": r.encode_seconds,
+                "decoding_time": r.decode_seconds, "quality": r.quality}
+
+    return run
+
+
+def available_methods() -> dict[str, tuple[PointFn, tuple[float, ...]]]:
+    """Method name -> (point function, default points)."""
+    from .baselines import CODECS
+
+    return {name: (_baseline(name), GAUSSIANIMAGE_BPP_POINTS) for name in CODECS}
+
+
+def list_images(images_dir: str | os.PathLike[str], limit: int | None = None) -> list[Path]:
+    d = Path(images_dir)
+    if not d.is_dir():
+        raise SplatpixError(f"{d}: not a directory of images")
+    files = sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise SplatpixError(f"{d}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
+    return files[:limit] if limit else files
+
+
+def _point_key(point: float) -> str:
+    return repr(float(point))
+
+
+def _read_done(path: Path) -> dict[str, dict[str, Any]]:
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        done = data["per_point"]
+        if not isinstance(done, dict):
+            raise TypeError("per_point is not an object")
+        return done
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SplatpixError(f"{path}: unreadable partial result ({e}); delete it to start this image again") from e
+
+
+def _write_image_file(path: Path, method: str, image: Path, points: Sequence[float],
+                      done: dict[str, dict[str, Any]]) -> None:
+    finished = [p for p in points if _point_key(p) in done]
+    rows = [done[_point_key(p)] for p in finished]
+    results: dict[str, Any] = {
+        "bpp": [r["bpp"] for r in rows],
+        "psnr-rgb": [r["psnr"] for r in rows],
+        "encoding_time": [r["encoding_time"] for r in rows],
+        "decoding_time": [r["decoding_time"] for r in rows],
+    }
+    if rows and all(r.get("ms_ssim") is not None for r in rows):
+        results["ms-ssim-rgb"] = [r["ms_ssim"] for r in rows]
+    data = {"name": method, "description": f"{method} on {image.name}", "source": image.name,
+            "points": list(finished), "results": results, "per_point": done}
+    atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode())
+
+
+def _run_image(method: str, image: str, points: tuple[float, ...], out_dir: str) -> str:
+    fn, _ = available_methods()[method]
+    img_path = Path(image)
+    path = Path(out_dir) / method / f"{img_path.stem}.json"
+    done = _read_done(path)
+    img = None
+    for p in points:
+        if _point_key(p) in done:
+            continue
+        if img is None:
+            img = load_image(img_path)
+            if img.shape[0] != 3:
+                raise SplatpixError(f"{img_path}: the RD harness needs RGB images, got {img.shape[0]} channels")
+        done[_point_key(p)] = fn(img, p)
+        _write_image_file(path, method, img_path, points, done)
+    if not path.exists():
+        _write_image_file(path, method, img_path, points, done)
+    return str(path)
+
+
+def run_rd(images_dir: str | os.PathLike[str], method: str, out_dir: str | os.PathLike[str],
+           points: Sequence[float] | None = None, jobs: int = 1, limit: int | None = None,
+           progress: Callable[[str], None] | None = None) -> RDCurve:
+    """Run ``method`` on every image of ``images_dir`` at ``points``; returns (and writes) the mean curve."""
+    methods = available_methods()
+    if method not in methods:
+        raise SplatpixError(f"unknown or unavailable method {method!r}; available: {', '.join(sorted(methods))}")
+    pts = tuple(float(p) for p in (points if points else methods[method][1]))
+    if not pts or any(not p > 0 for p in pts):
+        raise SplatpixError(f"points must be positive numbers, got {list(pts)}")
+    images = list_images(images_dir, limit)
+    (Path(out_dir) / method).mkdir(parents=True, exist_ok=True)
+    args = [(method, str(im), pts, str(out_dir)) for im in images]
+    if jobs > 1:
+        # "spawn", not fork: forking a process whose torch/numba thread pools are running can deadlock
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as ex:
+            futures = [ex.submit(_run_image, *a) for a in args]
+            files = []
+            for f in futures:
+                files.append(f.result())
+                if progress:
+                    progress(f"done {files[-1]}")
+    else:
+        files = []
+        for a in args:
+            files.append(_run_image(*a))
+            if progress:
+                progress(f"done {files[-1]}")
+    curves = []
+    for f in files:
+        data = json.loads(Path(f).read_text())
+        res = data["results"]
+        curves.append(RDCurve(name=method, description=data["description"], bpp=res["bpp"], psnr=res["psnr-rgb"],
+                              ms_ssim=res.get("ms-ssim-rgb"), raw={"name": method, "results": res}))
+    mean = mean_curve(curves, name=method, description=f"{method}: mean over {len(curves)} images of "
+                      f"{Path(images_dir).name} at target bpp {list(pts)}")
+    save_curve(mean, Path(out_dir) / f"{method}.json")
+    return mean
