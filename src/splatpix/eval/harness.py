@@ -17,9 +17,9 @@ values). A method is a callable ``(image tensor, point) -> dict`` returning at l
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 from collections.abc import Callable, Sequence
-import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
