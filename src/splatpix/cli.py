@@ -150,10 +150,120 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from .codec.bitstream import MAGIC
+
+    with open(args.model, "rb") as f:
+        head = f.read(4)
+    if head == MAGIC:
+        print(json.dumps(_spix_info(args.model), indent=2))
+        return 0
     from .model_io import read_model_metadata
 
     meta = read_model_metadata(args.model)
     print(json.dumps(meta, indent=2))
+    return 0
+
+
+def _spix_info(path: str) -> dict:
+    from .codec import bitstream as bs
+    from .codec.spix import unpack
+
+    data = Path(path).read_bytes() if os.path.getsize(path) <= bs.DEFAULT_MAX_FILE_BYTES else b""
+    header, sections = bs.read_spix(data, source=path)
+    q, meta = unpack(data, source=path)
+    pixels = header.width * header.height
+    return {
+        "format": "spix", "method": bs.METHOD_NAMES.get(header.method, header.method), "width": header.width,
+        "height": header.height, "channels": header.channels, "n_gaussians": header.n_gaussians,
+        "bytes": len(data), "bpp": len(data) * 8 / pixels,
+        "sections_bytes": {bs.SECTION_NAMES[k]: len(v) for k, v in sections.items()},
+        "bits_per_gaussian": len(data) * 8 / max(1, header.n_gaussians), "cov_bits": q.cov_bits,
+        "colour_vq": [q.stages, q.codebook_size], "metadata": meta,
+    }
+
+
+def _encode_cli(args: argparse.Namespace):
+    from .codec.qat import QATConfig
+    from .codec.spix import encode, gaussians_for_bpp
+    from .io import load_image
+
+    image = load_image(args.image, max_pixels=args.max_pixels)
+    fit_cfg = _fit_config(argparse.Namespace(**{**vars(args), "gaussians": args.gaussians or 1}))
+    qat_cfg = QATConfig(steps=args.qat_steps, lr=args.qat_lr, optimizer=args.qat_optimizer, seed=args.seed)
+    progress = not args.quiet
+    if args.gaussians is not None:
+        return encode(image, args.gaussians, fit_config=fit_cfg, qat_config=qat_cfg,
+                      fixed_length=args.fixed_length, progress=progress)
+    # --bpp: start from the 56-bit fixed-length budget, then rescale N by the measured rate (at most 3 encodes)
+    h, w = image.shape[1:]
+    n = gaussians_for_bpp(args.bpp, h, w, channels=image.shape[0])
+    best = None
+    for _ in range(3):
+        res = encode(image, n, fit_config=fit_cfg, qat_config=qat_cfg, fixed_length=args.fixed_length,
+                     progress=progress)
+        if best is None or abs(res.report["bpp"] - args.bpp) < abs(best.report["bpp"] - args.bpp):
+            best = res
+        if abs(res.report["bpp"] - args.bpp) <= 0.03 * args.bpp:
+            break
+        n = max(1, round(n * args.bpp / res.report["bpp"]))
+    best.report["target_bpp"] = args.bpp
+    return best
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from .io import atomic_write_bytes, check_not_input
+
+    if (args.gaussians is None) == (args.bpp is None):
+        raise SplatpixError("give exactly one of --gaussians N or --bpp B")
+    if args.gaussians is not None and args.gaussians <= 0:
+        raise SplatpixError(f"--gaussians must be positive, got {args.gaussians}")
+    if args.bpp is not None and not args.bpp > 0:
+        raise SplatpixError(f"--bpp must be positive, got {args.bpp}")
+    check_not_input(args.output, args.image)
+    _report_path_ok(args.report, args.image)
+    t0 = time.perf_counter()
+    res = _encode_cli(args)
+    atomic_write_bytes(args.output, res.data)
+    report = dict(res.report, image=str(args.image), output=str(args.output), method=args.method,
+                  total_seconds=time.perf_counter() - t0)
+    if os.path.getsize(args.output) != report["bytes"]:
+        raise SplatpixError(f"{args.output}: written size differs from the encoded size")
+    if args.report:
+        _write_json(args.report, report)
+    ms = report["ms_ssim"]
+    print(f"{args.image}: {report['n_gaussians']} Gaussians, {report['bytes']} bytes = {report['bpp']:.4f} bpp, "
+          f"PSNR {report['psnr']:.2f} dB" + (f", MS-SSIM {ms:.4f}" if ms is not None else "")
+          + f", {report['encode_seconds']:.1f} s -> {args.output}")
+    return 0
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    import torch
+
+    from .codec.bitstream import read_spix_file
+    from .codec.spix import unpack
+    from .io import check_not_input, save_image
+    from .render import render
+
+    check_not_input(args.output, args.input)
+    t0 = time.perf_counter()
+    read_spix_file(args.input)  # size-capped read + container checks
+    data = Path(args.input).read_bytes()
+    q, _ = unpack(data, source=args.input)
+    g = q.dequantize()
+    h0, w0 = g.size
+    if args.size is not None:
+        height, width = args.size
+    elif args.scale is not None:
+        height, width = max(1, round(h0 * args.scale)), max(1, round(w0 * args.scale))
+    else:
+        height, width = h0, w0
+    if height * width > args.max_pixels:
+        raise SplatpixError(f"output {width}x{height} exceeds the pixel limit {args.max_pixels} (--max-pixels)")
+    with torch.no_grad():
+        img = render(g, height, width, clamp=True)
+    save_image(img, args.output)
+    print(f"{args.input}: decoded {width}x{height} in {1e3 * (time.perf_counter() - t0):.1f} ms -> {args.output}")
     return 0
 
 
@@ -300,7 +410,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=cmd_render)
 
-    p = sub.add_parser("info", help="print a model file's metadata")
+    p = sub.add_parser("encode", help="compress an image to a .spix file (fit + QAT + entropy coding)")
+    p.add_argument("image")
+    p.add_argument("-o", "--output", required=True, help=".spix file to write")
+    p.add_argument("--method", choices=("gaussianimage",), default="gaussianimage")
+    p.add_argument("--bpp", type=float, help="target rate: N is searched (up to 3 encodes)")
+    p.add_argument("--report", help="JSON report: bpp, bytes, psnr, ms_ssim, encode_seconds, n_gaussians, ...")
+    p.add_argument("--fixed-length", action="store_true",
+                   help="GaussianImage's fixed-length symbols (no entropy coding)")
+    p.add_argument("--qat-steps", type=int, default=2000, help="quantisation-aware fine-tuning steps")
+    p.add_argument("--qat-lr", type=float, default=1e-3)
+    p.add_argument("--qat-optimizer", choices=("adan", "adam"), default="adam")
+    _add_fit_options(p, gaussians=None, steps=2000)
+    _add_common(p)
+    p.set_defaults(func=cmd_encode, optimizer="adam", lr=1e-2, lr_decay_every=1000)
+
+    p = sub.add_parser("decode", help="decode a .spix file to an image, at any size")
+    p.add_argument("input")
+    p.add_argument("-o", "--output", required=True)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--scale", type=_positive_float)
+    g.add_argument("--size", type=_size, help="WxH")
+    _add_common(p)
+    p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("info", help="print a model file's or a .spix file's metadata")
     p.add_argument("model")
     p.set_defaults(func=cmd_info)
 

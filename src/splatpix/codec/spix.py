@@ -1,0 +1,242 @@
+"""The GaussianImage codec end to end: image -> fit -> QAT -> symbols -> ``.spix`` bytes, and back.
+
+Section payloads (the container itself is :mod:`.bitstream`, documented in docs/format.md):
+
+* ``POSITIONS``: mode byte ``0`` then the ``(N, 2)`` fp16 bit patterns, little-endian uint16, row-major. Not
+  entropy coded (as GaussianImage: 16-bit patterns of continuous values have almost no redundancy to exploit
+  with a per-symbol model).
+* ``COV_QUANT_PARAMS``: ``cov_bits`` (u8), then 3 float32 scales and 3 float32 offsets (little-endian).
+* ``COVARIANCE``: policy byte (``0`` fixed-length only, ``1`` adaptive), then for each Cholesky channel
+  ``l11, l21, l22`` a chunk: u32 length, then a mode byte and the channel's ``N`` symbols, either packed with
+  ``cov_bits`` bits each (mode 0, :func:`.entropy.pack_fixed`) or as an :func:`.entropy.encode_categorical`
+  payload over ``2^cov_bits`` (mode 1). The adaptive encoder writes whichever is smaller.
+* ``COLOUR_INDICES``: policy byte, stages (u8), codebook size K (u16), then one chunk per stage as above for the
+  stage's ``N`` indices (``ceil(log2 K)`` bits each, or entropy coded over K).
+* ``CODEBOOKS``: stages (u8), K (u16), channels (u8), then ``stages * K * C`` float32 values.
+* ``METADATA`` (optional): JSON with the encoder version and settings.
+
+Policy 1 is the default (entropy coding with ``constriction`` wherever it is smaller); policy 0 is
+GaussianImage's fixed-length budget, kept for comparison (``fixed_length=True``). bpp is always measured on
+the whole file.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .. import __version__
+from ..errors import SplatpixError
+from ..fit import FitConfig, fit
+from ..gaussians import Gaussians
+from ..metrics import ms_ssim, psnr
+from ..render import render
+from . import bitstream as bs
+from .entropy import decode_categorical, encode_categorical, pack_fixed, unpack_fixed
+from .qat import QATConfig, quantization_aware_finetune
+from .quantize import QuantizedGaussians
+
+MODE_FIXED = 0
+MODE_ENTROPY = 1
+_U32 = struct.Struct("<I")
+
+
+# ------------------------------------------------------------------------------------------------ packing
+
+
+def _chunks(parts: list[bytes]) -> bytes:
+    return b"".join(_U32.pack(len(p)) + p for p in parts)
+
+
+def _read_chunks(payload: memoryview, count: int, what: str, source: str) -> list[bytes]:
+    out, pos = [], 0
+    for _ in range(count):
+        if pos + 4 > len(payload):
+            raise SplatpixError(f"{source}: corrupt .spix file: {what} truncated")
+        (n,) = _U32.unpack_from(payload, pos)
+        pos += 4
+        if n > len(payload) - pos:
+            raise SplatpixError(f"{source}: corrupt .spix file: {what} chunk length {n} exceeds the section")
+        out.append(bytes(payload[pos:pos + n]))
+        pos += n
+    if pos != len(payload):
+        raise SplatpixError(f"{source}: corrupt .spix file: {len(payload) - pos} trailing bytes in {what}")
+    return out
+
+
+def _bits(alphabet: int) -> int:
+    return max(1, math.ceil(math.log2(alphabet)))
+
+
+def _code(symbols: np.ndarray, alphabet: int, mode: int) -> bytes:
+    """One chunk: a mode byte and the symbols, fixed-length or entropy coded, whichever is smaller (mode 1),
+    or always fixed-length (mode 0). At small N the histogram side information can outweigh the saving."""
+    fixed = bytes([MODE_FIXED]) + pack_fixed(symbols, _bits(alphabet))
+    if mode == MODE_FIXED:
+        return fixed
+    coded = bytes([MODE_ENTROPY]) + encode_categorical(symbols, alphabet)
+    return coded if len(coded) < len(fixed) else fixed
+
+
+def _uncode(data: bytes, n: int, alphabet: int, mode: int, source: str) -> np.ndarray:
+    if len(data) < 1 or data[0] not in (MODE_FIXED, MODE_ENTROPY) or (mode == MODE_FIXED and data[0] != MODE_FIXED):
+        raise SplatpixError(f"{source}: corrupt .spix file: symbol chunk with an invalid mode")
+    if data[0] == MODE_ENTROPY:
+        return decode_categorical(data[1:], n, alphabet)
+    return unpack_fixed(data[1:], n, _bits(alphabet))
+
+
+def pack(q: QuantizedGaussians, *, fixed_length: bool = False, metadata: dict[str, Any] | None = None) -> bytes:
+    """The ``.spix`` bytes of a quantised model."""
+    mode = MODE_FIXED if fixed_length else MODE_ENTROPY
+    h, w = q.size
+    n = q.n
+    header = bs.SpixHeader(width=w, height=h, channels=q.channels, method=bs.METHOD_GAUSSIANIMAGE, n_gaussians=n)
+    pos = bytes([0]) + np.ascontiguousarray(q.position_symbols, dtype="<u2").tobytes()
+    qparams = bytes([q.cov_bits]) + np.concatenate((q.cov_scale, q.cov_offset)).astype("<f4").tobytes()
+    cov = bytes([mode]) + _chunks(
+        [_code(np.ascontiguousarray(q.cov_symbols[:, j]), 1 << q.cov_bits, mode) for j in range(3)])
+    stages, k = q.stages, q.codebook_size
+    col = bytes([mode, stages]) + struct.pack("<H", k) + _chunks(
+        [_code(np.ascontiguousarray(q.colour_indices[:, s]), k, mode) for s in range(stages)])
+    books = bytes([stages]) + struct.pack("<HB", k, q.channels) + np.ascontiguousarray(
+        q.codebooks, dtype="<f4").tobytes()
+    sections = [(bs.POSITIONS, pos, False), (bs.COV_QUANT_PARAMS, qparams, False), (bs.COVARIANCE, cov, False),
+                (bs.COLOUR_INDICES, col, False), (bs.CODEBOOKS, books, False)]
+    if metadata:
+        sections.append((bs.METADATA, bs.encode_metadata(metadata), True))
+    return bs.write_spix(header, sections)
+
+
+def unpack(data: bytes, *, source: str = "<bytes>", max_pixels: int = bs.DEFAULT_MAX_PIXELS,
+           max_gaussians: int = bs.DEFAULT_MAX_GAUSSIANS) -> tuple[QuantizedGaussians, dict[str, Any]]:
+    """Parse ``.spix`` bytes (untrusted) into a quantised model and its metadata (``{}`` if none)."""
+    header, sections = bs.read_spix(data, max_pixels=max_pixels, max_gaussians=max_gaussians, source=source)
+    if header.method != bs.METHOD_GAUSSIANIMAGE:
+        raise SplatpixError(f"{source}: method {bs.METHOD_NAMES.get(header.method, header.method)!r} is not "
+                            "decodable by this version")
+    for sec in (bs.POSITIONS, bs.COV_QUANT_PARAMS, bs.COVARIANCE, bs.COLOUR_INDICES, bs.CODEBOOKS):
+        if sec not in sections:
+            raise SplatpixError(f"{source}: corrupt .spix file: missing section {bs.SECTION_NAMES[sec]}")
+    n, c = header.n_gaussians, header.channels
+
+    def bad(msg: str) -> SplatpixError:
+        return SplatpixError(f"{source}: corrupt .spix file: {msg}")
+
+    p = sections[bs.POSITIONS]
+    if len(p) != 1 + 4 * n or p[0] != 0:
+        raise bad("positions section has the wrong size or mode")
+    positions = np.frombuffer(p, dtype="<u2", offset=1).reshape(n, 2).astype(np.uint16)
+
+    qp = sections[bs.COV_QUANT_PARAMS]
+    if len(qp) != 1 + 24 or not 1 <= qp[0] <= 16:
+        raise bad("covariance quantiser parameters have the wrong size or bit depth")
+    cov_bits = int(qp[0])
+    vals = np.frombuffer(qp, dtype="<f4", offset=1).astype(np.float32)
+    cov_scale, cov_offset = vals[:3].copy(), vals[3:].copy()
+
+    cv = memoryview(sections[bs.COVARIANCE])
+    if len(cv) < 1 or cv[0] not in (MODE_FIXED, MODE_ENTROPY):
+        raise bad("covariance section has an unknown mode")
+    cov_mode = cv[0]
+    cov_chunks = _read_chunks(cv[1:], 3, "covariance section", source)
+    cov = np.stack([_uncode(ch, n, 1 << cov_bits, cov_mode, source) for ch in cov_chunks], axis=1) if n else \
+        np.zeros((0, 3), dtype=np.int64)
+
+    ci = memoryview(sections[bs.COLOUR_INDICES])
+    if len(ci) < 4 or ci[0] not in (MODE_FIXED, MODE_ENTROPY):
+        raise bad("colour index section is truncated or has an unknown mode")
+    col_mode, stages = ci[0], ci[1]
+    (k,) = struct.unpack_from("<H", ci, 2)
+    if not 1 <= stages <= 16 or not 1 <= k <= 4096:
+        raise bad(f"colour quantiser with {stages} stages of {k} codewords is out of range")
+    idx_chunks = _read_chunks(ci[4:], stages, "colour index section", source)
+    idx = np.stack([_uncode(ch, n, k, col_mode, source) for ch in idx_chunks], axis=1) if n else \
+        np.zeros((0, stages), dtype=np.int64)
+
+    cb = sections[bs.CODEBOOKS]
+    if len(cb) < 4:
+        raise bad("codebook section truncated")
+    cb_stages = cb[0]
+    cb_k, cb_c = struct.unpack_from("<HB", cb, 1)
+    if (cb_stages, cb_k, cb_c) != (stages, k, c) or len(cb) != 4 + 4 * stages * k * c:
+        raise bad("codebook section does not match the colour indices or the channel count")
+    books = np.frombuffer(cb, dtype="<f4", offset=4).reshape(stages, k, c).astype(np.float32)
+
+    meta: dict[str, Any] = {}
+    if bs.METADATA in sections:
+        meta = bs.decode_metadata(sections[bs.METADATA], source=source)
+    q = QuantizedGaussians(size=(header.height, header.width), channels=c, position_symbols=positions,
+                           cov_symbols=cov, cov_scale=cov_scale, cov_offset=cov_offset, colour_indices=idx,
+                           codebooks=books, cov_bits=cov_bits)
+    return q, meta
+
+
+# ------------------------------------------------------------------------------------------------ encode
+
+
+@dataclass
+class EncodeResult:
+    data: bytes = field(repr=False)
+    quantized: QuantizedGaussians = field(repr=False)
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def decode_bytes(data: bytes, *, source: str = "<bytes>") -> Gaussians:
+    """The model stored in ``.spix`` bytes (renders at any size with :func:`splatpix.render`)."""
+    q, _ = unpack(data, source=source)
+    return q.dequantize()
+
+
+def encode(image: Tensor, n_gaussians: int, *, fit_config: FitConfig | None = None,
+           qat_config: QATConfig | None = None, fixed_length: bool = False, progress: bool = True) -> EncodeResult:
+    """Fit ``n_gaussians`` to ``image`` (``(C, H, W)`` in ``[0, 1]``), fine-tune with quantisation, and code it.
+
+    The report's ``psnr`` / ``ms_ssim`` are measured on the image decoded *from the produced bytes* (8-bit
+    rounded); ``bpp`` is ``len(bytes) * 8 / (H * W)``.
+    """
+    t0 = time.perf_counter()
+    fc = fit_config if fit_config is not None else FitConfig()
+    fc = FitConfig(**{**fc.__dict__, "n_gaussians": int(n_gaussians), "param": "cholesky"})
+    fitted = fit(image, fc, progress=progress)
+    if fitted.diverged:
+        raise SplatpixError(f"encoding failed: {fitted.message}")
+    qat = quantization_aware_finetune(fitted.gaussians, image, qat_config, progress=progress)
+    if qat.diverged:
+        raise SplatpixError(f"encoding failed during quantisation-aware fine-tuning: {qat.message}")
+    meta = {"encoder": f"splatpix {__version__}", "method": "gaussianimage", "fit_steps": fitted.steps,
+            "qat_steps": qat.steps, "fixed_length": fixed_length}
+    data = pack(qat.quantized, fixed_length=fixed_length, metadata=meta)
+    encode_seconds = time.perf_counter() - t0
+    td = time.perf_counter()
+    g = decode_bytes(data)
+    with torch.no_grad():
+        out = render(g, clamp=True)
+    decode_seconds = time.perf_counter() - td
+    target = image.detach().float()
+    h, w = image.shape[1:]
+    report = {
+        "bpp": len(data) * 8 / (h * w), "bytes": len(data), "psnr": psnr(out, target), "ms_ssim": ms_ssim(out, target),
+        "encode_seconds": encode_seconds, "decode_seconds": decode_seconds, "n_gaussians": int(n_gaussians),
+        "psnr_fit": fitted.psnr, "psnr_before_qat": qat.psnr_before, "fit_steps": fitted.steps,
+        "qat_steps": qat.steps, "fixed_length": fixed_length, "width": int(w), "height": int(h),
+    }
+    return EncodeResult(data=data, quantized=qat.quantized, report=report)
+
+
+def side_bits_estimate(channels: int = 3, stages: int = 2, k: int = 8) -> int:
+    """Bits of everything but the per-Gaussian symbols (container, quantiser parameters, codebooks), roughly."""
+    return 8 * (bs.HEADER_SIZE + 6 * bs.SECTION_HEADER_SIZE + 40 + 25 + 4 + 4 * stages * k * channels + 120)
+
+
+def gaussians_for_bpp(bpp: float, height: int, width: int, bits_per_gaussian: float = 56.0,
+                      channels: int = 3) -> int:
+    """Initial guess of N for a target rate (GaussianImage's 56 fixed-length bits per Gaussian)."""
+    return max(1, int((bpp * height * width - side_bits_estimate(channels)) / bits_per_gaussian))
