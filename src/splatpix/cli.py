@@ -325,8 +325,9 @@ def cmd_bench_kernel(args: argparse.Namespace) -> int:
 def cmd_eval_rd(args: argparse.Namespace) -> int:
     from .eval.harness import run_rd
 
+    options = {"steps": args.steps, "qat_steps": args.qat_steps} if args.method == "gaussianimage" else None
     curve = run_rd(args.images, args.method, args.out, points=args.points, jobs=args.jobs, limit=args.limit,
-                   progress=None if args.quiet else (lambda s: print(s, flush=True)))
+                   progress=None if args.quiet else (lambda s: print(s, flush=True)), options=options)
     for b, p in zip(curve.bpp, curve.psnr, strict=True):
         print(f"{args.method}: {b:.4f} bpp  {p:.2f} dB")
     print(f"mean curve -> {Path(args.out) / (args.method + '.json')}")
@@ -461,8 +462,12 @@ def build_parser() -> argparse.ArgumentParser:
     esub = p.add_subparsers(dest="eval", required=True, metavar="EVAL")
     e = esub.add_parser("rd", help="run a method over a folder of images at several rate points (resumable)")
     e.add_argument("--images", required=True, help="folder of images")
-    e.add_argument("--method", required=True, help="jpeg, webp, jpeg2000, avif, jpegxl")
-    e.add_argument("--points", type=float, nargs="+", help="target bpp values (default: GaussianImage's points)")
+    e.add_argument("--method", required=True, help="gaussianimage, jpeg, webp, jpeg2000, avif, jpegxl")
+    e.add_argument("--points", type=float, nargs="+",
+                   help="numbers of Gaussians (gaussianimage; default 800 1000 3000 5000 7000 9000) or target bpp "
+                        "values (classical codecs; default GaussianImage's rates 0.118 ... 1.286)")
+    e.add_argument("--steps", type=int, default=2000, help="gaussianimage: fitting steps per point")
+    e.add_argument("--qat-steps", type=int, default=1000, help="gaussianimage: QAT steps per point")
     e.add_argument("--out", required=True, help="output folder (per-image JSON and the mean curve)")
     e.add_argument("--jobs", type=int, default=1, help="worker processes")
     e.add_argument("--limit", type=int, help="use only the first K images (sorted by name)")

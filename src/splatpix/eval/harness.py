@@ -9,8 +9,8 @@ Resumable: a per-image file is rewritten (atomically) after every finished point
 are skipped on the next run. Parallel: images are distributed over ``jobs`` worker processes, each of which
 owns its images' files, so no two processes ever write the same file.
 
-Methods are registered in :data:`METHODS`: every classical codec of :mod:`.baselines` (points are target bpp
-values). A method is a callable ``(image tensor, point) -> dict`` returning at least ``bpp``, ``psnr``,
+Methods (:func:`available_methods`): every classical codec of :mod:`.baselines` (points are target bpp values)
+and ``gaussianimage`` (our GaussianImage codec; points are numbers of Gaussians). A method is a callable ``(image tensor, point) -> dict`` returning at least ``bpp``, ``psnr``,
 ``ms_ssim``, ``encoding_time`` and ``decoding_time``.
 """
 
@@ -48,11 +48,36 @@ def _baseline(codec: str) -> PointFn:
     return run
 
 
-def available_methods() -> dict[str, tuple[PointFn, tuple[float, ...]]]:
-    """Method name -> (point function, default points)."""
+GAUSSIANIMAGE_N_POINTS = (800, 1000, 3000, 5000, 7000, 9000)
+
+
+def _gaussianimage(options: dict[str, Any]) -> PointFn:
+    def run(img, point: float) -> dict[str, Any]:
+        from ..codec.qat import QATConfig
+        from ..codec.spix import encode
+        from ..fit import FitConfig
+
+        steps = int(options.get("steps", 2000))
+        fit_cfg = FitConfig(steps=steps, optimizer="adam", lr=1e-2, lr_decay_every=max(1, steps // 2),
+                            seed=int(options.get("seed", 0)))
+        qat_cfg = QATConfig(steps=int(options.get("qat_steps", 1000)), optimizer="adam", lr=1e-3)
+        r = encode(img, int(point), fit_config=fit_cfg, qat_config=qat_cfg, progress=False).report
+        return {"bpp": r["bpp"], "psnr": r["psnr"], "ms_ssim": r["ms_ssim"], "encoding_time": r["encode_seconds"],
+                "decoding_time": r["decode_seconds"], "n_gaussians": r["n_gaussians"], "bytes": r["bytes"],
+                "psnr_fit": r["psnr_fit"], "fit_steps": r["fit_steps"], "qat_steps": r["qat_steps"]}
+
+    return run
+
+
+def available_methods(options: dict[str, Any] | None = None) -> dict[str, tuple[PointFn, tuple[float, ...]]]:
+    """Method name -> (point function, default points). ``options`` (gaussianimage): ``steps`` (fit steps,
+    Adam lr 1e-2 halved at half-way), ``qat_steps`` (QAT, Adam lr 1e-3), ``seed``; points are N values."""
     from .baselines import CODECS
 
-    return {name: (_baseline(name), GAUSSIANIMAGE_BPP_POINTS) for name in CODECS}
+    methods: dict[str, tuple[PointFn, tuple[float, ...]]] = {
+        name: (_baseline(name), GAUSSIANIMAGE_BPP_POINTS) for name in CODECS}
+    methods["gaussianimage"] = (_gaussianimage(options or {}), GAUSSIANIMAGE_N_POINTS)
+    return methods
 
 
 def list_images(images_dir: str | os.PathLike[str], limit: int | None = None) -> list[Path]:
@@ -99,8 +124,9 @@ def _write_image_file(path: Path, method: str, image: Path, points: Sequence[flo
     atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode())
 
 
-def _run_image(method: str, image: str, points: tuple[float, ...], out_dir: str) -> str:
-    fn, _ = available_methods()[method]
+def _run_image(method: str, image: str, points: tuple[float, ...], out_dir: str,
+               options: dict[str, Any] | None = None) -> str:
+    fn, _ = available_methods(options)[method]
     img_path = Path(image)
     path = Path(out_dir) / method / f"{img_path.stem}.json"
     done = _read_done(path)
@@ -121,9 +147,9 @@ def _run_image(method: str, image: str, points: tuple[float, ...], out_dir: str)
 
 def run_rd(images_dir: str | os.PathLike[str], method: str, out_dir: str | os.PathLike[str],
            points: Sequence[float] | None = None, jobs: int = 1, limit: int | None = None,
-           progress: Callable[[str], None] | None = None) -> RDCurve:
+           progress: Callable[[str], None] | None = None, options: dict[str, Any] | None = None) -> RDCurve:
     """Run ``method`` on every image of ``images_dir`` at ``points``; returns (and writes) the mean curve."""
-    methods = available_methods()
+    methods = available_methods(options)
     if method not in methods:
         raise SplatpixError(f"unknown or unavailable method {method!r}; available: {', '.join(sorted(methods))}")
     pts = tuple(float(p) for p in (points if points else methods[method][1]))
@@ -131,7 +157,7 @@ def run_rd(images_dir: str | os.PathLike[str], method: str, out_dir: str | os.Pa
         raise SplatpixError(f"points must be positive numbers, got {list(pts)}")
     images = list_images(images_dir, limit)
     (Path(out_dir) / method).mkdir(parents=True, exist_ok=True)
-    args = [(method, str(im), pts, str(out_dir)) for im in images]
+    args = [(method, str(im), pts, str(out_dir), options) for im in images]
     if jobs > 1:
         # "spawn", not fork: forking a process whose torch/numba thread pools are running can deadlock
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as ex:
@@ -154,6 +180,7 @@ def run_rd(images_dir: str | os.PathLike[str], method: str, out_dir: str | os.Pa
         curves.append(RDCurve(name=method, description=data["description"], bpp=res["bpp"], psnr=res["psnr-rgb"],
                               ms_ssim=res.get("ms-ssim-rgb"), raw={"name": method, "results": res}))
     mean = mean_curve(curves, name=method, description=f"{method}: mean over {len(curves)} images of "
-                      f"{Path(images_dir).name} at target bpp {list(pts)}")
+                      f"{Path(images_dir).name} at points {list(pts)}"
+                      + (f" with {options}" if options else ""))
     save_curve(mean, Path(out_dir) / f"{method}.json")
     return mean
