@@ -1,0 +1,101 @@
+"""Decode-time benchmark of .spix files: end-to-end (read file, parse + entropy-decode, dequantise, render, write
+PNG), in memory (bytes -> image tensor) and render-only, per rate point; and Pillow's WebP decode (bytes -> pixels)
+of the same image at a similar rate.
+
+    python benchmarks/decode_kodak.py --image ../shared/datasets/kodak/kodim23.png --steps 2000 --qat-steps 500 \
+        --out benchmarks/results/decode_kodak.json
+
+Encodes the image once per N (decode speed depends on N and the Gaussians' sizes, not much on the training
+length), then times each stage: medians of ``--repeats`` runs after one warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from splatpix.codec.qat import QATConfig
+from splatpix.codec.spix import encode, unpack
+from splatpix.eval.baselines import encode_at_bpp
+from splatpix.fit import FitConfig
+from splatpix.io import atomic_write, load_image, save_image
+from splatpix.render import render
+
+
+def _median_ms(fn, repeats: int) -> float:
+    fn()
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(ts)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--image", default="../shared/datasets/kodak/kodim23.png")
+    ap.add_argument("--gaussians", type=int, nargs="+", default=[800, 1000, 3000, 5000, 7000, 9000])
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--qat-steps", type=int, default=500)
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    img = load_image(args.image)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.gaussians:
+            res = encode(img, n, fit_config=FitConfig(steps=args.steps, optimizer="adam", lr=1e-2,
+                                                      lr_decay_every=max(1, args.steps // 2)),
+                         qat_config=QATConfig(steps=args.qat_steps, optimizer="adam", lr=1e-3), progress=False)
+            spix = Path(tmp) / f"n{n}.spix"
+            spix.write_bytes(res.data)
+            png = Path(tmp) / f"n{n}.png"
+
+            def end_to_end(spix=spix, png=png):
+                q, _ = unpack(spix.read_bytes())
+                with torch.no_grad():
+                    out = render(q.dequantize(), clamp=True)
+                save_image(out, png)
+
+            def in_memory(data=res.data):
+                q, _ = unpack(data)
+                with torch.no_grad():
+                    render(q.dequantize(), clamp=True)
+
+            g = unpack(res.data)[0].dequantize()
+
+            def render_only(g=g):
+                with torch.no_grad():
+                    render(g, clamp=True)
+
+            webp = encode_at_bpp("webp", img, res.report["bpp"])
+
+            def webp_decode(data=webp.bytes):
+                Image.open(io.BytesIO(data)).convert("RGB").load()
+
+            row = {"n_gaussians": n, "bpp": res.report["bpp"], "psnr": res.report["psnr"],
+                   "end_to_end_ms": _median_ms(end_to_end, args.repeats),
+                   "decode_in_memory_ms": _median_ms(in_memory, args.repeats),
+                   "render_only_ms": _median_ms(render_only, args.repeats),
+                   "webp_bpp": webp.bpp, "webp_psnr": webp.psnr,
+                   "webp_decode_ms": _median_ms(webp_decode, args.repeats)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    data = {"benchmark": "decode", "image": Path(args.image).name, "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+            "torch_threads": torch.get_num_threads(), "steps": args.steps, "qat_steps": args.qat_steps, "rows": rows}
+    with atomic_write(args.out, "w") as f:
+        json.dump(data, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
