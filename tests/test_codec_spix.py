@@ -106,3 +106,15 @@ def test_cli_encode_decode_info(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("splatpix: error:") == 2 and "Traceback" not in err
     assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.spix").exists()
+
+
+def test_python_api_encode_save_decode(tmp_path):
+    import splatpix
+
+    img = _image()
+    res = splatpix.encode(img, 100, fit_config=FIT, qat_config=QAT, progress=False)
+    res.save(tmp_path / "a.spix")
+    g = splatpix.decode(tmp_path / "a.spix")
+    assert torch.equal(splatpix.render(g, clamp=True), render(res.quantized.dequantize(), clamp=True))
+    assert res.report["bytes_fixed_length"] >= res.report["bytes"] - 2  # metadata differs by a byte or two
+    assert splatpix.render(g, scale=2.0).shape == (3, 96, 128)

@@ -9,8 +9,14 @@ Python API (the CLI ``splatpix`` wraps the same functions)::
     g = splatpix.load_model("photo.safetensors")
     big = splatpix.render(g, scale=2.0, clamp=True)             # (C, 2H, 2W)
     splatpix.save_image(big, "photo_2x.png")
+
+    res = splatpix.encode(img, 3000)                            # fit + QAT + entropy coding (GaussianImage codec)
+    res.save("photo.spix"); print(res.report["bpp"], res.report["psnr"])
+    g2 = splatpix.decode("photo.spix")                          # a Gaussians model; render it at any size
 """
 
+from ._version import __version__
+from .codec.spix import decode, encode
 from .errors import SplatpixError
 from .fit import FitConfig, FitResult, fit
 from .gaussians import Gaussians
@@ -19,9 +25,7 @@ from .metrics import ms_ssim, psnr
 from .model_io import load_model, save_model
 from .render import rasterize, render
 
-__version__ = "0.1.0"
-
 __all__ = [
-    "FitConfig", "FitResult", "Gaussians", "SplatpixError", "fit", "load_image", "load_model", "ms_ssim",
-    "psnr", "rasterize", "render", "sample_image_path", "save_image", "save_model", "__version__",
+    "FitConfig", "FitResult", "Gaussians", "SplatpixError", "decode", "encode", "fit", "load_image", "load_model",
+    "ms_ssim", "psnr", "rasterize", "render", "sample_image_path", "save_image", "save_model", "__version__",
 ]

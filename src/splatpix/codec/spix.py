@@ -23,19 +23,22 @@ the whole file.
 from __future__ import annotations
 
 import math
+import os
 import struct
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .. import __version__
+from .._version import __version__
 from ..errors import SplatpixError
 from ..fit import FitConfig, fit
 from ..gaussians import Gaussians
+from ..io import atomic_write_bytes
 from ..metrics import ms_ssim, psnr
 from ..render import render
 from . import bitstream as bs
@@ -184,15 +187,27 @@ def unpack(data: bytes, *, source: str = "<bytes>", max_pixels: int = bs.DEFAULT
 
 @dataclass
 class EncodeResult:
+    """``data``: the ``.spix`` bytes; ``quantized``: what they hold; ``report``: rate, quality and timings."""
+
     data: bytes = field(repr=False)
     quantized: QuantizedGaussians = field(repr=False)
     report: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the file atomically (temporary file + rename)."""
+        atomic_write_bytes(path, self.data)
 
 
 def decode_bytes(data: bytes, *, source: str = "<bytes>") -> Gaussians:
     """The model stored in ``.spix`` bytes (renders at any size with :func:`splatpix.render`)."""
     q, _ = unpack(data, source=source)
     return q.dequantize()
+
+
+def decode(path: str | os.PathLike[str]) -> Gaussians:
+    """The model stored in a ``.spix`` file (size-capped read, untrusted input)."""
+    bs.read_spix_file(path)
+    return decode_bytes(Path(path).read_bytes(), source=os.fspath(path))
 
 
 def encode(image: Tensor, n_gaussians: int, *, fit_config: FitConfig | None = None,
@@ -225,6 +240,7 @@ def encode(image: Tensor, n_gaussians: int, *, fit_config: FitConfig | None = No
     report = {
         "bpp": len(data) * 8 / (h * w), "bytes": len(data), "psnr": psnr(out, target), "ms_ssim": ms_ssim(out, target),
         "encode_seconds": encode_seconds, "decode_seconds": decode_seconds, "n_gaussians": int(n_gaussians),
+        "bytes_fixed_length": len(pack(qat.quantized, fixed_length=True, metadata=meta)),
         "psnr_fit": fitted.psnr, "psnr_before_qat": qat.psnr_before, "fit_steps": fitted.steps,
         "qat_steps": qat.steps, "fixed_length": fixed_length, "width": int(w), "height": int(h),
     }
