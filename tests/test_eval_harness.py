@@ -39,8 +39,8 @@ def test_rd_harness_resumes_and_averages(tmp_path, images, monkeypatch):
     calls = []
     real = harness.available_methods
 
-    def counting():
-        methods = real()
+    def counting(options=None):
+        methods = real(options)
         fn, pts = methods["jpeg"]
 
         def wrapped(img, p):
