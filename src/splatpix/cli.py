@@ -168,8 +168,8 @@ def _spix_info(path: str) -> dict:
     from .codec import bitstream as bs
     from .codec.spix import unpack
 
-    data = Path(path).read_bytes() if os.path.getsize(path) <= bs.DEFAULT_MAX_FILE_BYTES else b""
-    header, sections = bs.read_spix(data, source=path)
+    header, sections = bs.read_spix_file(path)  # size cap and container checks before reading it all
+    data = Path(path).read_bytes()
     q, meta = unpack(data, source=path)
     pixels = header.width * header.height
     return {
