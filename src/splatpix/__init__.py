@@ -5,6 +5,7 @@ Python API (the CLI ``splatpix`` wraps the same functions)::
     import splatpix
     img = splatpix.load_image("photo.png")                      # (C, H, W) float in [0, 1]
     res = splatpix.fit(img, splatpix.FitConfig(n_gaussians=5000, steps=2000))
+    res = splatpix.fit(img, splatpix.FitConfig(n_gaussians=5000, init="structure", colour_solve_init=True))
     splatpix.save_model(res.gaussians, "photo.safetensors")
     g = splatpix.load_model("photo.safetensors")
     big = splatpix.render(g, scale=2.0, clamp=True)             # (C, 2H, 2W)
@@ -17,15 +18,18 @@ Python API (the CLI ``splatpix`` wraps the same functions)::
 
 from ._version import __version__
 from .codec.spix import decode, encode
+from .colour_solve import solve_colours
 from .errors import SplatpixError
 from .fit import FitConfig, FitResult, fit
 from .gaussians import Gaussians
+from .init import complexity_map, initialise
 from .io import load_image, sample_image_path, save_image
 from .metrics import ms_ssim, psnr
 from .model_io import load_model, save_model
 from .render import rasterize, render
 
 __all__ = [
-    "FitConfig", "FitResult", "Gaussians", "SplatpixError", "decode", "encode", "fit", "load_image", "load_model",
-    "ms_ssim", "psnr", "rasterize", "render", "sample_image_path", "save_image", "save_model", "__version__",
+    "FitConfig", "FitResult", "Gaussians", "SplatpixError", "complexity_map", "decode", "encode", "fit",
+    "initialise", "load_image", "load_model", "ms_ssim", "psnr", "rasterize", "render", "sample_image_path",
+    "save_image", "save_model", "solve_colours", "__version__",
 ]

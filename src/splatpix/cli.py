@@ -71,10 +71,15 @@ def _write_json(path: str, data: dict) -> None:
 def _fit_config(args: argparse.Namespace):
     from .fit import FitConfig
 
+    d = FitConfig.__dataclass_fields__
+    # the structure-guided options are optional in args so that any caller's Namespace keeps working
+    extra = {name: getattr(args, name, d[name].default) for name in (
+        "init", "init_scale", "superpixel_area", "colour_solve_init", "colour_solve_every", "colour_solve_iters",
+        "geo_weight")}
     return FitConfig(
         n_gaussians=args.gaussians, steps=args.steps, lr=args.lr, optimizer=args.optimizer,
         lr_decay_every=args.lr_decay_every, param=args.param, seed=args.seed, log_every=args.log_every,
-        backend=args.backend,
+        backend=args.backend, **extra,
     )
 
 
@@ -165,6 +170,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def _spix_info(path: str) -> dict:
+    import numpy as np
+
     from .codec import bitstream as bs
     from .codec.spix import unpack
 
@@ -177,9 +184,11 @@ def _spix_info(path: str) -> dict:
         "height": header.height, "channels": header.channels, "n_gaussians": header.n_gaussians,
         "bytes": len(data), "bpp": len(data) * 8 / pixels,
         "sections_bytes": {bs.SECTION_NAMES[k]: len(v) for k, v in sections.items()},
-        "bits_per_gaussian": len(data) * 8 / max(1, header.n_gaussians), "cov_bits": q.cov_bits,
-        "colour_vq": [q.stages, q.codebook_size], "metadata": meta,
-    }
+        "bits_per_gaussian": len(data) * 8 / max(1, header.n_gaussians),
+        "colour_vq": list(q.codebooks.shape[:2]), "metadata": meta,
+    } | ({"cov_bits": q.cov_bits} if header.method == bs.METHOD_GAUSSIANIMAGE else {
+        "grid_subdiv": q.subdiv, "tier_bits": q.tier_bits, "tier_counts": np.bincount(
+            q.tiers, minlength=len(q.tier_bits)).tolist()})
 
 
 def _encode_cli(args: argparse.Namespace):
@@ -191,16 +200,22 @@ def _encode_cli(args: argparse.Namespace):
     fit_cfg = _fit_config(argparse.Namespace(**{**vars(args), "gaussians": args.gaussians or 1}))
     qat_cfg = QATConfig(steps=args.qat_steps, lr=args.qat_lr, optimizer=args.qat_optimizer, seed=args.seed)
     progress = not args.quiet
+    sga_cfg = None
+    if args.method == "sga":
+        from .codec.sga import SGAConfig
+
+        tb = tuple(args.tier_bits) if args.tier_bits else None
+        sga_cfg = SGAConfig(subdiv=args.subdiv, tier_bits=tb, n_tiers=len(tb) if tb else 3)
+    kw = {"method": args.method, "fit_config": fit_cfg, "qat_config": qat_cfg, "sga_config": sga_cfg,
+          "fixed_length": args.fixed_length, "progress": progress}
     if args.gaussians is not None:
-        return encode(image, args.gaussians, fit_config=fit_cfg, qat_config=qat_cfg,
-                      fixed_length=args.fixed_length, progress=progress)
+        return encode(image, args.gaussians, **kw)
     # --bpp: start from the 56-bit fixed-length budget, then rescale N by the measured rate (at most 3 encodes)
     h, w = image.shape[1:]
     n = gaussians_for_bpp(args.bpp, h, w, channels=image.shape[0])
     best = None
     for _ in range(3):
-        res = encode(image, n, fit_config=fit_cfg, qat_config=qat_cfg, fixed_length=args.fixed_length,
-                     progress=progress)
+        res = encode(image, n, **kw)
         if best is None or abs(res.report["bpp"] - args.bpp) < abs(best.report["bpp"] - args.bpp):
             best = res
         if abs(res.report["bpp"] - args.bpp) <= 0.03 * args.bpp:
@@ -325,12 +340,19 @@ def cmd_bench_kernel(args: argparse.Namespace) -> int:
 def cmd_eval_rd(args: argparse.Namespace) -> int:
     from .eval.harness import run_rd
 
-    options = {"steps": args.steps, "qat_steps": args.qat_steps} if args.method == "gaussianimage" else None
+    options = None
+    if args.method in ("gaussianimage", "sga"):
+        options = {"steps": args.steps, "qat_steps": args.qat_steps, "init": args.init,
+                   "colour_solve_init": args.colour_solve_init, "colour_solve_every": args.colour_solve_every,
+                   "geo_weight": args.geo_weight, "subdiv": args.subdiv, "tier_bits": args.tier_bits,
+                   "n_tiers": None if args.tier_bits is None else len(args.tier_bits)}
+        options = {k: v for k, v in options.items() if v is not None}
+    label = args.label or args.method
     curve = run_rd(args.images, args.method, args.out, points=args.points, jobs=args.jobs, limit=args.limit,
-                   progress=None if args.quiet else (lambda s: print(s, flush=True)), options=options)
+                   progress=None if args.quiet else (lambda s: print(s, flush=True)), options=options, label=label)
     for b, p in zip(curve.bpp, curve.psnr, strict=True):
-        print(f"{args.method}: {b:.4f} bpp  {p:.2f} dB")
-    print(f"mean curve -> {Path(args.out) / (args.method + '.json')}")
+        print(f"{label}: {b:.4f} bpp  {p:.2f} dB")
+    print(f"mean curve -> {Path(args.out) / (label + '.json')}")
     return 0
 
 
@@ -377,6 +399,23 @@ def _add_fit_options(p: argparse.ArgumentParser, gaussians: int, steps: int) -> 
     p.add_argument("--param", choices=("cholesky", "rs"), default="cholesky", help="covariance parameterisation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=d["log_every"].default, help="PSNR logging interval")
+    # structure-guided allocation; values are checked by FitConfig (one-line errors)
+    p.add_argument("--init", default=d["init"].default, metavar="{random,gradient,structure}",
+                   help="initialisation: GaussianImage's random one (default), Image-GS's gradient sampling, or "
+                        "structure-guided allocation over SLIC superpixels")
+    p.add_argument("--init-scale", type=float, default=d["init_scale"].default,
+                   help="gradient/structure init: initial sigma = this times the local spacing (default: the "
+                        "measured 1.0 for gradient, 0.7 for structure)")
+    p.add_argument("--superpixel-area", type=float, default=d["superpixel_area"].default,
+                   help="structure init: target superpixel area in pixels (default %(default)s)")
+    p.add_argument("--colour-solve-init", action="store_true",
+                   help="least-squares colours (conjugate gradients) right after initialisation")
+    p.add_argument("--colour-solve-every", type=int, default=d["colour_solve_every"].default, metavar="K",
+                   help="also solve the colours every K steps (0 = never, the default)")
+    p.add_argument("--colour-solve-iters", type=int, default=d["colour_solve_iters"].default,
+                   help="CG iterations per colour solve (default %(default)s)")
+    p.add_argument("--geo-weight", type=float, default=d["geo_weight"].default, metavar="W",
+                   help="weight of the geometry-consistent (Sobel-gradient) loss (default 0: off)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -414,7 +453,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("encode", help="compress an image to a .spix file (fit + QAT + entropy coding)")
     p.add_argument("image")
     p.add_argument("-o", "--output", required=True, help=".spix file to write")
-    p.add_argument("--method", choices=("gaussianimage",), default="gaussianimage")
+    p.add_argument("--method", choices=("gaussianimage", "sga"), default="gaussianimage",
+                   help="gaussianimage (GaussianImage's codec) or sga (structure-guided: structure-guided "
+                        "initialisation, grid positions coded as a set, adaptive-bitwidth covariance)")
+    p.add_argument("--subdiv", type=int, default=4, help="sga: position grid steps per pixel (default 4)")
+    p.add_argument("--tier-bits", type=int, nargs="+",
+                   help="sga: fixed covariance bits per tier, e.g. 6 6 6 (default: chosen RD-aware per image)")
     p.add_argument("--bpp", type=float, help="target rate: N is searched (up to 3 encodes)")
     p.add_argument("--report", help="JSON report: bpp, bytes, psnr, ms_ssim, encode_seconds, n_gaussians, ...")
     p.add_argument("--fixed-length", action="store_true",
@@ -462,12 +506,22 @@ def build_parser() -> argparse.ArgumentParser:
     esub = p.add_subparsers(dest="eval", required=True, metavar="EVAL")
     e = esub.add_parser("rd", help="run a method over a folder of images at several rate points (resumable)")
     e.add_argument("--images", required=True, help="folder of images")
-    e.add_argument("--method", required=True, help="gaussianimage, jpeg, webp, jpeg2000, avif, jpegxl")
+    e.add_argument("--method", required=True, help="gaussianimage, sga, jpeg, webp, jpeg2000, avif, jpegxl")
     e.add_argument("--points", type=float, nargs="+",
-                   help="numbers of Gaussians (gaussianimage; default 800 1000 3000 5000 7000 9000) or target bpp "
-                        "values (classical codecs; default GaussianImage's rates 0.118 ... 1.286)")
-    e.add_argument("--steps", type=int, default=2000, help="gaussianimage: fitting steps per point")
-    e.add_argument("--qat-steps", type=int, default=1000, help="gaussianimage: QAT steps per point")
+                   help="numbers of Gaussians (gaussianimage, sga; default 800 1000 3000 5000 7000 9000) or target "
+                        "bpp values (classical codecs; default GaussianImage's rates 0.118 ... 1.286)")
+    e.add_argument("--label", help="name of the run: its folder and curve file (default: the method), for ablations")
+    e.add_argument("--steps", type=int, default=2000, help="gaussianimage/sga: fitting steps per point")
+    e.add_argument("--qat-steps", type=int, default=1000, help="gaussianimage/sga: QAT steps per point")
+    e.add_argument("--init", choices=("random", "gradient", "structure"),
+                   help="gaussianimage/sga: initialisation (default: random for gaussianimage, structure for sga)")
+    e.add_argument("--colour-solve-init", action=argparse.BooleanOptionalAction, default=None,
+                   help="gaussianimage/sga: closed-form colours after initialisation (default: on for sga)")
+    e.add_argument("--colour-solve-every", type=int, help="gaussianimage/sga: closed-form colours every K steps")
+    e.add_argument("--geo-weight", type=float, help="gaussianimage/sga: geometry-consistent loss weight")
+    e.add_argument("--subdiv", type=int, help="sga: position grid steps per pixel")
+    e.add_argument("--tier-bits", type=int, nargs="+",
+                   help="sga: fixed covariance bits per tier (default: chosen RD-aware per image)")
     e.add_argument("--out", required=True, help="output folder (per-image JSON and the mean curve)")
     e.add_argument("--jobs", type=int, default=1, help="worker processes")
     e.add_argument("--limit", type=int, help="use only the first K images (sorted by name)")

@@ -11,6 +11,23 @@ Faithful to GaussianImage (ECCV 2024) in its representation and schedule:
 * MSE loss on the full image each step, render clamped to ``[0, 1]`` (``clamp_output``), Adan with
   ``lr = 1e-3`` halved every 20 000 steps.
 
+Beyond GaussianImage (all off by default, so the defaults reproduce it exactly), for structure-guided allocation:
+
+* ``init``: ``"random"`` (GaussianImage), ``"gradient"`` (Image-GS) or ``"structure"`` (SLIC superpixels with 6:2:1
+  budgets by complexity class), see :mod:`splatpix.init`; ``init_scale`` and ``superpixel_area`` tune the latter
+  two. The image-driven initialisations produce an effective model that is converted to the raw parameters
+  (:func:`splatpix.init.raw_from_gaussians`).
+* ``colour_solve_init``: right after initialisation, replace the colours by the damped least-squares solution for
+  the initial geometry (:func:`splatpix.colour_solve.solve_colours`, ``colour_solve_iters`` CG iterations);
+  ``colour_solve_every = k > 0``: also at every step ``k, 2k, ...`` (before that step's render), each time resetting
+  the optimiser's state (moments, step count) of the colour tensor, whose old moments describe other colours.
+* ``geo_weight``: loss ``clamped_mse + geo_weight * L_geo`` with the geometry-consistent regulariser
+  :class:`splatpix.losses.GeometryLoss`.
+
+Initialisation and colour solves are work of the method: their time is part of ``FitResult.seconds`` and of the
+history's ``seconds`` (the clock starts before the initialisation); the step-0 log entry is the initialised (and
+colour-solved) model.
+
 Note that because the renderer sums (it does not alpha-blend) and the output is clamped, very dense models
 (N comparable to the pixel count) start fully saturated at 1, where the clamp passes no gradient; as in
 GaussianImage, N should stay well below the number of pixels.
@@ -29,9 +46,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .colour_solve import solve_colours
 from .errors import SplatpixError
 from .gaussians import PARAMETERISATIONS, Gaussians
-from .losses import clamped_mse
+from .init import METHODS as INIT_METHODS
+from .init import initial_raw, random_raw
+from .init.params import ATANH_CLIP, CHOLESKY_BOUND, SCALE_BOUND, build_model
+from .losses import GeometryLoss, clamped_mse
 from .metrics import ms_ssim, psnr
 from .optim import Adan
 from .render import BACKENDS, render
@@ -40,9 +61,9 @@ __all__ = ["FitConfig", "FitResult", "fit"]
 
 OPTIMIZERS = ("adan", "adam")
 CHANNELS = (1, 3, 4)
-_CHOLESKY_BOUND = (0.5, 0.0, 0.5)
-_SCALE_BOUND = 0.5
-_ATANH_CLIP = 1.0 - 1e-4  # keeps atanh finite: |xy| <= ~4.95
+_CHOLESKY_BOUND = CHOLESKY_BOUND
+_SCALE_BOUND = SCALE_BOUND
+_ATANH_CLIP = ATANH_CLIP  # keeps atanh finite: |xy| <= ~4.95
 
 
 @dataclass
@@ -62,6 +83,14 @@ class FitConfig:
     log_every: int = 100
     clamp_output: bool = True
     log_ms_ssim: bool = False  # also record MS-SSIM at each logged point (costs one MS-SSIM evaluation each)
+    # structure-guided allocation (defaults: off, i.e. GaussianImage)
+    init: str = "random"  # "random" | "gradient" | "structure" (splatpix.init)
+    init_scale: float | None = None  # gradient/structure: sigma = init_scale * spacing; None: 1.0 / 0.7 (measured)
+    superpixel_area: float = 1024.0  # structure: target SLIC superpixel area in pixels
+    colour_solve_init: bool = False  # least-squares colours right after initialisation
+    colour_solve_every: int = 0  # k > 0: also every k steps (resets the colours' optimiser state); 0 = never
+    colour_solve_iters: int = 20  # CG iterations per colour solve
+    geo_weight: float = 0.0  # geometry-consistent loss weight (0 = off); L_geo ~ 10-30x the MSE, try ~0.01
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> SplatpixError:
@@ -88,6 +117,21 @@ class FitConfig:
             raise bad(f"unknown render backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
         if not _is_int(self.log_every) or self.log_every < 1:
             raise bad(f"log_every must be an integer >= 1, got {self.log_every!r}")
+        if self.init not in INIT_METHODS:
+            raise bad(f"unknown init {self.init!r}; use one of {', '.join(INIT_METHODS)}")
+        if self.init_scale is not None and (not _is_finite_number(self.init_scale) or self.init_scale <= 0):
+            raise bad(f"init_scale must be a finite number > 0 (or None: the method's default), "
+                      f"got {self.init_scale!r}")
+        if not _is_finite_number(self.superpixel_area) or self.superpixel_area < 1:
+            raise bad(f"superpixel_area must be a finite number >= 1 (pixels), got {self.superpixel_area!r}")
+        if not isinstance(self.colour_solve_init, bool):
+            raise bad(f"colour_solve_init must be True or False, got {self.colour_solve_init!r}")
+        if not _is_int(self.colour_solve_every) or self.colour_solve_every < 0:
+            raise bad(f"colour_solve_every must be an integer >= 0 (0 = never), got {self.colour_solve_every!r}")
+        if not _is_int(self.colour_solve_iters) or self.colour_solve_iters < 1:
+            raise bad(f"colour_solve_iters must be an integer >= 1, got {self.colour_solve_iters!r}")
+        if not _is_finite_number(self.geo_weight) or self.geo_weight < 0:
+            raise bad(f"geo_weight must be a finite number >= 0, got {self.geo_weight!r}")
 
 
 @dataclass
@@ -97,8 +141,9 @@ class FitResult:
     ``gaussians`` holds the final model (detached) with effective parameters: normalised means, effective
     Cholesky ``L`` or ``(s1, s2, theta)``, colours. When training diverged it is the last good model.
     ``psnr`` is on 8-bit rounded images of the clamped native-size render; ``seconds`` is the training wall
-    time (metric evaluations for the log and the final evaluation excluded); ``history`` lists the logged
-    points ``{step, seconds, psnr}`` (plus ``ms_ssim`` with ``log_ms_ssim``).
+    time, initialisation and colour solves included (metric evaluations for the log and the final evaluation
+    excluded); ``init_seconds`` the part of it spent initialising (with the initial colour solve); ``history``
+    lists the logged points ``{step, seconds, psnr}`` (plus ``ms_ssim`` with ``log_ms_ssim``).
     """
 
     gaussians: Gaussians
@@ -112,6 +157,7 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
     diverged: bool = False
     message: str = ""
+    init_seconds: float = 0.0
 
     def report(self) -> dict[str, Any]:
         """JSON-serialisable summary (non-finite numbers become ``None``)."""
@@ -128,6 +174,7 @@ class FitResult:
             "size": [h, w],
             "diverged": bool(self.diverged),
             "message": self.message,
+            "init_seconds": _json_float(self.init_seconds),
             "config": asdict(self.config),
             "history": [{k: _json_float(v) if isinstance(v, float) else v for k, v in e.items()}
                         for e in self.history],
@@ -136,6 +183,10 @@ class FitResult:
 
 def _is_int(x: object) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_finite_number(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _json_float(x: float | None) -> float | None:
@@ -149,30 +200,37 @@ def _json_float(x: float | None) -> float | None:
 
 
 def _init_raw(n: int, channels: int, param: str, seed: int) -> dict[str, Tensor]:
-    """GaussianImage's raw parameter initialisation (float32, CPU, from a seeded generator)."""
-    gen = torch.Generator().manual_seed(seed)
-    u = 2.0 * (torch.rand(n, 2, generator=gen) - 0.5)
-    raw: dict[str, Tensor] = {"xy": torch.atanh(u.clamp(-_ATANH_CLIP, _ATANH_CLIP))}
-    if param == "cholesky":
-        raw["cholesky"] = torch.rand(n, 3, generator=gen)
-    else:
-        raw["scaling"] = torch.rand(n, 2, generator=gen)
-        raw["rotation"] = torch.rand(n, 1, generator=gen)
-    raw["features"] = torch.rand(n, channels, generator=gen)
-    return raw
+    """GaussianImage's raw parameter initialisation (float32, CPU, from a seeded generator):
+    :func:`splatpix.init.random_raw`."""
+    return random_raw(n, channels, param, seed)
 
 
 def _build(raw: dict[str, Tensor], param: str, size: tuple[int, int]) -> Gaussians:
-    """Effective (differentiable) :class:`Gaussians` from the raw parameters."""
-    means = 0.5 * (torch.tanh(raw["xy"]) + 1.0)
-    if param == "cholesky":
-        bound = torch.tensor(_CHOLESKY_BOUND, dtype=raw["cholesky"].dtype, device=raw["cholesky"].device)
-        cov = raw["cholesky"] + bound
-    else:
-        scales = torch.abs(raw["scaling"] + _SCALE_BOUND)
-        theta = torch.sigmoid(raw["rotation"]) * (2.0 * math.pi)
-        cov = torch.cat((scales, theta), dim=1)
-    return Gaussians(means, cov, raw["features"], param, size)
+    """Effective (differentiable) :class:`Gaussians` from the raw parameters: :func:`splatpix.init.build_model`."""
+    return build_model(raw, param, size)
+
+
+def _initial_raw(target: Tensor, cfg: FitConfig) -> dict[str, Tensor]:
+    """Raw parameters of ``cfg.init`` for ``target`` (CPU float32)."""
+    channels = int(target.shape[0])
+    if cfg.init == "random":
+        return _init_raw(cfg.n_gaussians, channels, cfg.param, cfg.seed)
+    options: dict[str, Any] = {} if cfg.init_scale is None else {"scale": float(cfg.init_scale)}
+    if cfg.init == "structure":
+        options["superpixel_area"] = float(cfg.superpixel_area)
+    return initial_raw(target.cpu(), cfg.n_gaussians, cfg.init, param=cfg.param, seed=cfg.seed,
+                       backend=cfg.backend, **options)
+
+
+def _solve_colours_into(raw: dict[str, Tensor], cfg: FitConfig, size: tuple[int, int], target: Tensor) -> bool:
+    """Replace ``raw["features"]`` by the least-squares colours of the current geometry; False if not finite."""
+    with torch.no_grad():
+        model = build_model({k: v.detach() for k, v in raw.items()}, cfg.param, size)
+        cols = solve_colours(model, target, iters=cfg.colour_solve_iters, backend=cfg.backend)
+        if not bool(torch.isfinite(cols).all()):
+            return False
+        raw["features"].copy_(cols.to(raw["features"].dtype))
+    return True
 
 
 def _check_image(image: Tensor) -> Tensor:
@@ -230,8 +288,12 @@ def fit(
             stacklevel=2,
         )
 
-    raw = {k: v.to(device).requires_grad_(True) for k, v in _init_raw(cfg.n_gaussians, channels, cfg.param,
-                                                                         cfg.seed).items()}
+    t_init = time.perf_counter()
+    raw = {k: v.to(device).requires_grad_(True) for k, v in _initial_raw(target, cfg).items()}
+    if cfg.colour_solve_init:
+        _solve_colours_into(raw, cfg, size, target)
+    init_seconds = time.perf_counter() - t_init
+    geo = GeometryLoss(target) if cfg.geo_weight > 0 else None
     params = list(raw.values())
     if cfg.optimizer == "adan":
         opt: torch.optim.Optimizer = Adan(params, lr=cfg.lr)
@@ -272,13 +334,18 @@ def fit(
         return False
 
     train_time = 0.0
-    t0 = time.perf_counter()
+    t0 = time.perf_counter() - init_seconds  # the clock counts the initialisation (and the colour solves)
     try:
         for k in range(cfg.steps):
             # k = number of optimizer steps applied to the current parameters
+            if cfg.colour_solve_every and k > 0 and k % cfg.colour_solve_every == 0:
+                if _solve_colours_into(raw, cfg, size, target):
+                    opt.state.pop(raw["features"], None)  # fresh moments for the new colours
             model = _build(raw, cfg.param, size)
             out = render(model, height, width, backend=cfg.backend)
             loss = clamped_mse(out, target, clamp=cfg.clamp_output)
+            if geo is not None:
+                loss = loss + cfg.geo_weight * geo(out, clamp=cfg.clamp_output)
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
                 diverged = True
@@ -346,4 +413,5 @@ def fit(
         history=history,
         diverged=diverged,
         message=message,
+        init_seconds=init_seconds,
     )

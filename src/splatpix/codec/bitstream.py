@@ -34,6 +34,8 @@ __all__ = [
     "COLOUR_INDICES",
     "COVARIANCE",
     "COV_QUANT_PARAMS",
+    "COV_TIERS",
+    "GRID_POSITIONS",
     "DEFAULT_MAX_FILE_BYTES",
     "DEFAULT_MAX_GAUSSIANS",
     "DEFAULT_MAX_PIXELS",
@@ -80,6 +82,10 @@ CODEBOOKS = 5
 """Residual-VQ codebooks."""
 METADATA = 6
 """UTF-8 JSON object (encoder name and version, settings...); written as an optional section."""
+GRID_POSITIONS = 7
+"""Method ``sga``: grid-quantised centres coded as a set (order discarded)."""
+COV_TIERS = 8
+"""Method ``sga``: the covariance tiers' definition and their quantisers."""
 
 SECTION_NAMES = {
     POSITIONS: "POSITIONS",
@@ -88,6 +94,8 @@ SECTION_NAMES = {
     COLOUR_INDICES: "COLOUR_INDICES",
     CODEBOOKS: "CODEBOOKS",
     METADATA: "METADATA",
+    GRID_POSITIONS: "GRID_POSITIONS",
+    COV_TIERS: "COV_TIERS",
 }
 KNOWN_SECTIONS = frozenset(SECTION_NAMES)
 

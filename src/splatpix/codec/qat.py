@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -116,7 +117,7 @@ class QATResult:
     training render), plus a final ``{step, seconds, psnr}`` entry when the last step was not logged.
     """
 
-    quantized: QuantizedGaussians
+    quantized: Any  # QuantizedGaussians (GaussianImage) or SGAQuantized (method sga)
     psnr: float
     psnr_before: float
     psnr_ptq: float
@@ -169,6 +170,13 @@ class _State:
         return {"xy": self.xy, "chol": self.chol, "colours": self.colours, "log_scale": self.cov_q.log_scale,
                 "offset": self.cov_q.offset, "codebooks": self.vq.codebooks}
 
+    def aux_loss(self) -> Tensor:
+        """Loss terms besides the render's MSE (the residual VQ's commitment/codebook terms)."""
+        return self.vq.loss(self.colours)
+
+    def refresh(self) -> None:
+        """Called at every logged step; the baseline's quantisers have no state derived from the model."""
+
     def means(self) -> Tensor:
         return 0.5 * (torch.tanh(self.xy) + 1.0)
 
@@ -198,12 +206,16 @@ def quantization_aware_finetune(
     image: Tensor,
     cfg: QATConfig | None = None,
     progress: bool = True,
+    *,
+    make_state: Callable[[Gaussians, QATConfig, torch.device], Any] | None = None,
 ) -> QATResult:
     """Fine-tune ``g`` (param ``"cholesky"``, native size = image size) with its quantisers in the loop.
 
     ``image``: ``(C, H, W)`` float in ``[0, 1]``. See the module docs for what trains, the loss and the result.
     Raises :class:`SplatpixError` for an RS model, a size or channel mismatch, non-finite parameters or a bad
-    config.
+    config. ``make_state(g, cfg, device)`` builds the trainable state (default: GaussianImage's quantisers);
+    another codec (:mod:`.sga`) passes its own, with the same methods as this module's ``_State``
+    (``tensors``, ``fake_quantized``, ``aux_loss``, ``refresh``, ``encode``).
     """
     cfg = QATConfig() if cfg is None else cfg
     if not isinstance(cfg, QATConfig):
@@ -232,7 +244,7 @@ def quantization_aware_finetune(
     with torch.no_grad():
         psnr_before = psnr(render(g.detach().to(device, torch.float32), height, width, clamp=True), target)
 
-    state = _State(g, cfg, device)
+    state = (make_state or _State)(g, cfg, device)
     with torch.no_grad():  # the quantisers' initial state is naive post-training quantisation
         psnr_ptq = psnr(render(state.fake_quantized(), height, width, clamp=True), target)
     params = list(state.tensors().values())
@@ -256,7 +268,7 @@ def quantization_aware_finetune(
         for k in range(cfg.steps):
             model = state.fake_quantized()
             out = render(model, height, width)
-            loss = clamped_mse(out, target) + state.vq.loss(state.colours)
+            loss = clamped_mse(out, target) + state.aux_loss()
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
                 diverged = True
@@ -267,6 +279,7 @@ def quantization_aware_finetune(
                 good[name].copy_(t.detach())
             good_step = k
             if k % cfg.log_every == 0:
+                state.refresh()
                 t_log = time.perf_counter()
                 p = psnr(out.detach(), target)
                 history.append({"step": k, "seconds": t_log - t0 - log_time, "psnr": p, "loss": loss_value})
@@ -295,6 +308,7 @@ def quantization_aware_finetune(
             for name, t in state.tensors().items():
                 t.copy_(good[name])
 
+    state.refresh()
     quantized = state.encode()
     with torch.no_grad():
         final_psnr = psnr(render(quantized.dequantize().to(device), height, width, clamp=True), target)

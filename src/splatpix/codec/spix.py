@@ -96,6 +96,43 @@ def _uncode(data: bytes, n: int, alphabet: int, mode: int, source: str) -> np.nd
     return unpack_fixed(data[1:], n, _bits(alphabet))
 
 
+def colour_payloads(indices: np.ndarray, codebooks: np.ndarray, mode: int) -> tuple[bytes, bytes]:
+    """The ``COLOUR_INDICES`` and ``CODEBOOKS`` payloads (shared by both methods)."""
+    stages, k, c = codebooks.shape
+    col = bytes([mode, stages]) + struct.pack("<H", k) + _chunks(
+        [_code(np.ascontiguousarray(indices[:, s]), k, mode) for s in range(stages)])
+    books = bytes([stages]) + struct.pack("<HB", k, c) + np.ascontiguousarray(codebooks, dtype="<f4").tobytes()
+    return col, books
+
+
+def read_colour_payloads(sections: dict[int, bytes], n: int, c: int, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Parse (untrusted) ``COLOUR_INDICES`` and ``CODEBOOKS``: ``(N, stages)`` indices and the codebooks."""
+
+    def bad(msg: str) -> SplatpixError:
+        return SplatpixError(f"{source}: corrupt .spix file: {msg}")
+
+    ci = memoryview(sections[bs.COLOUR_INDICES])
+    if len(ci) < 4 or ci[0] not in (MODE_FIXED, MODE_ENTROPY):
+        raise bad("colour index section is truncated or has an unknown mode")
+    col_mode, stages = ci[0], ci[1]
+    (k,) = struct.unpack_from("<H", ci, 2)
+    if not 1 <= stages <= 16 or not 1 <= k <= 4096:
+        raise bad(f"colour quantiser with {stages} stages of {k} codewords is out of range")
+    idx_chunks = _read_chunks(ci[4:], stages, "colour index section", source)
+    idx = np.stack([_uncode(ch, n, k, col_mode, source) for ch in idx_chunks], axis=1) if n else \
+        np.zeros((0, stages), dtype=np.int64)
+
+    cb = sections[bs.CODEBOOKS]
+    if len(cb) < 4:
+        raise bad("codebook section truncated")
+    cb_stages = cb[0]
+    cb_k, cb_c = struct.unpack_from("<HB", cb, 1)
+    if (cb_stages, cb_k, cb_c) != (stages, k, c) or len(cb) != 4 + 4 * stages * k * c:
+        raise bad("codebook section does not match the colour indices or the channel count")
+    books = np.frombuffer(cb, dtype="<f4", offset=4).reshape(stages, k, c).astype(np.float32)
+    return idx, books
+
+
 def pack(q: QuantizedGaussians, *, fixed_length: bool = False, metadata: dict[str, Any] | None = None) -> bytes:
     """The ``.spix`` bytes of a quantised model."""
     mode = MODE_FIXED if fixed_length else MODE_ENTROPY
@@ -106,11 +143,7 @@ def pack(q: QuantizedGaussians, *, fixed_length: bool = False, metadata: dict[st
     qparams = bytes([q.cov_bits]) + np.concatenate((q.cov_scale, q.cov_offset)).astype("<f4").tobytes()
     cov = bytes([mode]) + _chunks(
         [_code(np.ascontiguousarray(q.cov_symbols[:, j]), 1 << q.cov_bits, mode) for j in range(3)])
-    stages, k = q.stages, q.codebook_size
-    col = bytes([mode, stages]) + struct.pack("<H", k) + _chunks(
-        [_code(np.ascontiguousarray(q.colour_indices[:, s]), k, mode) for s in range(stages)])
-    books = bytes([stages]) + struct.pack("<HB", k, q.channels) + np.ascontiguousarray(
-        q.codebooks, dtype="<f4").tobytes()
+    col, books = colour_payloads(q.colour_indices, q.codebooks, mode)
     sections = [(bs.POSITIONS, pos, False), (bs.COV_QUANT_PARAMS, qparams, False), (bs.COVARIANCE, cov, False),
                 (bs.COLOUR_INDICES, col, False), (bs.CODEBOOKS, books, False)]
     if metadata:
@@ -120,8 +153,19 @@ def pack(q: QuantizedGaussians, *, fixed_length: bool = False, metadata: dict[st
 
 def unpack(data: bytes, *, source: str = "<bytes>", max_pixels: int = bs.DEFAULT_MAX_PIXELS,
            max_gaussians: int = bs.DEFAULT_MAX_GAUSSIANS) -> tuple[QuantizedGaussians, dict[str, Any]]:
-    """Parse ``.spix`` bytes (untrusted) into a quantised model and its metadata (``{}`` if none)."""
+    """Parse ``.spix`` bytes (untrusted) into a quantised model and its metadata (``{}`` if none).
+
+    The model is a :class:`~.quantize.QuantizedGaussians` (method ``gaussianimage``) or a
+    :class:`~.sga.SGAQuantized` (method ``sga``); both have ``dequantize()``.
+    """
     header, sections = bs.read_spix(data, max_pixels=max_pixels, max_gaussians=max_gaussians, source=source)
+    meta: dict[str, Any] = {}
+    if bs.METADATA in sections:
+        meta = bs.decode_metadata(sections[bs.METADATA], source=source)
+    if header.method == bs.METHOD_SGA:
+        from .sga import unpack_sections
+
+        return unpack_sections(header, sections, source), meta
     if header.method != bs.METHOD_GAUSSIANIMAGE:
         raise SplatpixError(f"{source}: method {bs.METHOD_NAMES.get(header.method, header.method)!r} is not "
                             "decodable by this version")
@@ -153,29 +197,8 @@ def unpack(data: bytes, *, source: str = "<bytes>", max_pixels: int = bs.DEFAULT
     cov = np.stack([_uncode(ch, n, 1 << cov_bits, cov_mode, source) for ch in cov_chunks], axis=1) if n else \
         np.zeros((0, 3), dtype=np.int64)
 
-    ci = memoryview(sections[bs.COLOUR_INDICES])
-    if len(ci) < 4 or ci[0] not in (MODE_FIXED, MODE_ENTROPY):
-        raise bad("colour index section is truncated or has an unknown mode")
-    col_mode, stages = ci[0], ci[1]
-    (k,) = struct.unpack_from("<H", ci, 2)
-    if not 1 <= stages <= 16 or not 1 <= k <= 4096:
-        raise bad(f"colour quantiser with {stages} stages of {k} codewords is out of range")
-    idx_chunks = _read_chunks(ci[4:], stages, "colour index section", source)
-    idx = np.stack([_uncode(ch, n, k, col_mode, source) for ch in idx_chunks], axis=1) if n else \
-        np.zeros((0, stages), dtype=np.int64)
+    idx, books = read_colour_payloads(sections, n, c, source)
 
-    cb = sections[bs.CODEBOOKS]
-    if len(cb) < 4:
-        raise bad("codebook section truncated")
-    cb_stages = cb[0]
-    cb_k, cb_c = struct.unpack_from("<HB", cb, 1)
-    if (cb_stages, cb_k, cb_c) != (stages, k, c) or len(cb) != 4 + 4 * stages * k * c:
-        raise bad("codebook section does not match the colour indices or the channel count")
-    books = np.frombuffer(cb, dtype="<f4", offset=4).reshape(stages, k, c).astype(np.float32)
-
-    meta: dict[str, Any] = {}
-    if bs.METADATA in sections:
-        meta = bs.decode_metadata(sections[bs.METADATA], source=source)
     q = QuantizedGaussians(size=(header.height, header.width), channels=c, position_symbols=positions,
                            cov_symbols=cov, cov_scale=cov_scale, cov_offset=cov_offset, colour_indices=idx,
                            codebooks=books, cov_bits=cov_bits)
@@ -190,7 +213,7 @@ class EncodeResult:
     """``data``: the ``.spix`` bytes; ``quantized``: what they hold; ``report``: rate, quality and timings."""
 
     data: bytes = field(repr=False)
-    quantized: QuantizedGaussians = field(repr=False)
+    quantized: Any = field(repr=False)  # QuantizedGaussians or sga.SGAQuantized
     report: dict[str, Any] = field(default_factory=dict)
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -210,25 +233,72 @@ def decode(path: str | os.PathLike[str]) -> Gaussians:
     return decode_bytes(Path(path).read_bytes(), source=os.fspath(path))
 
 
-def encode(image: Tensor, n_gaussians: int, *, fit_config: FitConfig | None = None,
-           qat_config: QATConfig | None = None, fixed_length: bool = False, progress: bool = True) -> EncodeResult:
+METHODS = ("gaussianimage", "sga")
+
+
+def encode(image: Tensor, n_gaussians: int, *, method: str = "gaussianimage", fit_config: FitConfig | None = None,
+           qat_config: QATConfig | None = None, sga_config: Any = None, fixed_length: bool = False,
+           progress: bool = True) -> EncodeResult:
     """Fit ``n_gaussians`` to ``image`` (``(C, H, W)`` in ``[0, 1]``), fine-tune with quantisation, and code it.
 
+    ``method``: ``"gaussianimage"`` (GaussianImage's codec) or ``"sga"`` (structure-guided, :mod:`.sga`; with
+    ``fit_config=None`` it fits with :data:`.sga.SGA_FIT_DEFAULTS`; ``sga_config`` is a :class:`.sga.SGAConfig`).
     The report's ``psnr`` / ``ms_ssim`` are measured on the image decoded *from the produced bytes* (8-bit
     rounded); ``bpp`` is ``len(bytes) * 8 / (H * W)``.
     """
+    if method not in METHODS:
+        raise SplatpixError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     t0 = time.perf_counter()
-    fc = fit_config if fit_config is not None else FitConfig()
+    if fit_config is not None:
+        fc = fit_config
+    elif method == "sga":
+        from .sga import SGA_FIT_DEFAULTS
+
+        fc = FitConfig(**SGA_FIT_DEFAULTS)
+    else:
+        fc = FitConfig()
     fc = FitConfig(**{**fc.__dict__, "n_gaussians": int(n_gaussians), "param": "cholesky"})
     fitted = fit(image, fc, progress=progress)
     if fitted.diverged:
         raise SplatpixError(f"encoding failed: {fitted.message}")
-    qat = quantization_aware_finetune(fitted.gaussians, image, qat_config, progress=progress)
+    meta: dict[str, Any] = {"encoder": f"splatpix {__version__}", "method": method, "fit_steps": fitted.steps,
+                            "fixed_length": fixed_length}
+    extra: dict[str, Any] = {}
+    if method == "sga":
+        from .sga import SGAConfig, SGAState, config_dict, pack_sga, plan_tiers
+
+        sc = sga_config if sga_config is not None else SGAConfig()
+        if not isinstance(sc, SGAConfig):
+            raise SplatpixError(f"sga_config must be an SGAConfig, got {type(sc).__name__}")
+        qc = qat_config if qat_config is not None else QATConfig()
+        target = image.detach().float()
+        g = fitted.gaussians
+
+        def render_sse(cov: Tensor) -> float:
+            with torch.no_grad():
+                m = Gaussians(g.means, cov, g.colours, "cholesky", g.size)
+                return float(((render(m, clamp=True) - target) ** 2).sum())
+
+        colour_bits = qc.vq_stages * math.log2(max(qc.vq_codebook, 2))
+        thresholds, bits, tier_info = plan_tiers(g, target, sc, colour_bits, render_sse)
+        qat = quantization_aware_finetune(
+            g, image, qc, progress=progress,
+            make_state=lambda g_, c_, d_: SGAState(g_, c_, d_, sc, thresholds, bits))
+        extra = {"tier_bits": bits, "tier_thresholds": thresholds, "tier_planning": tier_info,
+                 "sga_config": config_dict(sc)}
+        meta.update({"tier_bits": bits, "subdiv": sc.subdiv})
+
+        def packer(q: Any, fixed: bool) -> bytes:
+            return pack_sga(q, fixed_length=fixed, metadata=meta)
+    else:
+        qat = quantization_aware_finetune(fitted.gaussians, image, qat_config, progress=progress)
+
+        def packer(q: Any, fixed: bool) -> bytes:
+            return pack(q, fixed_length=fixed, metadata=meta)
     if qat.diverged:
         raise SplatpixError(f"encoding failed during quantisation-aware fine-tuning: {qat.message}")
-    meta = {"encoder": f"splatpix {__version__}", "method": "gaussianimage", "fit_steps": fitted.steps,
-            "qat_steps": qat.steps, "fixed_length": fixed_length}
-    data = pack(qat.quantized, fixed_length=fixed_length, metadata=meta)
+    meta["qat_steps"] = qat.steps
+    data = packer(qat.quantized, fixed_length)
     encode_seconds = time.perf_counter() - t0
     td = time.perf_counter()
     g = decode_bytes(data)
@@ -240,9 +310,10 @@ def encode(image: Tensor, n_gaussians: int, *, fit_config: FitConfig | None = No
     report = {
         "bpp": len(data) * 8 / (h * w), "bytes": len(data), "psnr": psnr(out, target), "ms_ssim": ms_ssim(out, target),
         "encode_seconds": encode_seconds, "decode_seconds": decode_seconds, "n_gaussians": int(n_gaussians),
-        "bytes_fixed_length": len(pack(qat.quantized, fixed_length=True, metadata=meta)),
+        "bytes_fixed_length": len(packer(qat.quantized, True)), "method": method,
         "psnr_fit": fitted.psnr, "psnr_before_qat": qat.psnr_before, "fit_steps": fitted.steps,
-        "qat_steps": qat.steps, "fixed_length": fixed_length, "width": int(w), "height": int(h),
+        "fit_seconds": fitted.seconds, "qat_steps": qat.steps, "fixed_length": fixed_length, "width": int(w),
+        "height": int(h), **extra,
     }
     return EncodeResult(data=data, quantized=qat.quantized, report=report)
 

@@ -52,32 +52,57 @@ def _baseline(codec: str) -> PointFn:
 GAUSSIANIMAGE_N_POINTS = (800, 1000, 3000, 5000, 7000, 9000)
 
 
-def _gaussianimage(options: dict[str, Any]) -> PointFn:
+FIT_OPTIONS = ("init", "colour_solve_init", "colour_solve_every", "geo_weight")
+"""Harness options passed to :class:`splatpix.fit.FitConfig` (both Gaussian codecs)."""
+SGA_OPTIONS = ("subdiv", "n_tiers", "tier_k", "tier_bits")
+"""Harness options passed to :class:`splatpix.codec.sga.SGAConfig` (method ``sga``)."""
+
+
+def _gaussian_codec(method: str, options: dict[str, Any]) -> PointFn:
     def run(img, point: float) -> dict[str, Any]:
         from ..codec.qat import QATConfig
         from ..codec.spix import encode
         from ..fit import FitConfig
 
         steps = int(options.get("steps", 2000))
+        extra: dict[str, Any] = {}
+        sga_cfg = None
+        if method == "sga":
+            from ..codec.sga import SGA_FIT_DEFAULTS, SGAConfig
+
+            extra.update(SGA_FIT_DEFAULTS)
+            sga_kw = {k: options[k] for k in SGA_OPTIONS if options.get(k) is not None}
+            if "tier_bits" in sga_kw:
+                sga_kw["tier_bits"] = tuple(sga_kw["tier_bits"])
+            sga_cfg = SGAConfig(**sga_kw)
+        extra.update({k: options[k] for k in FIT_OPTIONS if options.get(k) is not None})
         fit_cfg = FitConfig(steps=steps, optimizer="adam", lr=1e-2, lr_decay_every=max(1, steps // 2),
-                            seed=int(options.get("seed", 0)))
+                            seed=int(options.get("seed", 0)), **extra)
         qat_cfg = QATConfig(steps=int(options.get("qat_steps", 1000)), optimizer="adam", lr=1e-3)
-        r = encode(img, int(point), fit_config=fit_cfg, qat_config=qat_cfg, progress=False).report
-        return {"bpp": r["bpp"], "psnr": r["psnr"], "ms_ssim": r["ms_ssim"], "encoding_time": r["encode_seconds"],
-                "decoding_time": r["decode_seconds"], "n_gaussians": r["n_gaussians"], "bytes": r["bytes"],
-                "psnr_fit": r["psnr_fit"], "fit_steps": r["fit_steps"], "qat_steps": r["qat_steps"]}
+        r = encode(img, int(point), method=method, fit_config=fit_cfg, qat_config=qat_cfg, sga_config=sga_cfg,
+                   progress=False).report
+        out = {"bpp": r["bpp"], "psnr": r["psnr"], "ms_ssim": r["ms_ssim"], "encoding_time": r["encode_seconds"],
+               "decoding_time": r["decode_seconds"], "n_gaussians": r["n_gaussians"], "bytes": r["bytes"],
+               "psnr_fit": r["psnr_fit"], "fit_steps": r["fit_steps"], "qat_steps": r["qat_steps"],
+               "fit_seconds": r["fit_seconds"]}
+        for k in ("tier_bits", "tier_thresholds"):
+            if k in r:
+                out[k] = r[k]
+        return out
 
     return run
 
 
 def available_methods(options: dict[str, Any] | None = None) -> dict[str, tuple[PointFn, tuple[float, ...]]]:
-    """Method name -> (point function, default points). ``options`` (gaussianimage): ``steps`` (fit steps,
-    Adam lr 1e-2 halved at half-way), ``qat_steps`` (QAT, Adam lr 1e-3), ``seed``; points are N values."""
+    """Method name -> (point function, default points). ``options`` (Gaussian codecs): ``steps`` (fit steps,
+    Adam lr 1e-2 halved at half-way), ``qat_steps`` (QAT, Adam lr 1e-3), ``seed``, the fitting options
+    :data:`FIT_OPTIONS` and (``sga``) :data:`SGA_OPTIONS`; points are N values."""
     from .baselines import CODECS
 
     methods: dict[str, tuple[PointFn, tuple[float, ...]]] = {
         name: (_baseline(name), GAUSSIANIMAGE_BPP_POINTS) for name in CODECS}
-    methods["gaussianimage"] = (_gaussianimage(options or {}), GAUSSIANIMAGE_N_POINTS)
+    for m in ("gaussianimage", "sga"):
+        methods[m] = (_gaussian_codec(m, options or {}), GAUSSIANIMAGE_N_POINTS)
     return methods
 
 
@@ -126,10 +151,11 @@ def _write_image_file(path: Path, method: str, image: Path, points: Sequence[flo
 
 
 def _run_image(method: str, image: str, points: tuple[float, ...], out_dir: str,
-               options: dict[str, Any] | None = None) -> str:
+               options: dict[str, Any] | None = None, label: str | None = None) -> str:
     fn, _ = available_methods(options)[method]
     img_path = Path(image)
-    path = Path(out_dir) / method / f"{img_path.stem}.json"
+    label = label or method
+    path = Path(out_dir) / label / f"{img_path.stem}.json"
     done = _read_done(path)
     img = None
     for p in points:
@@ -140,16 +166,19 @@ def _run_image(method: str, image: str, points: tuple[float, ...], out_dir: str,
             if img.shape[0] != 3:
                 raise SplatpixError(f"{img_path}: the RD harness needs RGB images, got {img.shape[0]} channels")
         done[_point_key(p)] = fn(img, p)
-        _write_image_file(path, method, img_path, points, done)
+        _write_image_file(path, label, img_path, points, done)
     if not path.exists():
-        _write_image_file(path, method, img_path, points, done)
+        _write_image_file(path, label, img_path, points, done)
     return str(path)
 
 
 def run_rd(images_dir: str | os.PathLike[str], method: str, out_dir: str | os.PathLike[str],
            points: Sequence[float] | None = None, jobs: int = 1, limit: int | None = None,
-           progress: Callable[[str], None] | None = None, options: dict[str, Any] | None = None) -> RDCurve:
-    """Run ``method`` on every image of ``images_dir`` at ``points``; returns (and writes) the mean curve."""
+           progress: Callable[[str], None] | None = None, options: dict[str, Any] | None = None,
+           label: str | None = None) -> RDCurve:
+    """Run ``method`` on every image of ``images_dir`` at ``points``; returns (and writes) the mean curve.
+
+    ``label`` names the run (its folder and curve file; default: the method name), e.g. for ablations."""
     methods = available_methods(options)
     if method not in methods:
         raise SplatpixError(f"unknown or unavailable method {method!r}; available: {', '.join(sorted(methods))}")
@@ -157,8 +186,11 @@ def run_rd(images_dir: str | os.PathLike[str], method: str, out_dir: str | os.Pa
     if not pts or any(not p > 0 for p in pts):
         raise SplatpixError(f"points must be positive numbers, got {list(pts)}")
     images = list_images(images_dir, limit)
-    (Path(out_dir) / method).mkdir(parents=True, exist_ok=True)
-    args = [(method, str(im), pts, str(out_dir), options) for im in images]
+    label = label or method
+    if not label.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise SplatpixError(f"label must be letters, digits, '-', '_' or '.', got {label!r}")
+    (Path(out_dir) / label).mkdir(parents=True, exist_ok=True)
+    args = [(method, str(im), pts, str(out_dir), options, label) for im in images]
     if jobs > 1:
         # "spawn", not fork: forking a process whose torch/numba thread pools are running can deadlock
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as ex:
@@ -178,10 +210,10 @@ def run_rd(images_dir: str | os.PathLike[str], method: str, out_dir: str | os.Pa
     for f in files:
         data = json.loads(Path(f).read_text())
         res = data["results"]
-        curves.append(RDCurve(name=method, description=data["description"], bpp=res["bpp"], psnr=res["psnr-rgb"],
-                              ms_ssim=res.get("ms-ssim-rgb"), raw={"name": method, "results": res}))
-    mean = mean_curve(curves, name=method, description=f"{method}: mean over {len(curves)} images of "
+        curves.append(RDCurve(name=label, description=data["description"], bpp=res["bpp"], psnr=res["psnr-rgb"],
+                              ms_ssim=res.get("ms-ssim-rgb"), raw={"name": label, "results": res}))
+    mean = mean_curve(curves, name=label, description=f"{method}: mean over {len(curves)} images of "
                       f"{Path(images_dir).name} at points {list(pts)}"
                       + (f" with {options}" if options else ""))
-    save_curve(mean, Path(out_dir) / f"{method}.json")
+    save_curve(mean, Path(out_dir) / f"{label}.json")
     return mean

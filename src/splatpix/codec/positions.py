@@ -1,0 +1,461 @@
+"""Grid positions: quantise Gaussian centres to a pixel-subdivision grid and code them as an unordered set.
+
+The render is an order-free sum over the Gaussians, so the order in which a file lists them carries no
+information. GaussianImage nevertheless pays for it: ``N`` fp16 pairs (32 bits per Gaussian) can describe every
+one of the ``N!`` orderings of the same set. This module stores the *set* instead, which saves about
+``log2(N!) / N`` bits per Gaussian, and quantises to a grid matched to the image rather than to fp16.
+
+**Grid.** A normalised mean ``(u, v)`` (``x = u * W``, ``y = v * H`` in pixels, the model convention of
+:class:`~splatpix.gaussians.Gaussians`) is quantised with ``subdiv`` steps per pixel:
+``qx = clamp(round(u * W * subdiv), 0, W * subdiv)``, likewise ``qy`` with ``H``. There are
+``Lx = W * subdiv + 1`` levels across (``qx = 0`` is the left edge, ``qx = Lx - 1`` the right edge) and
+``Ly = H * subdiv + 1`` down; the error is at most ``0.5 / subdiv`` px per axis inside the image (means outside
+``[0, 1]`` are clamped to the edge). The arithmetic is done in float64 (exact integers up to ``2^53``) and
+dequantisation is ``float32(float64(q) / float64(W * subdiv))``, both correctly rounded IEEE operations, so CPU
+and CUDA agree bit for bit. :func:`_grid_symbols` and :func:`_grid_values` are the single definitions used by
+:func:`quantize_grid`, :func:`dequantize_grid` (the decoder) and :func:`grid_ste` (training), so the value a
+fake-quantised forward pass sees is exactly the one the decoder reproduces.
+
+**Set coding** (:func:`encode_grid_points`). The cells are linearised in Morton (Z-) order (see below) or
+row by row, whichever gives the smaller payload; the points are sorted by their cell code (stably, so duplicates
+are allowed) and the gaps between consecutive codes (the first from 0) are coded. A gap ``g`` is split
+Elias-gamma style into its bit length ``L`` (0 for ``g = 0``) and the ``L - 1`` mantissa bits below its leading
+one. The symbol ``(L, top t mantissa bits)`` is coded with :func:`.entropy.encode_categorical` (a histogram is
+side information, so the model adapts to the data at no modelling cost beyond the histogram); the other
+mantissa bits are stored raw. The encoder tries ``t = 0 .. 3`` (and both orders) and keeps the smallest payload:
+at small ``N`` the larger histograms of ``t > 0`` cost more than they save. For ``N`` uniform points among ``M``
+cells the gaps are nearly geometric and the payload is within a fraction of a bit per point of
+``log2(C(M, N)) / N``; see docs/format.md ("Grid positions payload (method sga)") for the exact byte layout and
+the measurements.
+
+**Morton order on rectangles.** The two coordinates have ``bx = bitlen(Lx - 1)`` and ``by = bitlen(Ly - 1)``
+bits. The low ``m = min(bx, by)`` bits of both are interleaved (bit ``i`` of ``qx`` to bit ``2i``, bit ``i`` of
+``qy`` to bit ``2i + 1``), and the remaining high bits of the longer coordinate go above them, at bit ``2m``.
+This is a bijection onto ``[0, 2^(bx + by))`` (less than ``4 * Lx * Ly``), so codes of very elongated images
+stay small, unlike square Morton codes. Codes of cells outside the grid are never used; their code ranges come
+in large aligned blocks, and only the few gaps that jump over such a block pay for them.
+
+**Untrusted input.** :func:`decode_grid_points` checks every field (scheme byte, varint, histogram and ANS
+stream via :func:`.entropy.decode_categorical`, symbol validity, the exact length and zero padding of the raw
+bits, that the codes stay inside the code space and that every decoded point lies inside the grid) and raises
+:class:`~splatpix.errors.SplatpixError` (``"<source>: corrupt .spix file: ..."``) for anything else. Time and
+memory are ``O(n + len(data))``; ``n`` and ``levels`` are the caller's to check against its limits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import SplatpixError
+from .entropy import decode_categorical, encode_categorical
+from .quantize import _exact_ste
+
+__all__ = [
+    "MAX_CELLS",
+    "MAX_SUBDIV",
+    "ORDER_MORTON",
+    "ORDER_RASTER",
+    "decode_grid_points",
+    "dequantize_grid",
+    "encode_grid_points",
+    "grid_levels",
+    "grid_ste",
+    "quantize_grid",
+]
+
+MAX_SUBDIV = 64
+"""Largest number of grid steps per pixel."""
+
+MAX_CELLS = 1 << 46
+"""Largest grid, ``Lx * Ly`` (the Morton code space is below ``4 * Lx * Ly <= 2^48``; 100 Mpixel images at
+``subdiv = 64`` need about ``2^38.6``)."""
+
+ORDER_MORTON = 0
+"""Cells linearised in (rectangular) Morton / Z-order (the smaller order on most fitted models)."""
+
+ORDER_RASTER = 1
+"""Cells linearised row by row, ``y * Lx + x``."""
+
+_ORDERS = (ORDER_MORTON, ORDER_RASTER)
+_MAX_MODEL_BITS = 3  # mantissa bits that may go into the categorical symbol (t)
+_LEN_SYMBOLS = 64  # bit lengths 0..63 (at most 48 occur)
+_MAX_VARINT_BYTES = 5  # the ANS payload length is < 2^35 bytes
+_ERR = "corrupt .spix file"
+
+
+# ----------------------------------------------------------------------------------------------- checks
+
+
+def _check_int(value: object, name: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    v = int(value)
+    if not lo <= v <= hi:
+        raise ValueError(f"{name} must be in [{lo}, {hi}], got {v}")
+    return v
+
+
+def _check_size(size: tuple[int, int]) -> tuple[int, int]:
+    try:
+        h, w = size
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"size must be (height, width), got {size!r}") from e
+    return _check_int(h, "height", 1, MAX_CELLS), _check_int(w, "width", 1, MAX_CELLS)
+
+
+def _check_levels(levels: tuple[int, int]) -> tuple[int, int]:
+    try:
+        lx, ly = levels
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"levels must be (Lx, Ly), got {levels!r}") from e
+    lx = _check_int(lx, "Lx", 1, MAX_CELLS)
+    ly = _check_int(ly, "Ly", 1, MAX_CELLS)
+    if lx * ly > MAX_CELLS:
+        raise ValueError(f"grid of {lx} x {ly} levels is too large (at most {MAX_CELLS} cells)")
+    return lx, ly
+
+
+def grid_levels(size: tuple[int, int], subdiv: int) -> tuple[int, int]:
+    """``(Lx, Ly) = (W * subdiv + 1, H * subdiv + 1)`` for a native ``size = (H, W)``."""
+    h, w = _check_size(size)
+    subdiv = _check_int(subdiv, "subdiv", 1, MAX_SUBDIV)
+    return _check_levels((w * subdiv + 1, h * subdiv + 1))
+
+
+# -------------------------------------------------------------------------------------- quantisation
+
+
+def _steps(size: tuple[int, int], subdiv: int, device: torch.device) -> Tensor:
+    """``(W * subdiv, H * subdiv)`` as a float64 tensor (the grid step is ``1 / steps`` in normalised units)."""
+    lx, ly = grid_levels(size, subdiv)
+    return torch.tensor([lx - 1, ly - 1], dtype=torch.float64, device=device)
+
+
+def _f64_device(device: torch.device) -> torch.device:
+    """A device with IEEE float64 arithmetic: ``device`` itself, or the CPU for backends without float64."""
+    return torch.device("cpu") if device.type == "mps" else device
+
+
+def _grid_symbols(means: Tensor, steps: Tensor) -> Tensor:
+    """``clamp(round(u * steps), 0, steps)`` in float64 (integer-valued); the single quantisation rule."""
+    scaled = torch.round(means.to(torch.float64) * steps)
+    return torch.minimum(torch.maximum(scaled, torch.zeros_like(steps)), steps)
+
+
+def _grid_values(q: Tensor, steps: Tensor) -> Tensor:
+    """``float32(float64(q) / steps)``; the single dequantisation rule (training and decoding)."""
+    return (q.to(torch.float64) / steps).to(torch.float32)
+
+
+def _check_means(means: Tensor) -> None:
+    if not isinstance(means, Tensor) or means.ndim != 2 or means.shape[1] != 2:
+        raise ValueError(f"means must be an (N, 2) tensor, got {getattr(means, 'shape', type(means))}")
+
+
+def quantize_grid(means: Tensor, size: tuple[int, int], subdiv: int) -> tuple[np.ndarray, Tensor]:
+    """Grid quantisation of normalised means ``(N, 2)`` (``(u, v)``, ``x = u * W``) of a model of native
+    ``size = (H, W)``.
+
+    Returns ``(q, dequantised)``: ``q`` an ``(N, 2)`` int64 array of grid coordinates ``(qx, qy)`` with
+    ``0 <= qx <= W * subdiv`` and ``0 <= qy <= H * subdiv``; ``dequantised`` the float32 tensor they decode to
+    (on ``means``' device, no gradient; :func:`grid_ste` is the training form). Raises :class:`SplatpixError`
+    for non-finite means.
+    """
+    _check_means(means)
+    m = means.detach()
+    if not bool(torch.isfinite(m).all()):
+        raise SplatpixError("cannot quantise non-finite Gaussian positions")
+    dev = _f64_device(m.device)
+    steps = _steps(size, subdiv, dev)
+    sym = _grid_symbols(m.to(dev), steps)
+    q = sym.to(torch.int64).cpu().numpy()
+    return q, _grid_values(sym, steps).to(means.device)
+
+
+def dequantize_grid(q: np.ndarray | Tensor, size: tuple[int, int], subdiv: int) -> Tensor:
+    """Float32 CPU tensor ``(N, 2)`` of the normalised means of grid coordinates ``q`` (``(N, 2)`` integers
+    inside the grid; raises :class:`ValueError` otherwise)."""
+    qt = torch.as_tensor(np.asarray(q) if not isinstance(q, Tensor) else q).cpu()
+    if qt.ndim != 2 or qt.shape[1] != 2 or (qt.numel() and (qt.dtype.is_floating_point or qt.dtype == torch.bool)):
+        raise ValueError(f"q must be an (N, 2) integer array, got {qt.dtype} {tuple(qt.shape)}")
+    steps = _steps(size, subdiv, torch.device("cpu"))
+    qt = qt.to(torch.int64)
+    if qt.numel() and (bool((qt < 0).any()) or bool((qt.to(torch.float64) > steps).any())):
+        raise ValueError("grid coordinates outside the grid")
+    return _grid_values(qt, steps)
+
+
+def grid_ste(means: Tensor, size: tuple[int, int], subdiv: int) -> Tensor:
+    """Grid rounding of normalised ``means`` for quantisation-aware training: the forward value equals
+    ``quantize_grid(means, size, subdiv)[1]`` bit for bit (in ``means``' dtype), the gradient is the identity."""
+    _check_means(means)
+    m = means.detach()
+    dev = _f64_device(m.device)
+    steps = _steps(size, subdiv, dev)
+    hard = _grid_values(_grid_symbols(m.to(dev), steps), steps).to(device=means.device, dtype=means.dtype)
+    return _exact_ste(hard, means)
+
+
+# -------------------------------------------------------------------------------------- cell orders
+
+
+def _bitlen(v: int) -> int:
+    return int(v).bit_length()
+
+
+def _spread(v: np.ndarray) -> np.ndarray:
+    """Bits ``i`` of ``v`` (uint64, < 2^32) moved to bits ``2i``."""
+    v = v & np.uint64(0xFFFFFFFF)
+    for shift, mask in ((16, 0x0000FFFF0000FFFF), (8, 0x00FF00FF00FF00FF), (4, 0x0F0F0F0F0F0F0F0F),
+                        (2, 0x3333333333333333), (1, 0x5555555555555555)):
+        v = (v | (v << np.uint64(shift))) & np.uint64(mask)
+    return v
+
+
+def _compact(v: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_spread`: bits ``2i`` of ``v`` (uint64) moved to bits ``i``."""
+    v = v & np.uint64(0x5555555555555555)
+    for shift, mask in ((1, 0x3333333333333333), (2, 0x0F0F0F0F0F0F0F0F), (4, 0x00FF00FF00FF00FF),
+                        (8, 0x0000FFFF0000FFFF), (16, 0x00000000FFFFFFFF)):
+        v = (v | (v >> np.uint64(shift))) & np.uint64(mask)
+    return v
+
+
+def _code_space(order: int, lx: int, ly: int) -> int:
+    """Number of codes of the cell order (all cell codes are below it)."""
+    if order == ORDER_RASTER:
+        return lx * ly
+    return 1 << (_bitlen(lx - 1) + _bitlen(ly - 1))
+
+
+def _cell_codes(q: np.ndarray, order: int, lx: int, ly: int) -> np.ndarray:
+    """int64 codes of grid points ``q`` (``(N, 2)`` int64 inside the grid) in the given cell order."""
+    x, y = q[:, 0], q[:, 1]
+    if order == ORDER_RASTER:
+        return y * lx + x
+    bx, by = _bitlen(lx - 1), _bitlen(ly - 1)
+    m = min(bx, by)  # <= 23 since Lx * Ly <= 2^46
+    low = np.uint64((1 << m) - 1)
+    xu, yu = x.astype(np.uint64), y.astype(np.uint64)
+    code = _spread(xu & low) | (_spread(yu & low) << np.uint64(1))
+    high = (xu if bx >= by else yu) >> np.uint64(m)
+    return (code | (high << np.uint64(2 * m))).astype(np.int64)
+
+
+def _cell_points(codes: np.ndarray, order: int, lx: int, ly: int) -> np.ndarray:
+    """Inverse of :func:`_cell_codes` for codes below the code space; points may lie outside the grid (Morton
+    codes of unused cells), which the caller checks."""
+    if order == ORDER_RASTER:
+        return np.stack((codes % lx, codes // lx), axis=1)
+    bx, by = _bitlen(lx - 1), _bitlen(ly - 1)
+    m = min(bx, by)
+    c = codes.astype(np.uint64)
+    low = c & np.uint64((1 << (2 * m)) - 1)
+    x, y = _compact(low), _compact(low >> np.uint64(1))
+    high = c >> np.uint64(2 * m)
+    if bx >= by:
+        x = x | (high << np.uint64(m))
+    else:
+        y = y | (high << np.uint64(m))
+    return np.stack((x, y), axis=1).astype(np.int64)
+
+
+# ---------------------------------------------------------------------------------------------- raw bits
+
+
+_SPAN = 7  # bytes a value of at most 48 bits can touch at a bit offset of at most 7
+
+
+def _write_bits(values: np.ndarray, widths: np.ndarray) -> bytes:
+    """Concatenate the low ``widths[i]`` bits (``<= 48``) of ``values[i]`` (LSB first) into a little-endian bit
+    stream: stream bit ``j`` is bit ``j % 8`` of byte ``j // 8``; padding bits are 0."""
+    total = int(widths.sum())
+    if total == 0:
+        return b""
+    size = (total + 7) // 8
+    starts = np.cumsum(widths) - widths
+    shifted = values.astype(np.uint64) << (starts & 7).astype(np.uint64)  # < 2^55
+    first = starts >> 3
+    out = np.zeros(size + _SPAN, dtype=np.float64)
+    for j in range(_SPAN):  # the values' bits do not overlap, so adding the bytes is OR-ing them
+        byte = ((shifted >> np.uint64(8 * j)) & np.uint64(0xFF)).astype(np.float64)
+        out += np.bincount(first + j, weights=byte, minlength=size + _SPAN)
+    return out[:size].astype(np.uint8).tobytes()
+
+
+def _read_bits(raw: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_write_bits` (``raw``: uint8 array of exactly the right length, checked by the
+    caller); O(n) time and memory."""
+    n = widths.size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.cumsum(widths) - widths
+    padded = np.concatenate((raw, np.zeros(_SPAN, dtype=np.uint8)))
+    first = starts >> 3
+    word = np.zeros(n, dtype=np.uint64)
+    for j in range(_SPAN):
+        word |= padded[first + j].astype(np.uint64) << np.uint64(8 * j)
+    mask = (np.uint64(1) << widths.astype(np.uint64)) - np.uint64(1)
+    return ((word >> (starts & 7).astype(np.uint64)) & mask).astype(np.int64)
+
+
+# ------------------------------------------------------------------------------------------------ varint
+
+
+def _varint(v: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = v & 0x7F
+        v >>= 7
+        if v:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _read_varint(data: bytes, pos: int, bad) -> tuple[int, int]:
+    value = 0
+    for i in range(_MAX_VARINT_BYTES):
+        if pos + i >= len(data):
+            raise bad("grid positions: length field truncated")
+        byte = data[pos + i]
+        value |= (byte & 0x7F) << (7 * i)
+        if byte < 0x80:
+            if i and byte == 0:
+                raise bad("grid positions: non-canonical length field")
+            return value, pos + i + 1
+    raise bad("grid positions: length field too long")
+
+
+# -------------------------------------------------------------------------------------------- set coding
+
+
+def _split_gaps(gaps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bit lengths ``L`` of gaps (int64, ``0 <= g < 2^48``; ``L = 0`` for ``g = 0``), their mantissas
+    ``g - 2^(L-1)`` (0 for ``g = 0``) and the mantissa widths ``max(L - 1, 0)``."""
+    lengths = np.zeros(gaps.size, dtype=np.int64)
+    nz = gaps > 0
+    lengths[nz] = np.frexp(gaps[nz].astype(np.float64))[1]  # exact: gaps < 2^53 are exact in float64
+    mant_bits = np.maximum(lengths - 1, 0)
+    mant = np.where(nz, gaps - (np.int64(1) << mant_bits), 0)
+    return lengths, mant, mant_bits
+
+
+class _Candidate:
+    """One way of coding the gaps: the payload without its raw bits (``head``), their size, and how to write
+    them (deferred: only the smallest candidate writes its raw bits)."""
+
+    def __init__(self, order: int, t: int, lengths: np.ndarray, mant: np.ndarray, mant_bits: np.ndarray) -> None:
+        top_bits = np.minimum(mant_bits, t)
+        self.raw_bits = mant_bits - top_bits
+        symbols = (lengths << t) | (mant >> self.raw_bits)
+        cat = encode_categorical(symbols, _LEN_SYMBOLS << t)
+        self.head = bytes([order | t << 2]) + _varint(len(cat)) + cat
+        self.size = len(self.head) + (int(self.raw_bits.sum()) + 7) // 8
+        self.mant = mant
+
+    def payload(self) -> bytes:
+        raw = self.mant & ((np.int64(1) << self.raw_bits) - 1)
+        return self.head + _write_bits(raw, self.raw_bits)
+
+
+def encode_grid_points(q: np.ndarray, levels: tuple[int, int], *, order: int | None = None,
+                       model_bits: int | None = None) -> tuple[bytes, np.ndarray]:
+    """Code the *set* of grid points ``q`` (``(N, 2)`` integers, ``0 <= q[:, 0] < Lx``, ``0 <= q[:, 1] < Ly``,
+    duplicates allowed) with ``levels = (Lx, Ly)``.
+
+    Returns ``(payload, perm)``: :func:`decode_grid_points` returns ``q[perm]`` (the points in cell-code
+    order), so the caller stores every other per-Gaussian attribute in the order ``perm`` too. By default the
+    encoder tries both cell orders (:data:`ORDER_MORTON`, :data:`ORDER_RASTER`) and ``t = 0 .. 3`` mantissa
+    bits in the model, and keeps the smallest payload (Morton and smaller ``t`` on ties); ``order`` and
+    ``model_bits`` force one (for experiments). ``N = 0`` gives an empty payload.
+    """
+    lx, ly = _check_levels(levels)
+    if order is not None and order not in _ORDERS:
+        raise ValueError(f"order must be one of {_ORDERS}, got {order!r}")
+    orders = _ORDERS if order is None else (order,)
+    ts = range(_MAX_MODEL_BITS + 1) if model_bits is None else \
+        [_check_int(model_bits, "model_bits", 0, _MAX_MODEL_BITS)]
+    arr = np.asarray(q)
+    if arr.ndim != 2 or arr.shape[1] != 2 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"q must be an (N, 2) integer array, got {arr.dtype} {arr.shape}")
+    arr = arr.astype(np.int64, copy=False)
+    n = arr.shape[0]
+    if n == 0:
+        return b"", np.zeros(0, dtype=np.int64)
+    if arr.min() < 0 or arr[:, 0].max() >= lx or arr[:, 1].max() >= ly:
+        raise ValueError(f"grid points must lie in [0, {lx}) x [0, {ly})")
+    best: _Candidate | None = None
+    best_perm = np.zeros(0, dtype=np.int64)
+    for o in orders:
+        codes = _cell_codes(arr, o, lx, ly)
+        perm = np.argsort(codes, kind="stable").astype(np.int64)
+        split = _split_gaps(np.diff(codes[perm], prepend=0))
+        for t in ts:
+            cand = _Candidate(o, t, *split)
+            if best is None or cand.size < best.size:
+                best, best_perm = cand, perm
+    assert best is not None
+    return best.payload(), best_perm
+
+
+def decode_grid_points(data: bytes, n: int, levels: tuple[int, int], source: str = "<bytes>") -> np.ndarray:
+    """Decode the ``(N, 2)`` int64 grid points of an :func:`encode_grid_points` payload (untrusted ``data``),
+    in cell-code order. ``n`` and ``levels`` come from the caller (already checked against its limits).
+
+    Raises :class:`SplatpixError` (``"<source>: corrupt .spix file: ..."``) for any inconsistency.
+    """
+    n = _check_int(n, "n", 0, 1 << 40)
+    lx, ly = _check_levels(levels)
+    data = bytes(data)
+
+    def bad(msg: str) -> SplatpixError:
+        return SplatpixError(f"{source}: {_ERR}: {msg}")
+
+    if n == 0:
+        if data:
+            raise bad(f"grid positions: {len(data)} bytes for no Gaussians")
+        return np.zeros((0, 2), dtype=np.int64)
+    if not data:
+        raise bad("grid positions payload is empty")
+    scheme = data[0]
+    order, t = scheme & 3, (scheme >> 2) & 3
+    if scheme >> 4 or order not in _ORDERS:
+        raise bad(f"grid positions: unknown scheme byte {scheme}")
+    cat_len, pos = _read_varint(data, 1, bad)
+    if cat_len > len(data) - pos:
+        raise bad(f"grid positions: symbol stream of {cat_len} bytes exceeds the payload")
+    try:
+        sym = decode_categorical(data[pos:pos + cat_len], n, _LEN_SYMBOLS << t)
+    except SplatpixError as e:
+        raise bad(f"grid positions: {e}") from None
+    pos += cat_len
+
+    space = _code_space(order, lx, ly)
+    max_len = _bitlen(space - 1)  # the longest possible gap
+    lengths, top = sym >> t, sym & ((1 << t) - 1)
+    mant_bits = np.maximum(lengths - 1, 0)
+    top_bits = np.minimum(mant_bits, t)
+    if int(lengths.max()) > max_len or np.any(top >> top_bits):
+        raise bad("grid positions: invalid gap symbol")
+    raw_bits = mant_bits - top_bits
+    total = int(raw_bits.sum())
+    expected = (total + 7) // 8
+    if len(data) - pos != expected:
+        raise bad(f"grid positions: {len(data) - pos} bytes of raw bits, expected {expected}")
+    raw_bytes = np.frombuffer(data, dtype=np.uint8, offset=pos)
+    if total % 8 and int(raw_bytes[-1]) >> (total % 8):
+        raise bad("grid positions: nonzero padding bits")
+    raw = _read_bits(raw_bytes, raw_bits)
+    nz = lengths > 0
+    gaps = np.where(nz, (np.int64(1) << mant_bits) + (top << raw_bits) + raw, 0)
+    codes = np.cumsum(gaps)  # each gap < 2^48: a wrap-around shows up as a decrease
+    if np.any(codes[1:] < codes[:-1]) or int(codes[0]) < 0 or int(codes[-1]) >= space:
+        raise bad("grid positions: cell codes outside the grid")
+    pts = _cell_points(codes, order, lx, ly)
+    if int(pts[:, 0].max()) >= lx or int(pts[:, 1].max()) >= ly:
+        raise bad("grid positions: point outside the grid")
+    return pts

@@ -1,0 +1,358 @@
+"""Method ``sga``: the structure-guided codec (fit with structure-guided initialisation, then QAT with
+grid positions coded as a set and adaptive-bitwidth covariance tiers).
+
+What differs from the GaussianImage codec (:mod:`.spix`), each measurable on its own (docs/benchmarks.md):
+
+* **Fitting**: the structure-guided initialisation, closed-form colours and the geometry-consistent loss of
+  :func:`splatpix.fit.fit` (:data:`SGA_FIT_DEFAULTS`).
+* **Positions** (:mod:`.positions`): quantised to a grid of ``subdiv`` steps per pixel and coded as an
+  unordered set; the order of the Gaussians, which the order-free sum does not need, is not paid for.
+* **Covariance** (:mod:`.tiers`): Cholesky parameters quantised per tier, a tier's bit depth chosen
+  RD-aware; tiers are derived from the decoded positions (no per-Gaussian signalling).
+* **Colours**: GaussianImage's residual VQ, unchanged.
+
+Payloads (the byte layout is in docs/format.md, "Method sga"):
+
+* ``GRID_POSITIONS``: ``subdiv`` (u8), then the :func:`.positions.encode_grid_points` payload.
+* ``COV_TIERS``: ``k`` (u8), ``n_tiers`` (u8), ``n_tiers - 1`` thresholds (u64, ascending), then per tier:
+  ``bits`` (u8), 3 float32 scales, 3 float32 offsets.
+* ``COVARIANCE``: policy byte, then for each tier ``t`` and Cholesky channel ``j`` a chunk (as in
+  :mod:`.spix`) with the symbols of tier ``t``'s Gaussians in file order.
+* ``COLOUR_INDICES``, ``CODEBOOKS``: as in :mod:`.spix`, in file order.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import SplatpixError
+from ..gaussians import Gaussians
+from . import bitstream as bs
+from .positions import decode_grid_points, dequantize_grid, encode_grid_points, grid_ste, quantize_grid
+from .qat import _ATANH_CLIP, QATConfig
+from .quantize import LearnedUniformQuantizer, ResidualVQ, _dequant_uniform, _rvq_lookup
+from .tiers import assign_tiers, choose_tier_bits, tier_thresholds
+
+__all__ = ["SGA_FIT_DEFAULTS", "SGAConfig", "SGAQuantized", "pack_sga", "unpack_sections"]
+
+SGA_FIT_DEFAULTS: dict[str, Any] = {"init": "structure", "colour_solve_init": True}
+"""FitConfig fields the ``sga`` method sets unless the caller's config says otherwise (see :func:`.spix.encode`)."""
+
+_MAX_SUBDIV = 64
+_MAX_TIERS = 8
+_MAX_K = 64
+_TIER = struct.Struct("<B3f3f")
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int | np.integer) and not isinstance(x, bool)
+
+
+@dataclass
+class SGAConfig:
+    """Options of the ``sga`` codec beyond fitting and QAT.
+
+    ``subdiv``: grid steps per pixel for positions. ``n_tiers``, ``tier_k``: covariance tiers from the spacing
+    to the ``tier_k``-th neighbour. ``tier_bits``: a fixed bit depth per tier (e.g. ``(6, 6, 6)``) or ``None`` to
+    choose them RD-aware from ``tier_candidates``.
+    """
+
+    subdiv: int = 4
+    n_tiers: int = 3
+    tier_k: int = 4
+    tier_bits: tuple[int, ...] | None = None
+    tier_candidates: tuple[int, ...] = (3, 4, 5, 6, 7, 8)
+
+    def __post_init__(self) -> None:
+        def bad(msg: str) -> SplatpixError:
+            return SplatpixError(f"invalid sga config: {msg}")
+
+        if not _is_int(self.subdiv) or not 1 <= self.subdiv <= _MAX_SUBDIV:
+            raise bad(f"subdiv must be an integer in [1, {_MAX_SUBDIV}], got {self.subdiv!r}")
+        if not _is_int(self.n_tiers) or not 1 <= self.n_tiers <= _MAX_TIERS:
+            raise bad(f"n_tiers must be an integer in [1, {_MAX_TIERS}], got {self.n_tiers!r}")
+        if not _is_int(self.tier_k) or not 1 <= self.tier_k <= _MAX_K:
+            raise bad(f"tier_k must be an integer in [1, {_MAX_K}], got {self.tier_k!r}")
+        if self.tier_bits is not None:
+            tb = tuple(self.tier_bits)
+            if len(tb) != self.n_tiers or not all(_is_int(b) and 1 <= b <= 16 for b in tb):
+                raise bad(f"tier_bits must be {self.n_tiers} integers in [1, 16], got {self.tier_bits!r}")
+            self.tier_bits = tuple(int(b) for b in tb)
+        cands = tuple(self.tier_candidates)
+        if not cands or not all(_is_int(b) and 1 <= b <= 16 for b in cands):
+            raise bad(f"tier_candidates must be integers in [1, 16], got {self.tier_candidates!r}")
+        self.tier_candidates = tuple(int(b) for b in cands)
+
+
+# ------------------------------------------------------------------------------------------ quantised model
+
+
+@dataclass
+class SGAQuantized:
+    """The symbols and side information of an ``sga`` file (attributes in any order; :func:`pack_sga` sorts).
+
+    ``grid``: ``(N, 2)`` int64 grid coordinates (x, y) with ``subdiv`` steps per pixel; ``tier_k``,
+    ``thresholds``: the tier definition (:func:`.tiers.assign_tiers`); ``tier_bits``, ``cov_scale``,
+    ``cov_offset``: per tier, its bit depth and ``(3,)`` quantiser step/offset; ``cov_symbols``: ``(N, 3)``;
+    ``colour_indices``, ``codebooks``: the residual VQ as in :class:`~.quantize.QuantizedGaussians`.
+    Construction validates everything (a decoder builds one from untrusted data).
+    """
+
+    size: tuple[int, int]
+    channels: int
+    subdiv: int
+    grid: np.ndarray
+    tier_k: int
+    thresholds: list[int]
+    tier_bits: list[int]
+    cov_scale: np.ndarray
+    cov_offset: np.ndarray
+    cov_symbols: np.ndarray
+    colour_indices: np.ndarray
+    codebooks: np.ndarray
+    tiers: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        def bad(msg: str) -> SplatpixError:
+            return SplatpixError(f"invalid quantised model: {msg}")
+
+        h, w = (int(v) for v in self.size)
+        self.size = (h, w)
+        self.grid = np.ascontiguousarray(self.grid, dtype=np.int64)
+        if self.grid.ndim != 2 or self.grid.shape[1] != 2:
+            raise bad(f"grid must be (N, 2), got {self.grid.shape}")
+        n = self.grid.shape[0]
+        lx, ly = w * self.subdiv + 1, h * self.subdiv + 1
+        if n and (self.grid.min() < 0 or self.grid[:, 0].max() >= lx or self.grid[:, 1].max() >= ly):
+            raise bad("grid position outside the image")
+        t = len(self.tier_bits)
+        if not 1 <= t <= _MAX_TIERS or len(self.thresholds) != t - 1:
+            raise bad("tier definition is inconsistent")
+        if any(b < a for a, b in zip(self.thresholds, self.thresholds[1:], strict=False)):
+            raise bad("tier thresholds are not ascending")
+        self.cov_scale = np.ascontiguousarray(self.cov_scale, dtype=np.float32).reshape(t, 3)
+        self.cov_offset = np.ascontiguousarray(self.cov_offset, dtype=np.float32).reshape(t, 3)
+        if not (np.isfinite(self.cov_scale).all() and np.isfinite(self.cov_offset).all()
+                and (self.cov_scale > 0).all()):
+            raise bad("covariance quantiser parameters must be finite with positive steps")
+        self.cov_symbols = np.ascontiguousarray(self.cov_symbols, dtype=np.int64).reshape(n, 3)
+        self.tiers = assign_tiers(self.grid, self.thresholds, self.tier_k)
+        limit = np.asarray([1 << b for b in self.tier_bits], dtype=np.int64)[self.tiers]
+        if n and (self.cov_symbols.min() < 0 or (self.cov_symbols >= limit[:, None]).any()):
+            raise bad("covariance symbol outside its tier's range")
+        self.codebooks = np.ascontiguousarray(self.codebooks, dtype=np.float32)
+        if self.codebooks.ndim != 3 or self.codebooks.shape[2] != self.channels or not np.isfinite(
+                self.codebooks).all():
+            raise bad("codebooks must be finite with shape (stages, K, channels)")
+        self.colour_indices = np.ascontiguousarray(self.colour_indices, dtype=np.int64).reshape(
+            n, self.codebooks.shape[0])
+        if n and (self.colour_indices.min() < 0 or self.colour_indices.max() >= self.codebooks.shape[1]):
+            raise bad("colour index outside the codebook")
+
+    @property
+    def n(self) -> int:
+        return int(self.grid.shape[0])
+
+    def dequantize(self) -> Gaussians:
+        """The float32 Cholesky :class:`Gaussians` these symbols decode to (CPU tensors)."""
+        means = dequantize_grid(self.grid, self.size, self.subdiv)
+        sym = torch.from_numpy(self.cov_symbols).to(torch.float32)
+        tiers = torch.from_numpy(self.tiers)
+        scale = torch.from_numpy(self.cov_scale.copy())[tiers]
+        offset = torch.from_numpy(self.cov_offset.copy())[tiers]
+        cov = _dequant_uniform(sym, scale, offset)
+        colours = _rvq_lookup(torch.from_numpy(self.codebooks.copy()), torch.from_numpy(self.colour_indices))
+        return Gaussians(means, cov, colours, "cholesky", self.size)
+
+
+# ----------------------------------------------------------------------------------------------- training
+
+
+class SGAState:
+    """QAT state of the ``sga`` codec (see :func:`.qat.quantization_aware_finetune`): grid positions (STE),
+    per-tier learned uniform quantisers of the Cholesky parameters, residual VQ colours. Tiers are re-derived
+    from the quantised positions at every logged step and before encoding, as the decoder will."""
+
+    def __init__(self, g: Gaussians, cfg: QATConfig, device: torch.device, sga: SGAConfig,
+                 thresholds: list[int], tier_bits: list[int]) -> None:
+        means = g.means.detach().to(device=device, dtype=torch.float32)
+        u = (2.0 * means - 1.0).clamp(-_ATANH_CLIP, _ATANH_CLIP)
+        self.xy = torch.atanh(u).requires_grad_(True)
+        self.chol = g.cov_params.detach().to(device=device, dtype=torch.float32).clone().requires_grad_(True)
+        self.colours = g.colours.detach().to(device=device, dtype=torch.float32).clone().requires_grad_(True)
+        self.size = g.size
+        self.sga = sga
+        self.thresholds = list(thresholds)
+        self.tier_bits = list(tier_bits)
+        self.refresh()
+        self.cov_q = []
+        for t, b in enumerate(self.tier_bits):
+            members = self.chol[self.tier_mask[:, t]] if bool(self.tier_mask[:, t].any()) else self.chol
+            self.cov_q.append(LearnedUniformQuantizer(3, b).to(device).init_from(members))
+        self.vq = ResidualVQ(g.channels, cfg.vq_stages, cfg.vq_codebook, kmeans_iters=cfg.kmeans_iters,
+                             commitment=cfg.vq_commitment, codebook_weight=cfg.vq_codebook_weight)
+        self.vq = self.vq.to(device).init_from(self.colours, seed=cfg.seed)
+
+    def means(self) -> Tensor:
+        return 0.5 * (torch.tanh(self.xy) + 1.0)
+
+    def refresh(self) -> None:
+        with torch.no_grad():
+            grid, _ = quantize_grid(self.means(), self.size, self.sga.subdiv)
+        tiers = torch.from_numpy(assign_tiers(grid, self.thresholds, self.sga.tier_k)).to(self.xy.device)
+        self.tiers = tiers
+        self.tier_mask = tiers[:, None] == torch.arange(len(self.tier_bits), device=tiers.device)[None, :]
+
+    def tensors(self) -> dict[str, Tensor]:
+        out = {"xy": self.xy, "chol": self.chol, "colours": self.colours, "codebooks": self.vq.codebooks}
+        for t, q in enumerate(self.cov_q):
+            out[f"log_scale{t}"] = q.log_scale
+            out[f"offset{t}"] = q.offset
+        return out
+
+    def aux_loss(self) -> Tensor:
+        return self.vq.loss(self.colours)
+
+    def fake_quantized(self) -> Gaussians:
+        cov = self.chol
+        for t, q in enumerate(self.cov_q):
+            cov = torch.where(self.tier_mask[:, t:t + 1], q(self.chol), cov)
+        means = grid_ste(self.means(), self.size, self.sga.subdiv)
+        return Gaussians(means, cov, self.vq(self.colours), "cholesky", self.size)
+
+    @torch.no_grad()
+    def encode(self) -> SGAQuantized:
+        grid, _ = quantize_grid(self.means(), self.size, self.sga.subdiv)
+        tiers = assign_tiers(grid, self.thresholds, self.sga.tier_k)
+        sym = np.zeros((grid.shape[0], 3), dtype=np.int64)
+        for t, q in enumerate(self.cov_q):
+            m = tiers == t
+            if m.any():
+                sym[m] = q.encode(self.chol[torch.from_numpy(m).to(self.chol.device)])
+        # in the file's order (the position coder's), so that the model renders bit-identically to the decoded one
+        # (a float sum depends on its order)
+        h, w = self.size
+        _, order = encode_grid_points(grid, (w * self.sga.subdiv + 1, h * self.sga.subdiv + 1))
+        return SGAQuantized(
+            size=self.size, channels=int(self.colours.shape[1]), subdiv=self.sga.subdiv, grid=grid[order],
+            tier_k=self.sga.tier_k, thresholds=self.thresholds, tier_bits=self.tier_bits,
+            cov_scale=np.stack([q.scale.detach().cpu().numpy() for q in self.cov_q]).astype("float32"),
+            cov_offset=np.stack([q.offset.detach().cpu().numpy() for q in self.cov_q]).astype("float32"),
+            cov_symbols=sym[order], colour_indices=self.vq.encode(self.colours)[order],
+            codebooks=self.vq.codebooks.detach().cpu().numpy().astype("float32"))
+
+
+def plan_tiers(g: Gaussians, image: Tensor, sga: SGAConfig, colour_bits: float,
+               render_sse) -> tuple[list[int], list[int], dict[str, Any]]:
+    """Tier thresholds (spacing quantiles) and bit depths (fixed, or RD-aware) for a fitted model ``g``.
+
+    ``render_sse(cov)``: squared error of the render of ``g`` with covariance ``cov``; ``colour_bits``: the colour
+    bits per Gaussian (for the rate estimate behind ``lambda``)."""
+    grid, _ = quantize_grid(g.means, g.size, sga.subdiv)
+    thresholds = tier_thresholds(grid, sga.n_tiers, sga.tier_k)
+    info: dict[str, Any] = {"thresholds": thresholds}
+    if sga.tier_bits is not None:
+        return thresholds, list(sga.tier_bits), info
+    tiers = assign_tiers(grid, thresholds, sga.tier_k)
+    pos_bits = 8 * len(encode_grid_points(grid, (g.size[1] * sga.subdiv + 1, g.size[0] * sga.subdiv + 1))[0])
+    bpg = pos_bits / max(g.n, 1) + 3 * 6 + colour_bits  # covariance at GaussianImage's 6 bits before entropy coding
+    bits, rd = choose_tier_bits(g.cov_params, tiers, sga.n_tiers, render_sse, bpg, sga.tier_candidates)
+    info.update(rd)
+    return thresholds, bits, info
+
+
+# ------------------------------------------------------------------------------------------------ packing
+
+
+def pack_sga(q: SGAQuantized, *, fixed_length: bool = False, metadata: dict[str, Any] | None = None) -> bytes:
+    """The ``.spix`` bytes of an ``sga`` model (Gaussians sorted as the position coder orders them)."""
+    from .spix import MODE_ENTROPY, MODE_FIXED, _chunks, _code, colour_payloads
+
+    mode = MODE_FIXED if fixed_length else MODE_ENTROPY
+    h, w = q.size
+    levels = (w * q.subdiv + 1, h * q.subdiv + 1)
+    pos_payload, order = encode_grid_points(q.grid, levels)
+    tiers = q.tiers[order]
+    sym = q.cov_symbols[order]
+    header = bs.SpixHeader(width=w, height=h, channels=q.channels, method=bs.METHOD_SGA, n_gaussians=q.n)
+    pos = bytes([q.subdiv]) + pos_payload
+    tier_def = bytes([q.tier_k, len(q.tier_bits)]) + np.asarray(q.thresholds, dtype="<u8").tobytes() + b"".join(
+        _TIER.pack(b, *map(float, q.cov_scale[t]), *map(float, q.cov_offset[t])) for t, b in enumerate(q.tier_bits))
+    chunks = [_code(np.ascontiguousarray(sym[tiers == t, j]), 1 << b, mode)
+              for t, b in enumerate(q.tier_bits) for j in range(3)]
+    cov = bytes([mode]) + _chunks(chunks)
+    col, books = colour_payloads(q.colour_indices[order], q.codebooks, mode)
+    sections = [(bs.GRID_POSITIONS, pos, False), (bs.COV_TIERS, tier_def, False), (bs.COVARIANCE, cov, False),
+                (bs.COLOUR_INDICES, col, False), (bs.CODEBOOKS, books, False)]
+    if metadata:
+        sections.append((bs.METADATA, bs.encode_metadata(metadata), True))
+    return bs.write_spix(header, sections)
+
+
+def unpack_sections(header: bs.SpixHeader, sections: dict[int, bytes], source: str) -> SGAQuantized:
+    """Parse the (untrusted) sections of an ``sga`` file."""
+    from .spix import MODE_ENTROPY, MODE_FIXED, _read_chunks, _uncode, read_colour_payloads
+
+    def bad(msg: str) -> SplatpixError:
+        return SplatpixError(f"{source}: corrupt .spix file: {msg}")
+
+    for sec in (bs.GRID_POSITIONS, bs.COV_TIERS, bs.COVARIANCE, bs.COLOUR_INDICES, bs.CODEBOOKS):
+        if sec not in sections:
+            raise bad(f"missing section {bs.SECTION_NAMES[sec]}")
+    n, c, h, w = header.n_gaussians, header.channels, header.height, header.width
+
+    p = sections[bs.GRID_POSITIONS]
+    if len(p) < 1 or not 1 <= p[0] <= _MAX_SUBDIV:
+        raise bad("grid positions section is empty or has an invalid subdivision")
+    subdiv = int(p[0])
+    grid = decode_grid_points(bytes(p[1:]), n, (w * subdiv + 1, h * subdiv + 1), source=source)
+
+    td = sections[bs.COV_TIERS]
+    if len(td) < 2 or not 1 <= td[0] <= _MAX_K or not 1 <= td[1] <= _MAX_TIERS:
+        raise bad("covariance tier section is truncated or out of range")
+    k, t = int(td[0]), int(td[1])
+    if len(td) != 2 + 8 * (t - 1) + _TIER.size * t:
+        raise bad("covariance tier section has the wrong size")
+    thresholds = [int(v) for v in np.frombuffer(td, dtype="<u8", count=t - 1, offset=2)]
+    if any(v >= 1 << 62 for v in thresholds) or any(b < a for a, b in zip(thresholds, thresholds[1:],
+                                                                          strict=False)):
+        raise bad("covariance tier thresholds are invalid")
+    bits, scales, offsets = [], [], []
+    for i in range(t):
+        b, *vals = _TIER.unpack_from(td, 2 + 8 * (t - 1) + _TIER.size * i)
+        if not 1 <= b <= 16 or not all(math.isfinite(v) for v in vals) or not all(v > 0 for v in vals[:3]):
+            raise bad("covariance tier quantiser is invalid")
+        bits.append(int(b))
+        scales.append(vals[:3])
+        offsets.append(vals[3:])
+    tiers = assign_tiers(grid, thresholds, k)
+
+    cv = memoryview(sections[bs.COVARIANCE])
+    if len(cv) < 1 or cv[0] not in (MODE_FIXED, MODE_ENTROPY):
+        raise bad("covariance section has an unknown mode")
+    chunks = _read_chunks(cv[1:], 3 * t, "covariance section", source)
+    sym = np.zeros((n, 3), dtype=np.int64)
+    for i in range(t):
+        m = tiers == i
+        cnt = int(m.sum())
+        for j in range(3):
+            sym[m, j] = _uncode(chunks[3 * i + j], cnt, 1 << bits[i], cv[0], source)
+    idx, books = read_colour_payloads(sections, n, c, source)
+    try:
+        return SGAQuantized(size=(h, w), channels=c, subdiv=subdiv, grid=grid, tier_k=k, thresholds=thresholds,
+                            tier_bits=bits, cov_scale=np.asarray(scales), cov_offset=np.asarray(offsets),
+                            cov_symbols=sym, colour_indices=idx, codebooks=books)
+    except SplatpixError as e:
+        raise bad(str(e)) from None
+
+
+def config_dict(sga: SGAConfig) -> dict[str, Any]:
+    d = asdict(sga)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}

@@ -1,0 +1,65 @@
+"""Covariance tiers of the sga codec: spacing, tier assignment, RD-aware bit depths."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from splatpix.codec.tiers import MAX_SPACING_SQ, assign_tiers, choose_tier_bits, spacing_sq, tier_thresholds
+
+
+def _brute_spacing(pts: np.ndarray, k: int) -> np.ndarray:
+    d = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.iinfo(np.int64).max)
+    return np.sort(d, axis=1)[:, k - 1]
+
+
+def test_spacing_matches_brute_force_with_duplicates():
+    rng = np.random.default_rng(0)
+    for k in (1, 2, 4, 7):
+        pts = rng.integers(0, 60, size=(300, 2))
+        pts[:20] = pts[20:40]  # duplicates: distance 0 neighbours
+        np.testing.assert_array_equal(spacing_sq(pts, k), _brute_spacing(pts, k))
+
+
+def test_spacing_few_points_and_large_coordinates():
+    assert spacing_sq(np.zeros((0, 2), dtype=np.int64), 4).shape == (0,)
+    assert (spacing_sq(np.array([[1, 2], [3, 4]]), 4) == MAX_SPACING_SQ).all()
+    big = np.array([[0, 0], [2 ** 25, 2 ** 25 - 1], [2 ** 25 - 3, 7]], dtype=np.int64)
+    np.testing.assert_array_equal(spacing_sq(big, 1), _brute_spacing(big, 1))
+
+
+def test_tiers_follow_density():
+    rng = np.random.default_rng(1)
+    dense = rng.integers(0, 100, size=(600, 2))  # 600 points in 100x100
+    sparse = rng.integers(0, 100, size=(100, 2)) + np.array([200, 0])  # 100 points in 100x100
+    pts = np.concatenate([dense, sparse])
+    th = tier_thresholds(pts, 3, 4)
+    assert th == sorted(th) and len(th) == 2
+    t = assign_tiers(pts, th, 4)
+    assert set(np.unique(t)) <= {0, 1, 2}
+    counts = np.bincount(t, minlength=3)
+    assert counts.min() > 150  # quantile thresholds: about a third each
+    assert t[600:].mean() > t[:600].mean() + 1.0  # sparse region: the highest tier
+    # one tier: everything in tier 0
+    assert (assign_tiers(pts, [], 4) == 0).all()
+
+
+def test_rd_choice_follows_lambda():
+    """lambda = alpha D / (N B): when a bit is worth little distortion (large B) the most bits win, when it is
+    worth a lot (tiny B) the fewest."""
+    gen = torch.Generator().manual_seed(0)
+    chol = torch.rand(400, 3, generator=gen) * 5
+    tiers = np.repeat(np.arange(2), 200)
+
+    def sse(cov):
+        return 1.0 + float(((cov - chol) ** 2).sum())
+
+    hi, info_hi = choose_tier_bits(chol, tiers, 2, sse, bits_per_gaussian=1e6)
+    lo, info_lo = choose_tier_bits(chol, tiers, 2, sse, bits_per_gaussian=1e-3)
+    assert hi == [8, 8] and lo == [3, 3]
+    assert info_hi["sse"] <= info_hi["sse_start"] and info_lo["cov_bits"] <= info_lo["cov_bits_start"]
+    # distortion only in tier 1: tier 0 drops to the fewest bits, tier 1 gets more than tier 0
+    mixed, _ = choose_tier_bits(chol, tiers, 2, lambda cov: 1.0 + float(((cov - chol)[200:] ** 2).sum()),
+                                bits_per_gaussian=300.0)
+    assert mixed[0] == 3 and mixed[1] > 3
