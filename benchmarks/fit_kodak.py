@@ -49,6 +49,9 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--lr-decay-every", type=int, default=20_000)
     ap.add_argument("--log-every", type=int, default=250)
+    ap.add_argument("--init", choices=("random", "gradient", "structure"), default="random")
+    ap.add_argument("--colour-solve-init", action="store_true", help="least-squares colours after the init")
+    ap.add_argument("--colour-solve-every", type=int, default=0)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
@@ -69,13 +72,16 @@ def main() -> None:
             img = load_image(Path(args.kodak) / f"{name}.png")
             cfg = FitConfig(n_gaussians=n, steps=args.steps, optimizer=args.optimizer, lr=args.lr,
                             lr_decay_every=args.lr_decay_every, log_every=args.log_every,
-                            log_ms_ssim=True)
+                            log_ms_ssim=True, init=args.init, colour_solve_init=args.colour_solve_init,
+                            colour_solve_every=args.colour_solve_every)
             res = fit(img, cfg, progress=False)
             rep = res.report()
             run = {"image": name, "n_gaussians": n, "steps": rep["steps"], "seconds": rep["seconds"],
                    "psnr": rep["psnr"], "psnr_float": rep["psnr_float"], "ms_ssim": rep["ms_ssim"],
                    "optimizer": args.optimizer, "lr": args.lr,
-                   "lr_decay_every": args.lr_decay_every, "history": rep["history"],
+                   "lr_decay_every": args.lr_decay_every, "init": args.init,
+                   "colour_solve_init": args.colour_solve_init, "init_seconds": rep["init_seconds"],
+                   "history": rep["history"],
                    "render_ms": render_time_ms(res.gaussians),
                    "date": datetime.now(UTC).strftime("%Y-%m-%d")}
             data["runs"].append(run)

@@ -64,6 +64,7 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS))
     ap.add_argument("--optimizer", default="adan")
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr-decay-every", type=int, default=None, help="halve the lr every K steps (default: never)")
     ap.add_argument("--log-every", type=int, default=100)
     ap.add_argument("--colour-solve-iters", type=int, default=20)
     ap.add_argument("--geo-weight", type=float, default=0.01, help="geo weight of the +geo variant")
@@ -97,7 +98,8 @@ def main() -> None:
                 if (path.name, n, name) in done:
                     continue
                 opts = {k: (args.geo_weight if k == "geo_weight" else v) for k, v in VARIANTS[name].items()}
-                cfg = FitConfig(n_gaussians=n, steps=args.steps, optimizer=args.optimizer, lr=args.lr,
+                decay = {} if args.lr_decay_every is None else {"lr_decay_every": args.lr_decay_every}
+                cfg = FitConfig(n_gaussians=n, steps=args.steps, optimizer=args.optimizer, lr=args.lr, **decay,
                                 log_every=args.log_every, colour_solve_iters=args.colour_solve_iters,
                                 seed=args.seed, **opts)
                 res = fit(img, cfg, progress=False)

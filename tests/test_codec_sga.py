@@ -128,6 +128,14 @@ def test_cli_encode_sga_info_decode(tmp_path, capsys):
     report = json.loads(rep.read_text())
     assert report["bytes"] == os.path.getsize(spix) and report["method"] == "sga"
     assert report["tier_bits"] == [5, 6, 7]
+    # encode --method sga defaults to the structure-guided fit (structure init + colour solve) ...
+    assert report["fit_config"]["init"] == "structure" and report["fit_config"]["colour_solve_init"] is True
+    assert main(["encode", str(tmp_path / "in.png"), "-o", str(tmp_path / "p.spix"), "-n", "60", "--steps", "20",
+                 "--qat-steps", "5", "--quiet", "--method", "sga", "--init", "random", "--no-colour-solve-init",
+                 "--report", str(rep)]) == 0
+    # ... which the user can switch off, mechanism by mechanism
+    fc = json.loads(rep.read_text())["fit_config"]
+    assert fc["init"] == "random" and fc["colour_solve_init"] is False
     capsys.readouterr()
     assert main(["info", str(spix)]) == 0
     info = json.loads(capsys.readouterr().out)

@@ -72,10 +72,17 @@ def _fit_config(args: argparse.Namespace):
     from .fit import FitConfig
 
     d = FitConfig.__dataclass_fields__
-    # the structure-guided options are optional in args so that any caller's Namespace keeps working
-    extra = {name: getattr(args, name, d[name].default) for name in (
+    # the structure-guided options are optional in args so that any caller's Namespace keeps working; None means
+    # "the method's default" (FitConfig's, or SGA_FIT_DEFAULTS for encode --method sga)
+    defaults = {name: d[name].default for name in (
         "init", "init_scale", "superpixel_area", "colour_solve_init", "colour_solve_every", "colour_solve_iters",
         "geo_weight")}
+    if getattr(args, "method", None) == "sga":
+        from .codec.sga import SGA_FIT_DEFAULTS
+
+        defaults.update(SGA_FIT_DEFAULTS)
+    extra = {name: default if getattr(args, name, None) is None else getattr(args, name)
+             for name, default in defaults.items()}
     return FitConfig(
         n_gaussians=args.gaussians, steps=args.steps, lr=args.lr, optimizer=args.optimizer,
         lr_decay_every=args.lr_decay_every, param=args.param, seed=args.seed, log_every=args.log_every,
@@ -400,16 +407,17 @@ def _add_fit_options(p: argparse.ArgumentParser, gaussians: int, steps: int) -> 
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=d["log_every"].default, help="PSNR logging interval")
     # structure-guided allocation; values are checked by FitConfig (one-line errors)
-    p.add_argument("--init", default=d["init"].default, metavar="{random,gradient,structure}",
-                   help="initialisation: GaussianImage's random one (default), Image-GS's gradient sampling, or "
-                        "structure-guided allocation over SLIC superpixels")
+    p.add_argument("--init", default=None, metavar="{random,gradient,structure}",
+                   help="initialisation: GaussianImage's random one (default; structure for encode --method sga), "
+                        "Image-GS's gradient sampling, or structure-guided allocation over SLIC superpixels")
     p.add_argument("--init-scale", type=float, default=d["init_scale"].default,
                    help="gradient/structure init: initial sigma = this times the local spacing (default: the "
                         "measured 1.0 for gradient, 0.7 for structure)")
     p.add_argument("--superpixel-area", type=float, default=d["superpixel_area"].default,
                    help="structure init: target superpixel area in pixels (default %(default)s)")
-    p.add_argument("--colour-solve-init", action="store_true",
-                   help="least-squares colours (conjugate gradients) right after initialisation")
+    p.add_argument("--colour-solve-init", action=argparse.BooleanOptionalAction, default=None,
+                   help="least-squares colours (conjugate gradients) right after initialisation (default: off, "
+                        "on for encode --method sga)")
     p.add_argument("--colour-solve-every", type=int, default=d["colour_solve_every"].default, metavar="K",
                    help="also solve the colours every K steps (0 = never, the default)")
     p.add_argument("--colour-solve-iters", type=int, default=d["colour_solve_iters"].default,

@@ -313,7 +313,9 @@ def encode(image: Tensor, n_gaussians: int, *, method: str = "gaussianimage", fi
         "bytes_fixed_length": len(packer(qat.quantized, True)), "method": method,
         "psnr_fit": fitted.psnr, "psnr_before_qat": qat.psnr_before, "fit_steps": fitted.steps,
         "fit_seconds": fitted.seconds, "qat_steps": qat.steps, "fixed_length": fixed_length, "width": int(w),
-        "height": int(h), **extra,
+        "height": int(h), "fit_config": {k: fc.__dict__[k] for k in (
+            "init", "colour_solve_init", "colour_solve_every", "geo_weight", "steps", "lr", "optimizer")},
+        **extra,
     }
     return EncodeResult(data=data, quantized=qat.quantized, report=report)
 
