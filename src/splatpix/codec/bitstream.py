@@ -66,7 +66,7 @@ FORMAT_VERSION = 1
 """The container version this module writes and reads. A file with a higher version is refused."""
 
 METHOD_GAUSSIANIMAGE = 0
-METHOD_SGA = 1  # reserved for the structure-guided method
+METHOD_SGA = 1  # the structure-guided method (codec.sga)
 METHOD_NAMES = {METHOD_GAUSSIANIMAGE: "gaussianimage", METHOD_SGA: "sga"}
 
 # Section type ids. 0 is never used. Payload contents are defined by the codec (docs/format.md).
