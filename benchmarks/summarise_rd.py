@@ -1,8 +1,10 @@
-"""Tables, BD-rates and the RD plot from the harness output in benchmarks/rd/kodak/.
+"""Tables, BD-rates and the RD plot from the harness output in benchmarks/rd/kodak/ (and the ablation runs in
+benchmarks/rd/kodak-ablation/).
 
     python benchmarks/summarise_rd.py [--published ../shared/reference/rd/kodak]
 
-Prints markdown for docs/benchmarks.md and writes docs/img/rd_kodak.png and benchmarks/rd/kodak/bdrate.json.
+Prints markdown for docs/benchmarks.md and writes docs/img/rd_kodak.png, docs/img/rd_kodak_ablation.png,
+benchmarks/rd/kodak/bdrate.json and benchmarks/rd/kodak-ablation/bdrate.json.
 """
 
 from __future__ import annotations
@@ -18,7 +20,55 @@ from splatpix.io import atomic_write_bytes
 
 ROOT = Path(__file__).resolve().parent
 RD = ROOT / "rd" / "kodak"
-METHODS = ("gaussianimage", "jpeg", "webp", "jpeg2000", "avif", "jpegxl")
+ABLATION = ROOT / "rd" / "kodak-ablation"
+METHODS = ("sga", "gaussianimage", "jpeg", "webp", "jpeg2000", "avif", "jpegxl")
+ANCHORS = ("gaussianimage", "jpeg", "webp", "jpeg2000", "avif", "jpegxl")
+ABLATIONS = {  # label -> what it changes (against "sga", the full method, same schedule)
+    "gi": "GaussianImage baseline (random init, fp16 positions, 6-bit covariance)",
+    "gi-structure": "baseline codec + structure-guided init + colour solve (§1, §5)",
+    "sga-fixed6": "sga with every covariance tier at 6 bits (no RD-aware tiers, §3)",
+    "sga": "sga: structure init + colour solve + grid positions + RD-aware tiers",
+    "sga-random": "sga, random init, no colour solve (§1, §5 off)",
+    "sga-nosolve": "sga without the initial colour solve (§5 off)",
+    "sga-gradient": "sga with Image-GS's gradient init (+ colour solve) instead of structure",
+    "sga-geo": "sga + geometry-consistent loss, weight 0.01 (§2 on)",
+}
+
+
+def bd_row(anchor, test) -> dict:
+    """BD-rate / BD-PSNR of ``test`` against ``anchor`` (Akima), or the reason it is not computable."""
+    try:
+        return {"bd_rate_percent": bd_rate(anchor.bpp, anchor.psnr, test.bpp, test.psnr, method="akima"),
+                "bd_psnr_db": bd_psnr(anchor.bpp, anchor.psnr, test.bpp, test.psnr, method="akima"),
+                "interpolation": "akima"}
+    except ValueError as e:
+        return {"error": str(e)}
+
+
+def fmt(row: dict) -> str:
+    if "error" in row:
+        return f"not computable: {row['error']} | "
+    return f"{row['bd_rate_percent']:+.1f} % | {row['bd_psnr_db']:+.2f} dB"
+
+
+def ablation() -> None:
+    curves = {k: load_curve(ABLATION / f"{k}.json") for k in ABLATIONS if (ABLATION / f"{k}.json").exists()}
+    if "gi" not in curves:
+        return
+    print("| run | what | mean bpp | mean PSNR | BD-rate vs gi | BD-PSNR vs gi | BD-rate vs sga | BD-PSNR vs sga |")
+    print("|---|---|---|---|---|---|---|---|")
+    out = {}
+    for k, c in curves.items():
+        out[k] = {"vs_gi": bd_row(curves["gi"], c)}
+        if "sga" in curves:
+            out[k]["vs_sga"] = bd_row(curves["sga"], c)
+        mb, mp = sum(c.bpp) / len(c.bpp), sum(c.psnr) / len(c.psnr)
+        vs_sga = fmt(out[k]["vs_sga"]) if "vs_sga" in out[k] else "– | –"
+        print(f"| {k} | {ABLATIONS[k]} | {mb:.4f} | {mp:.2f} | {fmt(out[k]['vs_gi'])} | {vs_sga} |")
+    atomic_write_bytes(ABLATION / "bdrate.json", (json.dumps(out, indent=1) + "\n").encode())
+    png = ROOT.parent / "docs" / "img" / "rd_kodak_ablation.png"
+    plot_rd(curves, png, metric="psnr", title="Ablation, Kodak kodim01-03 (1000 + 500 steps)")
+    print(f"\nwrote {png}")
 
 
 def main() -> None:
@@ -37,23 +87,18 @@ def main() -> None:
             print(f"| {i} | {b:.4f} | {p:.2f} | {ms} | {e} | {d} |")
         print()
     bd = {}
-    if "gaussianimage" in curves:
-        gi = curves["gaussianimage"]
-        print("| anchor | BD-rate of gaussianimage (akima) | BD-PSNR |\n|---|---|---|")
-        for anchor in ("jpeg", "webp", "jpeg2000", "avif", "jpegxl"):
-            if anchor not in curves:
+    for test in ("gaussianimage", "sga"):
+        if test not in curves:
+            continue
+        print(f"| anchor | BD-rate of {test} (akima) | BD-PSNR |\n|---|---|---|")
+        for anchor in ANCHORS:
+            if anchor == test or anchor not in curves:
                 continue
-            a = curves[anchor]
-            try:
-                r = bd_rate(a.bpp, a.psnr, gi.bpp, gi.psnr, method="akima")
-                d = bd_psnr(a.bpp, a.psnr, gi.bpp, gi.psnr, method="akima")
-            except ValueError as e:
-                print(f"| {anchor} | not computable: {e} | |")
-                bd[anchor] = {"error": str(e)}
-                continue
-            bd[anchor] = {"bd_rate_percent": r, "bd_psnr_db": d, "interpolation": "akima"}
-            print(f"| {anchor} | {r:+.1f} % | {d:+.2f} dB |")
-        atomic_write_bytes(RD / "bdrate.json", (json.dumps(bd, indent=1) + "\n").encode())
+            row = bd_row(curves[anchor], curves[test])
+            bd.setdefault(f"{test}_vs", {})[anchor] = row
+            print(f"| {anchor} | {fmt(row)} |")
+        print()
+    atomic_write_bytes(RD / "bdrate.json", (json.dumps(bd, indent=1) + "\n").encode())
     plot = dict(curves)
     pub = Path(args.published)
     if pub.is_dir():
@@ -63,7 +108,8 @@ def main() -> None:
     out = ROOT.parent / "docs" / "img" / "rd_kodak.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     plot_rd(plot, out, metric="psnr", title="Kodak (our runs: 3-image subset; published: 24 images)")
-    print(f"\nwrote {out}")
+    print(f"\nwrote {out}\n")
+    ablation()
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ import torch
 from torch import Tensor
 
 from ..errors import SplatpixError
-from .entropy import decode_categorical, encode_categorical
+from .entropy import _check_int, decode_categorical, encode_categorical
 from .quantize import _exact_ste
 
 __all__ = [
@@ -88,13 +88,6 @@ _ERR = "corrupt .spix file"
 # ----------------------------------------------------------------------------------------------- checks
 
 
-def _check_int(value: object, name: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    v = int(value)
-    if not lo <= v <= hi:
-        raise ValueError(f"{name} must be in [{lo}, {hi}], got {v}")
-    return v
 
 
 def _check_size(size: tuple[int, int]) -> tuple[int, int]:

@@ -151,15 +151,21 @@ class QATResult:
         }
 
 
+def trainable_tensors(g: Gaussians, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """The QAT's raw trainable tensors of ``g``: pre-tanh means, Cholesky parameters, colours (float32)."""
+    means = g.means.detach().to(device=device, dtype=torch.float32)
+    u = (2.0 * means - 1.0).clamp(-_ATANH_CLIP, _ATANH_CLIP)
+    xy = torch.atanh(u).requires_grad_(True)
+    chol = g.cov_params.detach().to(device=device, dtype=torch.float32).clone().requires_grad_(True)
+    colours = g.colours.detach().to(device=device, dtype=torch.float32).clone().requires_grad_(True)
+    return xy, chol, colours
+
+
 class _State:
     """Trainable QAT state: raw model parameters and quantisers."""
 
     def __init__(self, g: Gaussians, cfg: QATConfig, device: torch.device) -> None:
-        means = g.means.detach().to(device=device, dtype=torch.float32)
-        u = (2.0 * means - 1.0).clamp(-_ATANH_CLIP, _ATANH_CLIP)
-        self.xy = torch.atanh(u).requires_grad_(True)
-        self.chol = g.cov_params.detach().to(device=device, dtype=torch.float32).clone().requires_grad_(True)
-        self.colours = g.colours.detach().to(device=device, dtype=torch.float32).clone().requires_grad_(True)
+        self.xy, self.chol, self.colours = trainable_tensors(g, device)
         self.size = g.size
         self.cov_q = LearnedUniformQuantizer(3, cfg.cov_bits).to(device).init_from(self.chol)
         self.vq = ResidualVQ(g.channels, cfg.vq_stages, cfg.vq_codebook, kmeans_iters=cfg.kmeans_iters,

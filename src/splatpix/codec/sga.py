@@ -36,7 +36,7 @@ from ..errors import SplatpixError
 from ..gaussians import Gaussians
 from . import bitstream as bs
 from .positions import decode_grid_points, dequantize_grid, encode_grid_points, grid_ste, quantize_grid
-from .qat import _ATANH_CLIP, QATConfig
+from .qat import QATConfig, trainable_tensors
 from .quantize import LearnedUniformQuantizer, ResidualVQ, _dequant_uniform, _rvq_lookup
 from .tiers import assign_tiers, choose_tier_bits, tier_thresholds
 
@@ -182,11 +182,7 @@ class SGAState:
 
     def __init__(self, g: Gaussians, cfg: QATConfig, device: torch.device, sga: SGAConfig,
                  thresholds: list[int], tier_bits: list[int]) -> None:
-        means = g.means.detach().to(device=device, dtype=torch.float32)
-        u = (2.0 * means - 1.0).clamp(-_ATANH_CLIP, _ATANH_CLIP)
-        self.xy = torch.atanh(u).requires_grad_(True)
-        self.chol = g.cov_params.detach().to(device=device, dtype=torch.float32).clone().requires_grad_(True)
-        self.colours = g.colours.detach().to(device=device, dtype=torch.float32).clone().requires_grad_(True)
+        self.xy, self.chol, self.colours = trainable_tensors(g, device)
         self.size = g.size
         self.sga = sga
         self.thresholds = list(thresholds)
