@@ -1,6 +1,7 @@
 """Decode-time benchmark of .spix files: end-to-end (read file, parse + entropy-decode, dequantise, render, write
 PNG), in memory (bytes -> image tensor) and render-only, per rate point; and Pillow's WebP decode (bytes -> pixels)
-of the same image at a similar rate.
+of the same image at a similar rate. ``--method sga`` times the structure-guided codec instead (its decoder also
+decodes the grid positions and derives the covariance tiers).
 
     python benchmarks/decode_kodak.py --image ../shared/datasets/kodak/kodim23.png --steps 2000 --qat-steps 500 \
         --out benchmarks/results/decode_kodak.json
@@ -24,7 +25,8 @@ import torch
 from PIL import Image
 
 from splatpix.codec.qat import QATConfig
-from splatpix.codec.spix import encode, unpack
+from splatpix.codec.sga import SGA_FIT_DEFAULTS
+from splatpix.codec.spix import METHODS, encode, unpack
 from splatpix.eval.baselines import encode_at_bpp
 from splatpix.fit import FitConfig
 from splatpix.io import atomic_write, load_image, save_image
@@ -48,14 +50,17 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--qat-steps", type=int, default=500)
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--method", choices=METHODS, default="gaussianimage")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     img = load_image(args.image)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.gaussians:
-            res = encode(img, n, fit_config=FitConfig(steps=args.steps, optimizer="adam", lr=1e-2,
-                                                      lr_decay_every=max(1, args.steps // 2)),
+            method_fit = SGA_FIT_DEFAULTS if args.method == "sga" else {}
+            res = encode(img, n, method=args.method,
+                         fit_config=FitConfig(steps=args.steps, optimizer="adam", lr=1e-2,
+                                              lr_decay_every=max(1, args.steps // 2), **method_fit),
                          qat_config=QATConfig(steps=args.qat_steps, optimizer="adam", lr=1e-3), progress=False)
             spix = Path(tmp) / f"n{n}.spix"
             spix.write_bytes(res.data)
@@ -72,6 +77,9 @@ def main() -> None:
                 with torch.no_grad():
                     render(q.dequantize(), clamp=True)
 
+            def unpack_only(data=res.data):
+                unpack(data)[0].dequantize()
+
             g = unpack(res.data)[0].dequantize()
 
             def render_only(g=g):
@@ -86,12 +94,14 @@ def main() -> None:
             row = {"n_gaussians": n, "bpp": res.report["bpp"], "psnr": res.report["psnr"],
                    "end_to_end_ms": _median_ms(end_to_end, args.repeats),
                    "decode_in_memory_ms": _median_ms(in_memory, args.repeats),
+                   "unpack_dequantise_ms": _median_ms(unpack_only, args.repeats),
                    "render_only_ms": _median_ms(render_only, args.repeats),
                    "webp_bpp": webp.bpp, "webp_psnr": webp.psnr,
                    "webp_decode_ms": _median_ms(webp_decode, args.repeats)}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    data = {"benchmark": "decode", "image": Path(args.image).name, "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+    data = {"benchmark": "decode", "method": args.method, "image": Path(args.image).name,
+            "date": datetime.now(UTC).strftime("%Y-%m-%d"),
             "torch_threads": torch.get_num_threads(), "steps": args.steps, "qat_steps": args.qat_steps, "rows": rows}
     with atomic_write(args.out, "w") as f:
         json.dump(data, f, indent=1)

@@ -63,3 +63,31 @@ def test_rd_choice_follows_lambda():
     mixed, _ = choose_tier_bits(chol, tiers, 2, lambda cov: 1.0 + float(((cov - chol)[200:] ** 2).sum()),
                                 bits_per_gaussian=300.0)
     assert mixed[0] == 3 and mixed[1] > 3
+
+
+def test_grid_spacing_matches_tree_and_brute_force():
+    """The numba grid search is exact: equal to brute force on uniform, clustered-but-gridded, duplicated and
+    line-shaped inputs, and to the k-d tree path (the fallback for very clustered input)."""
+    from splatpix.codec.tiers import _spacing_sq_tree
+
+    rng = np.random.default_rng(3)
+    cases = [
+        rng.integers(0, 3073, size=(2000, 2)),  # uniform, Kodak-size grid at subdiv 4
+        np.concatenate([rng.integers(0, 200, size=(500, 2)), rng.integers(0, 3000, size=(300, 2))]),  # dense+sparse
+        np.repeat(rng.integers(0, 500, size=(150, 2)), 3, axis=0),  # every point three times
+        np.stack([rng.integers(0, 5000, size=400), np.full(400, 7)], axis=1),  # a horizontal line
+        np.array([[0, 0], [0, 1], [1, 0], [10 ** 6, 10 ** 6], [10 ** 6 - 1, 10 ** 6]]),  # far apart groups
+    ]
+    for pts in cases:
+        pts = pts.astype(np.int64)
+        for k in (1, 4):
+            want = _brute_spacing(pts, k)
+            np.testing.assert_array_equal(spacing_sq(pts, k), want)
+            np.testing.assert_array_equal(_spacing_sq_tree(pts, k), want)
+
+
+def test_clustered_input_falls_back_to_tree():
+    """10 000 copies of one point (a forged file): no quadratic scan, the answer is 0 for everyone."""
+    pts = np.concatenate([np.zeros((10_000, 2), dtype=np.int64), np.array([[3000, 2000]])])
+    out = spacing_sq(pts, 4)
+    assert (out[:-1] == 0).all() and out[-1] == 3000 ** 2 + 2000 ** 2

@@ -101,7 +101,8 @@ class SGAQuantized:
     ``grid``: ``(N, 2)`` int64 grid coordinates (x, y) with ``subdiv`` steps per pixel; ``tier_k``,
     ``thresholds``: the tier definition (:func:`.tiers.assign_tiers`); ``tier_bits``, ``cov_scale``,
     ``cov_offset``: per tier, its bit depth and ``(3,)`` quantiser step/offset; ``cov_symbols``: ``(N, 3)``;
-    ``colour_indices``, ``codebooks``: the residual VQ as in :class:`~.quantize.QuantizedGaussians`.
+    ``colour_indices``, ``codebooks``: the residual VQ as in :class:`~.quantize.QuantizedGaussians`; ``tiers``:
+    each Gaussian's tier, derived from ``grid`` when not given (the decoder passes the ones it derived).
     Construction validates everything (a decoder builds one from untrusted data).
     """
 
@@ -117,7 +118,7 @@ class SGAQuantized:
     cov_symbols: np.ndarray
     colour_indices: np.ndarray
     codebooks: np.ndarray
-    tiers: np.ndarray = field(init=False, repr=False)
+    tiers: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> SplatpixError:
@@ -143,7 +144,12 @@ class SGAQuantized:
                 and (self.cov_scale > 0).all()):
             raise bad("covariance quantiser parameters must be finite with positive steps")
         self.cov_symbols = np.ascontiguousarray(self.cov_symbols, dtype=np.int64).reshape(n, 3)
-        self.tiers = assign_tiers(self.grid, self.thresholds, self.tier_k)
+        if self.tiers is None:
+            self.tiers = assign_tiers(self.grid, self.thresholds, self.tier_k)
+        else:  # the caller derived them from this grid already (the decoder): check the shape and range only
+            self.tiers = np.ascontiguousarray(self.tiers, dtype=np.int64)
+            if self.tiers.shape != (n,) or (n and (self.tiers.min() < 0 or self.tiers.max() >= t)):
+                raise bad("tiers do not match the Gaussians or the tier definition")
         limit = np.asarray([1 << b for b in self.tier_bits], dtype=np.int64)[self.tiers]
         if n and (self.cov_symbols.min() < 0 or (self.cov_symbols >= limit[:, None]).any()):
             raise bad("covariance symbol outside its tier's range")
@@ -344,7 +350,7 @@ def unpack_sections(header: bs.SpixHeader, sections: dict[int, bytes], source: s
     try:
         return SGAQuantized(size=(h, w), channels=c, subdiv=subdiv, grid=grid, tier_k=k, thresholds=thresholds,
                             tier_bits=bits, cov_scale=np.asarray(scales), cov_offset=np.asarray(offsets),
-                            cov_symbols=sym, colour_indices=idx, codebooks=books)
+                            cov_symbols=sym, colour_indices=idx, codebooks=books, tiers=tiers)
     except SplatpixError as e:
         raise bad(str(e)) from None
 

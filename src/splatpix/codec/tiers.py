@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+import numba
 import numpy as np
 import torch
 from scipy.spatial import cKDTree
@@ -42,23 +43,119 @@ MAX_SPACING_SQ = (1 << 62) - 1
 """Squared spacing given to a Gaussian with fewer than ``k`` neighbours (a model of ``N <= k`` Gaussians)."""
 
 
+_CELL_TARGET = 2.0  # mean points per cell of the uniform grid
+_MAX_CELL_POINTS = 64  # a fuller cell (clustered input) falls back to the k-d tree, which adapts to density
+
+
+@numba.njit(cache=True)
+def _bin_points(pts: np.ndarray, x0: int, y0: int, cell: int, gx: int, gy: int) -> tuple[np.ndarray, np.ndarray]:
+    """Counting sort of the points into ``gx * gy`` square cells of side ``cell``: (cell start offsets, ids)."""
+    n = pts.shape[0]
+    start = np.zeros(gx * gy + 1, dtype=np.int64)
+    cid = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        c = ((pts[i, 1] - y0) // cell) * gx + (pts[i, 0] - x0) // cell
+        cid[i] = c
+        start[c + 1] += 1
+    for c in range(gx * gy):
+        start[c + 1] += start[c]
+    fill = start[:-1].copy()
+    ids = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        ids[fill[cid[i]]] = i
+        fill[cid[i]] += 1
+    return start, ids
+
+
+@numba.njit(cache=True)
+def _scan_cell(i: int, px: int, py: int, c: int, pts: np.ndarray, start: np.ndarray, ids: np.ndarray,
+               best: np.ndarray) -> int:
+    """Insert the squared distances from point ``i`` to the other points of cell ``c`` into the ascending
+    ``best`` (length k); return how many points were offered."""
+    k = best.shape[0]
+    offered = 0
+    for t in range(start[c], start[c + 1]):
+        j = ids[t]
+        if j == i:
+            continue
+        offered += 1
+        dx, dy = pts[j, 0] - px, pts[j, 1] - py
+        d = dx * dx + dy * dy
+        if d < best[k - 1]:
+            m = k - 1
+            while m > 0 and best[m - 1] > d:
+                best[m] = best[m - 1]
+                m -= 1
+            best[m] = d
+    return offered
+
+
+@numba.njit(cache=True, parallel=True)
+def _kth_spacing_grid(pts: np.ndarray, k: int, x0: int, y0: int, cell: int, gx: int, gy: int,
+                      start: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Exact squared distance to the ``k``-th nearest other point, by rings of cells around each point.
+
+    A point in a cell ``r + 1`` rings away is at least ``r * cell + 1`` away along one axis, so the search stops
+    after ring ``r`` once ``k`` distances are known and the ``k``-th is at most ``(r * cell + 1)^2``. Each cell
+    is scanned once (ring ``r`` = the cells at Chebyshev distance exactly ``r``)."""
+    n = pts.shape[0]
+    out = np.empty(n, dtype=np.int64)
+    for i in numba.prange(n):
+        best = np.full(k, np.iinfo(np.int64).max, dtype=np.int64)
+        px, py = pts[i, 0], pts[i, 1]
+        cx, cy = (px - x0) // cell, (py - y0) // cell
+        have = 0
+        r = 0
+        while True:
+            for yy in range(max(cy - r, 0), min(cy + r, gy - 1) + 1):
+                if yy == cy - r or yy == cy + r:  # top or bottom side of the ring: the whole clipped row
+                    for xx in range(max(cx - r, 0), min(cx + r, gx - 1) + 1):
+                        have += _scan_cell(i, px, py, yy * gx + xx, pts, start, ids, best)
+                else:  # the left and right sides only
+                    if cx - r >= 0:
+                        have += _scan_cell(i, px, py, yy * gx + cx - r, pts, start, ids, best)
+                    if cx + r <= gx - 1:
+                        have += _scan_cell(i, px, py, yy * gx + cx + r, pts, start, ids, best)
+            bound = r * cell + 1
+            if have >= k and best[k - 1] <= bound * bound:
+                break
+            if cx - r <= 0 and cy - r <= 0 and cx + r >= gx - 1 and cy + r >= gy - 1:
+                break  # every cell scanned
+            r += 1
+        out[i] = best[k - 1]
+    return out
+
+
+def _spacing_sq_tree(pts: np.ndarray, k: int) -> np.ndarray:
+    tree = cKDTree(pts.astype(np.float64))
+    _, idx = tree.query(pts.astype(np.float64), k=k + 1)
+    # the k-th neighbour other than the point itself; with duplicates the "self" may be any copy at distance 0,
+    # but the (k+1)-th smallest distance including self is the same number either way
+    d = pts[idx[:, k]] - pts
+    return (d * d).sum(axis=1)
+
+
 def spacing_sq(grid: np.ndarray, k: int) -> np.ndarray:
     """Squared distance, in grid units, from each point of ``grid`` ``(N, 2)`` (integers) to its ``k``-th
-    nearest other point; ``int64``, exact (squared distances of integer coordinates below 2^26 are exact in
-    float64, and rounding recovers them from the tree's square roots). Points with fewer than ``k`` others get
-    :data:`MAX_SPACING_SQ`."""
-    pts = np.asarray(grid, dtype=np.int64)
+    nearest other point; ``int64``, exact. Points with fewer than ``k`` others get :data:`MAX_SPACING_SQ`.
+
+    A numba search over a uniform grid of about two points per cell (exact integer arithmetic); clustered
+    inputs (a cell with more than 64 points) use a k-d tree instead (exact too: squared distances of integer
+    coordinates below 2^26 are exact in float64, and the neighbour found is re-measured in integers)."""
+    pts = np.ascontiguousarray(grid, dtype=np.int64)
     n = pts.shape[0]
     out = np.full(n, MAX_SPACING_SQ, dtype=np.int64)
     if n <= k or k < 1:
         return out
-    tree = cKDTree(pts.astype(np.float64))
-    dist, idx = tree.query(pts.astype(np.float64), k=k + 1)
-    # the k-th neighbour other than the point itself; with duplicates the "self" may be any copy at distance 0,
-    # but the (k+1)-th smallest distance including self is the same number either way
-    far = idx[:, k]
-    d = pts[far] - pts
-    return (d * d).sum(axis=1)
+    x0, y0 = int(pts[:, 0].min()), int(pts[:, 1].min())
+    w, h = int(pts[:, 0].max()) - x0 + 1, int(pts[:, 1].max()) - y0 + 1
+    cell = max(1, math.ceil(math.sqrt(_CELL_TARGET * w * h / n)))
+    gx, gy = (w + cell - 1) // cell, (h + cell - 1) // cell
+    if gx * gy <= 4 * n + 16:  # always true up to rounding; guards the allocation anyway
+        start, ids = _bin_points(pts, x0, y0, cell, gx, gy)
+        if int(np.diff(start).max()) <= _MAX_CELL_POINTS:
+            return _kth_spacing_grid(pts, k, x0, y0, cell, gx, gy, start, ids)
+    return _spacing_sq_tree(pts, k)
 
 
 def assign_tiers(grid: np.ndarray, thresholds: Sequence[int], k: int) -> np.ndarray:
