@@ -65,8 +65,8 @@ def main() -> None:
     for r in runs:
         groups[r["image"], r["n_gaussians"]][r["variant"]] = r
     print("| image | N | baseline final PSNR | baseline time | variant | its final PSNR | reaches baseline final at "
-          "| fraction of baseline time |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| fraction of baseline time | baseline reaches the variant's final PSNR at | speed-up at that PSNR |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     fractions: dict[str, list[float]] = defaultdict(list)
     for (im, n), vs in groups.items():
         if args.baseline not in vs:
@@ -83,7 +83,12 @@ def main() -> None:
                 fractions[v].append(frac)
             at = "never" if t is None else f"{t:.1f} s (step {s})"
             fr = "–" if frac is None else f"{frac:.3f}"
-            print(f"| {im} | {n} | {target:.2f} | {t_base:.1f} s | {v} | {r['psnr']:.2f} | {at} | {fr} |")
+            # the other way round: when does the baseline reach what the variant ends with (in the variant's time)?
+            tb = time_to(base["history"], r["psnr"])
+            back = "never" if tb is None else f"{tb:.1f} s (step {step_to(base['history'], r['psnr'])})"
+            speed = "–" if tb is None else f"{tb / r['seconds']:.1f}×"
+            print(f"| {im} | {n} | {target:.2f} | {t_base:.1f} s | {v} | {r['psnr']:.2f} | {at} | {fr} | {back} "
+                  f"| {speed} |")
     print()
     for v, fs in fractions.items():
         print(f"{v}: mean fraction {sum(fs) / len(fs):.3f} over {len(fs)} runs")
