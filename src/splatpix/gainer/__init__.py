@@ -1,10 +1,32 @@
-"""GaINeR: Gaussians as implicit neural representations of images (in progress).
+"""GaINeR: Gaussians as implicit neural representations of images.
 
 ``hashgrid`` holds the multi-resolution 2-D hash-grid encoder (Instant-NGP style).
 ``knn`` holds the K-nearest-Gaussians search (per-Gaussian radius; numba grid + PyTorch brute force).
+``field`` holds the model (:class:`GainerField`: KNN, Gaussian weights, hash-grid or baked features, MLP decoder),
+``train`` its training (:func:`fit_gainer`), ``io`` baked model files and PLY export of the means.
 """
 
+from .field import GainerConfig, GainerField
 from .hashgrid import HashGrid, HashGridConfig, hashgrid, hashgrid_reference
+from .io import export_ply, load_gainer, read_gainer_metadata, save_gainer
 from .knn import KnnIndex, knn, knn_bruteforce
+from .train import GainerResult, GainerTrainConfig, fit_gainer
 
-__all__ = ["HashGrid", "HashGridConfig", "KnnIndex", "hashgrid", "hashgrid_reference", "knn", "knn_bruteforce"]
+__all__ = [
+    "GainerConfig",
+    "GainerField",
+    "GainerResult",
+    "GainerTrainConfig",
+    "HashGrid",
+    "HashGridConfig",
+    "KnnIndex",
+    "export_ply",
+    "fit_gainer",
+    "hashgrid",
+    "hashgrid_reference",
+    "knn",
+    "knn_bruteforce",
+    "load_gainer",
+    "read_gainer_metadata",
+    "save_gainer",
+]
