@@ -83,8 +83,11 @@ def _fit_config(args: argparse.Namespace):
         defaults.update(SGA_FIT_DEFAULTS)
     extra = {name: default if getattr(args, name, None) is None else getattr(args, name)
              for name, default in defaults.items()}
+    # fit's -n/--steps default to None so that --model gainer can fall back to its preset; GaussianImage's defaults:
+    n = _FIT_DEFAULT_GAUSSIANS if args.gaussians is None else args.gaussians
+    steps = _FIT_DEFAULT_STEPS if args.steps is None else args.steps
     return FitConfig(
-        n_gaussians=args.gaussians, steps=args.steps, lr=args.lr, optimizer=args.optimizer,
+        n_gaussians=n, steps=steps, lr=args.lr, optimizer=args.optimizer,
         lr_decay_every=args.lr_decay_every, param=args.param, seed=args.seed, log_every=args.log_every,
         backend=args.backend, **extra,
     )
@@ -114,13 +117,144 @@ def _run_fit(image_path: str, model_path: str, args: argparse.Namespace, report_
     return report
 
 
+# options of ``fit`` that only one model kind uses (GaINeR-only ones default to None, GaussianImage-only ones to
+# their parser defaults, stored in the namespace as ``gaussianimage_defaults``)
+_GAINER_ONLY = ("preset", "k", "batch", "aggregation", "trainable_means", "ply")
+_GAUSSIANIMAGE_ONLY = ("lr", "optimizer", "lr_decay_every", "param", "log_every", "init", "init_scale",
+                       "superpixel_area", "colour_solve_init", "colour_solve_every", "colour_solve_iters",
+                       "geo_weight", "backend")
+_FIT_DEFAULT_GAUSSIANS = 10_000
+_FIT_DEFAULT_STEPS = 10_000
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
+    if getattr(args, "model", "gaussianimage") == "gainer":
+        return _cmd_fit_gainer(args)
+    for name in _GAINER_ONLY:
+        if getattr(args, name, None) is not None:
+            raise SplatpixError(f"{_option(name)} applies only to --model gainer")
     report = _run_fit(args.image, args.output, args, args.report)
     ms = report["ms_ssim"]
     ms_txt = f", MS-SSIM {ms:.4f}" if ms is not None else ""
     print(f"{args.image}: {report['n_gaussians']} Gaussians, {report['steps']} steps in {report['seconds']:.1f} s: "
           f"PSNR {report['psnr']:.2f} dB{ms_txt} -> {args.output}")
     return 0
+
+
+def _gainer_train_config(args: argparse.Namespace):
+    """The GaINeR training config of ``fit --model gainer``: the preset with the command line's overrides."""
+    from dataclasses import replace
+
+    from .gainer import GainerTrainConfig
+
+    defaults = getattr(args, "gaussianimage_defaults", {})
+    for name in _GAUSSIANIMAGE_ONLY:
+        if name in defaults and getattr(args, name, None) != defaults[name]:
+            raise SplatpixError(f"{_option(name)} applies only to --model gaussianimage")
+    base = GainerTrainConfig.preset(args.preset or "cpu")
+    model_over: dict = {}
+    if args.gaussians is not None:
+        model_over["n_gaussians"] = args.gaussians
+    if args.k is not None:
+        model_over["k"] = args.k
+    if args.aggregation is not None:
+        model_over["aggregation"] = args.aggregation
+    if args.trainable_means:
+        model_over["trainable_means"] = True
+    over: dict = {"model": replace(base.model, **model_over), "seed": args.seed}  # replace() validates
+    if args.steps is not None:
+        over["steps"] = args.steps
+    if args.batch is not None:
+        over["batch"] = args.batch
+    return GainerTrainConfig.preset(args.preset or "cpu", **over)
+
+
+def _run_fit_gainer(image_path: str, model_path: str, args: argparse.Namespace, report_path: str | None) -> dict:
+    """Load, train a GaINeR field, bake, save (and the report / PLY); returns the report. Raises SplatpixError
+    (exit code attached) on failure; on divergence the last good field is saved first."""
+    from .gainer import export_ply, fit_gainer, save_gainer
+    from .io import check_not_input, load_image
+
+    check_not_input(model_path, image_path)
+    if report_path:
+        check_not_input(report_path, image_path, model_path)
+    if args.ply:
+        check_not_input(args.ply, image_path, model_path, report_path)
+    cfg = _gainer_train_config(args)
+    image = load_image(image_path, max_pixels=args.max_pixels)
+    res = fit_gainer(image, cfg, progress=not args.quiet)
+    field = res.field.bake()
+    report = res.report()
+    report["config"]["model"]["channels"] = field.channels
+    report.update(image=str(image_path), model="gainer", preset=args.preset or "cpu")
+    save_gainer(field, model_path, extra={"fit": {k: report[k] for k in (
+        "psnr", "psnr_float", "seconds", "steps", "n_gaussians", "diverged")}, "preset": report["preset"],
+        "source": Path(image_path).name})
+    report["model_bytes"] = os.path.getsize(model_path)
+    if args.ply:
+        export_ply(field, args.ply)
+    if report_path:
+        _write_json(report_path, report)
+    if res.diverged:
+        err = SplatpixError(f"{res.message}; saved it to {model_path}")
+        err.exit_code = EXIT_DIVERGED  # type: ignore[attr-defined]
+        raise err
+    return report
+
+
+def _cmd_fit_gainer(args: argparse.Namespace) -> int:
+    report = _run_fit_gainer(args.image, args.output, args, args.report)
+    p = report["psnr"]
+    p_txt = "inf" if p is None else f"{p:.2f}"
+    print(f"{args.image}: GaINeR, {report['n_gaussians']} Gaussians, {report['steps']} steps in "
+          f"{report['seconds']:.1f} s: PSNR {p_txt} dB, {report['model_bytes']} bytes -> {args.output}")
+    return 0
+
+
+_GAINER_FORMAT = "splatpix-gainer"
+
+
+def _model_format(path: str) -> str | None:
+    from .st_container import peek_format
+
+    return peek_format(path)
+
+
+def _output_size(h0: int, w0: int, args: argparse.Namespace) -> tuple[int, int]:
+    """Output (height, width) of a render from --size / --scale / --crop and the native size."""
+    height = width = None
+    if args.size is not None:
+        height, width = args.size
+    scale = args.scale
+    if height is None and scale is None and args.crop is not None:
+        scale = 1.0
+    if scale is not None:
+        u0, v0, u1, v1 = args.crop if args.crop is not None else (0.0, 0.0, 1.0, 1.0)
+        height = max(1, round(h0 * scale * (v1 - v0)))
+        width = max(1, round(w0 * scale * (u1 - u0)))
+    height = h0 if height is None else height
+    width = w0 if width is None else width
+    if height * width > args.max_pixels:
+        raise SplatpixError(f"output {width}x{height} exceeds the pixel limit {args.max_pixels} (--max-pixels)")
+    return height, width
+
+
+def _render_gainer_to(model_path: str, out_path: str, args: argparse.Namespace) -> tuple[float, tuple[int, int]]:
+    from .gainer import load_gainer
+    from .io import save_image
+
+    field = load_gainer(model_path)
+    field.backend = getattr(args, "backend", "auto")
+    height, width = _output_size(*field.size, args)
+    t0 = time.perf_counter()
+    img = field.render(height, width, window=args.crop).clamp(0.0, 1.0)
+    seconds = time.perf_counter() - t0
+    save_image(img, out_path, bits=getattr(args, "bits", 8))
+    return seconds, (height, width)
 
 
 def _render_to(model_path: str, out_path: str, args: argparse.Namespace) -> tuple[float, tuple[int, int]]:
@@ -131,22 +265,10 @@ def _render_to(model_path: str, out_path: str, args: argparse.Namespace) -> tupl
     from .render import render
 
     check_not_input(out_path, model_path)
+    if _model_format(model_path) == _GAINER_FORMAT:
+        return _render_gainer_to(model_path, out_path, args)
     g = load_model(model_path)
-    height = width = None
-    if args.size is not None:
-        height, width = args.size
-    scale = args.scale
-    if height is None and scale is None and args.crop is not None:
-        scale = 1.0
-    h0, w0 = g.size
-    if scale is not None:
-        u0, v0, u1, v1 = args.crop if args.crop is not None else (0.0, 0.0, 1.0, 1.0)
-        height = max(1, round(h0 * scale * (v1 - v0)))
-        width = max(1, round(w0 * scale * (u1 - u0)))
-    height = h0 if height is None else height
-    width = w0 if width is None else width
-    if height * width > args.max_pixels:
-        raise SplatpixError(f"output {width}x{height} exceeds the pixel limit {args.max_pixels} (--max-pixels)")
+    height, width = _output_size(*g.size, args)
     t0 = time.perf_counter()
     with torch.no_grad():
         img = render(g, height, width, window=args.crop, clamp=True, backend=args.backend)
@@ -168,6 +290,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         head = f.read(4)
     if head == MAGIC:
         print(json.dumps(_spix_info(args.model), indent=2))
+        return 0
+    if _model_format(args.model) == _GAINER_FORMAT:
+        from .gainer import read_gainer_metadata
+
+        print(json.dumps(read_gainer_metadata(args.model), indent=2))
         return 0
     from .model_io import read_model_metadata
 
@@ -443,12 +570,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", help="input image (PNG 8/16-bit, JPEG; grey, RGB or RGBA)")
     p.add_argument("-o", "--output", required=True, help="model file to write (.safetensors)")
     p.add_argument("--report", help="write a JSON report (psnr, ms_ssim, seconds, steps, n_gaussians, history)")
-    _add_fit_options(p, gaussians=10_000, steps=10_000)
+    p.add_argument("--model", choices=("gaussianimage", "gainer"), default="gaussianimage",
+                   help="gaussianimage (rasterised Gaussians, the default) or gainer (GaINeR: Gaussian-weighted "
+                        "nearest-neighbour features decoded by an MLP; -n and --steps default to the preset's)")
+    _add_fit_options(p, gaussians=_FIT_DEFAULT_GAUSSIANS, steps=_FIT_DEFAULT_STEPS)
     _add_common(p)
-    p.set_defaults(func=cmd_fit)
+    g = p.add_argument_group("GaINeR (--model gainer)")
+    g.add_argument("--preset", choices=("cpu", "paper"), default=None,
+                   help="training schedule and model size (default cpu: 20k Gaussians, K 8, 2000 steps)")
+    g.add_argument("--k", type=int, default=None, help="neighbours per query (default: the preset's)")
+    g.add_argument("--batch", type=int, default=None, help="pixels per step, 0 = whole image (default: the preset's)")
+    g.add_argument("--aggregation", choices=("sum", "mean"), default=None,
+                   help="sum (GaINeR's code, the default) or mean (weighted average) of the neighbours' features")
+    g.add_argument("--trainable-means", action="store_true", default=None, help="also train the Gaussian means")
+    g.add_argument("--ply", help="also export the means as an ASCII PLY point cloud")
+    p.set_defaults(func=cmd_fit, gaussians=None, steps=None,
+                   gaussianimage_defaults={name: p.get_default(name) for name in _GAUSSIANIMAGE_ONLY})
 
     p = sub.add_parser("render", help="render a model to an image, at any size or crop")
-    p.add_argument("model", help="model file (.safetensors)")
+    p.add_argument("model", help="model file (.safetensors; Gaussian or GaINeR)")
     p.add_argument("-o", "--output", required=True, help="image to write (.png, .jpg)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--scale", type=_positive_float, help="scale factor relative to the model's native size")

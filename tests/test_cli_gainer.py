@@ -1,0 +1,224 @@
+"""The command line with GaINeR models: fit --model gainer, render and info of GaINeR files, bad input."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import struct
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from splatpix import cli
+from splatpix.cli import EXIT_DIVERGED, EXIT_ERROR, main
+from splatpix.gainer import load_gainer
+from splatpix.io import load_image
+from splatpix.metrics import psnr
+from splatpix.model_io import load_model
+
+train_mod = importlib.import_module("splatpix.gainer.train")
+
+H, W, N = 16, 24, 64
+TINY = ["-n", str(N), "--batch", "0", "--quiet"]
+
+
+def _write_image(path, alpha: bool = False):
+    y, x = np.mgrid[0:H, 0:W]
+    chans = [x / (W - 1), y / (H - 1), 0.5 + 0.4 * np.sin(x / 3.0) * np.cos(y / 4.0)]
+    if alpha:
+        chans.append(np.where((x - W / 2) ** 2 + (y - H / 2) ** 2 < 36, 1.0, 0.0))
+    Image.fromarray((np.stack(chans, -1) * 255).round().astype(np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    d = tmp_path_factory.mktemp("gainer_cli")
+    image = _write_image(d / "img.png")
+    model, report, ply = d / "m.safetensors", d / "r.json", d / "m.ply"
+    code = main([str(a) for a in ("fit", image, "--model", "gainer", *TINY, "--steps", 50, "-o", model,
+                                  "--report", report, "--ply", ply)])
+    assert code == 0
+    return {"dir": d, "image": image, "model": model, "report": report, "ply": ply}
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def _one_error_line(err: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("splatpix: error:"), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_fit_writes_model_report_and_ply(fitted):
+    m = load_gainer(fitted["model"])
+    assert m.n == N and m.size == (H, W) and m.baked and m.channels == 3
+    rep = json.loads(fitted["report"].read_text())
+    for key in ("psnr", "psnr_float", "seconds", "steps", "n_gaussians", "model_bytes", "config"):
+        assert key in rep, key
+    assert rep["steps"] == 50 and rep["n_gaussians"] == N and rep["model"] == "gainer"
+    assert rep["model_bytes"] == fitted["model"].stat().st_size
+    assert rep["config"]["model"]["k"] == 8 and rep["config"]["batch"] == 0  # cpu preset's K, our batch
+    assert m.meta["extra"]["fit"]["steps"] == 50
+    lines = fitted["ply"].read_text().splitlines()
+    assert lines[0] == "ply" and f"element vertex {N}" in lines
+    assert len(lines) == lines.index("end_header") + 1 + N
+
+
+def test_render_native_scaled_and_crop(fitted, capsys):
+    d, model = fitted["dir"], fitted["model"]
+    code, out, err = run(capsys, "render", model, "-o", d / "x1.png")
+    assert code == 0, err
+    native = load_image(d / "x1.png")
+    assert native.shape == (3, H, W)
+    assert psnr(native, load_image(fitted["image"])) > 18.0
+    code, _, err = run(capsys, "render", model, "-o", d / "x2.png", "--scale", 2)
+    assert code == 0, err
+    assert load_image(d / "x2.png").shape == (3, 2 * H, 2 * W)
+    code, _, err = run(capsys, "render", model, "-o", d / "s.png", "--size", "30x10", "--bits", 16)
+    assert code == 0, err
+    assert load_image(d / "s.png").shape == (3, 10, 30)
+    code, _, err = run(capsys, "render", model, "-o", d / "c.png", "--crop", "0.25,0.25,0.75,0.75")
+    assert code == 0, err
+    crop = load_image(d / "c.png")
+    assert crop.shape == (3, H // 2, W // 2)
+    # a 1x crop samples the same pixel centres as the native render
+    assert torch.allclose(crop, native[:, H // 4: 3 * H // 4, W // 4: 3 * W // 4], atol=1.5 / 255)
+
+
+def test_info_prints_gainer_metadata(fitted, capsys):
+    code, out, err = run(capsys, "info", fitted["model"])
+    assert code == 0, err
+    meta = json.loads(out)
+    assert meta["format"] == "splatpix-gainer" and meta["n_gaussians"] == N
+    assert (meta["height"], meta["width"]) == (H, W) and meta["config"]["k"] == 8
+
+
+def test_rgba_image_gives_rgba_png(tmp_path, capsys):
+    image = _write_image(tmp_path / "rgba.png", alpha=True)
+    model = tmp_path / "m.safetensors"
+    code, _, err = run(capsys, "fit", image, "--model", "gainer", *TINY, "--steps", 20, "--k", 4,
+                       "--aggregation", "mean", "--trainable-means", "-o", model)
+    assert code == 0, err
+    m = load_gainer(model)
+    assert m.channels == 4 and m.cfg.k == 4 and m.cfg.aggregation == "mean" and m.cfg.trainable_means
+    code, _, err = run(capsys, "render", model, "-o", tmp_path / "out.png", "--scale", 0.5)
+    assert code == 0, err
+    with Image.open(tmp_path / "out.png") as im:
+        assert im.mode == "RGBA" and im.size == (W // 2, H // 2)
+
+
+def _corrupt(kind: str, src, dst):
+    data = bytearray(src.read_bytes())
+    if kind == "truncated":
+        data = data[: len(data) - 100]
+    elif kind == "nan":
+        data[-4:] = struct.pack("<f", float("nan"))
+    elif kind == "metadata":  # valid safetensors container, metadata saying n_gaussians differs from the config
+        n = struct.unpack("<Q", bytes(data[:8]))[0]
+        header = json.loads(bytes(data[8: 8 + n]))
+        meta = json.loads(header["__metadata__"]["splatpix"])
+        meta["n_gaussians"] += 1
+        header["__metadata__"]["splatpix"] = json.dumps(meta)
+        text = json.dumps(header).encode()
+        text += b" " * (-len(text) % 8)
+        data = struct.pack("<Q", len(text)) + text + data[8 + n:]
+    elif kind == "header":
+        data[8:20] = b"#" * 12
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+@pytest.mark.parametrize("kind", ["truncated", "nan", "metadata", "header"])
+@pytest.mark.parametrize("command", ["render", "info"])
+def test_corrupted_gainer_model(fitted, tmp_path, capsys, kind, command):
+    bad = _corrupt(kind, fitted["model"], tmp_path / "bad.safetensors")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    args = ["render", bad, "-o", tmp_path / "out.png"] if command == "render" else ["info", bad]
+    if command == "info" and kind == "nan":  # info reads only the header: the NaN is found by render
+        code, out, err = run(capsys, *args)
+        assert code == 0
+        return
+    code, out, err = run(capsys, *args)
+    assert code == EXIT_ERROR
+    assert "bad.safetensors" in _one_error_line(err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["fit", "{tmp}/missing.png", "--model", "gainer", "-o", "{tmp}/m.safetensors"], "missing.png"),
+    (["fit", "{image}", "--model", "gainer", "--k", "0", "-o", "{tmp}/m.safetensors"], "k must be"),
+    (["fit", "{image}", "--model", "gainer", "-n", "0", "-o", "{tmp}/m.safetensors"], "n_gaussians"),
+    (["fit", "{image}", "--model", "gainer", "--batch", "-1", "-o", "{tmp}/m.safetensors"], "batch"),
+    (["fit", "{image}", "--model", "gainer", "--steps", "-1", "-o", "{tmp}/m.safetensors"], "steps"),
+    (["fit", "{image}", "--model", "gainer", "--lr", "0.5", "-o", "{tmp}/m.safetensors"], "--lr"),
+    (["fit", "{image}", "--model", "gainer", "-o", "{image}"], "overwrite"),
+    (["fit", "{image}", "--model", "gainer", "-o", "{tmp}/m.safetensors", "--ply", "{image}"], "overwrite"),
+    (["fit", "{image}", "--model", "gainer", "--max-pixels", "100", "-o", "{tmp}/m.safetensors"], "pixel"),
+    (["fit", "{image}", "--k", "4", "-o", "{tmp}/m.safetensors"], "--k"),
+    (["fit", "{image}", "--ply", "{tmp}/m.ply", "-o", "{tmp}/m.safetensors"], "--ply"),
+    (["render", "{model}", "-o", "{model}"], "overwrite"),
+    (["render", "{model}", "-o", "{tmp}/out.png", "--scale", "1000"], "pixel limit"),
+])
+def test_bad_input_one_line_no_output(fitted, tmp_path, capsys, args, needle):
+    image = _write_image(tmp_path / "img.png")
+    model = tmp_path / "model.safetensors"
+    model.write_bytes(fitted["model"].read_bytes())
+    subs = {"tmp": tmp_path, "image": image, "model": model}
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    code, out, err = run(capsys, *(a.format(**subs) for a in args), "--quiet" if args[0] == "fit" else "--bits=8")
+    assert code == EXIT_ERROR
+    assert needle in _one_error_line(err)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing written or changed
+
+
+def test_divergence_saves_last_good_model(tmp_path, capsys, monkeypatch):
+    real_loss = train_mod._loss
+    calls = {"n": 0}
+
+    def flaky_loss(*a, **k):
+        calls["n"] += 1
+        out = real_loss(*a, **k)
+        return out * float("nan") if calls["n"] > 10 else out
+
+    monkeypatch.setattr(train_mod, "_loss", flaky_loss)
+    image = _write_image(tmp_path / "img.png")
+    model, report = tmp_path / "m.safetensors", tmp_path / "r.json"
+    code, out, err = run(capsys, "fit", image, "--model", "gainer", *TINY, "--steps", 30, "-o", model,
+                         "--report", report)
+    assert code == EXIT_DIVERGED
+    assert len(err.strip().splitlines()) == 1 and "diverged" in err and "m.safetensors" in err
+    m = load_gainer(model)  # the last good model was saved and loads
+    assert torch.isfinite(m.render()).all()
+    rep = json.loads(report.read_text())
+    assert rep["diverged"] is True and rep["steps"] < 30
+
+
+def test_gaussianimage_default_is_unchanged(tmp_path, capsys, monkeypatch):
+    image = _write_image(tmp_path / "img.png")
+    model = tmp_path / "m.safetensors"
+    code, out, err = run(capsys, "fit", image, "-n", 40, "--steps", 20, "-o", model, "--quiet")
+    assert code == 0, err
+    g = load_model(model)  # a Gaussian model, not a GaINeR one
+    assert g.n == 40 and g.size == (H, W)
+    code, _, err = run(capsys, "render", model, "-o", tmp_path / "x2.png", "--scale", 2)
+    assert code == 0 and load_image(tmp_path / "x2.png").shape == (3, 2 * H, 2 * W)
+    # without -n / --steps the GaussianImage defaults still apply
+    seen = {}
+
+    def fake_run_fit(image_path, model_path, args, report_path):
+        cfg = cli._fit_config(args)  # what the real _run_fit trains with
+        seen.update(gaussians=cfg.n_gaussians, steps=cfg.steps)
+        return {"ms_ssim": None, "n_gaussians": cfg.n_gaussians, "steps": cfg.steps, "seconds": 0.0, "psnr": 0.0}
+
+    monkeypatch.setattr(cli, "_run_fit", fake_run_fit)
+    code, _, err = run(capsys, "fit", image, "-o", tmp_path / "d.safetensors")
+    assert code == 0, err
+    assert seen == {"gaussians": 10_000, "steps": 10_000}
