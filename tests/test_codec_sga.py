@@ -163,3 +163,52 @@ def test_harness_runs_sga_with_a_label(tmp_path):
     assert [r["tier_bits"] for r in per["per_point"].values()] == [[6, 6, 6]] * 2
     with pytest.raises(SplatpixError, match="label"):
         harness.run_rd(d, "sga", tmp_path / "rd", points=(60,), label="../x")
+
+
+def test_covariance_context_coding_round_trips_and_saves_bits(encoded):
+    """Policy 2 (l21/l22 in contexts of l11's top bits) decodes to the same symbols, is never larger than the plain
+    policy, and its context widths are checked on decoding."""
+    import copy
+
+    from splatpix.codec.sga import POLICY_CONDITIONAL, unpack_sections
+
+    q = copy.copy(unpack(encoded[1].data)[0])  # in file order; the module's fixture stays untouched
+    sizes = {}
+    for cb in (0, 1, 2, 4):
+        data = pack_sga(q, cov_context_bits=cb)
+        sizes[cb] = len(data)
+        q2, _ = unpack(data)
+        np.testing.assert_array_equal(q2.cov_symbols, q.cov_symbols)
+        np.testing.assert_array_equal(q2.colour_indices, q.colour_indices)
+    assert sizes[4] <= sizes[2] <= sizes[1] <= sizes[0]
+    # synthetic symbols (3000 Gaussians, 3 tiers) where l22 follows l11: context coding must win and be chosen
+    from splatpix.codec.sga import _pack_covariance, _unpack_covariance
+    from splatpix.codec.spix import MODE_ENTROPY
+
+    rng = np.random.default_rng(0)
+    tiers = rng.integers(0, 3, size=3000)
+    bits = [5, 6, 4]
+    sym = np.stack([rng.integers(0, 1 << bits[t], size=3) for t in tiers])
+    sym[:, 2] = sym[:, 0]
+    plain = _pack_covariance(sym, tiers, bits, MODE_ENTROPY, 0)
+    cond = _pack_covariance(sym, tiers, bits, MODE_ENTROPY, 4)
+    assert cond[0] == POLICY_CONDITIONAL and len(cond) < 0.95 * len(plain)  # l22 costs only its bits below the context
+    np.testing.assert_array_equal(_unpack_covariance(memoryview(cond), tiers, bits, "f.spix"), sym)
+    for cut in (1, 2, 5, len(cond) // 2, len(cond) - 1):  # truncations: clean errors
+        with pytest.raises(SplatpixError):
+            _unpack_covariance(memoryview(cond[:cut]), tiers, bits, "f.spix")
+    for _ in range(200):  # bit flips: a clean error or some valid decode, never another exception
+        bad = bytearray(cond)
+        i = int(rng.integers(0, len(bad)))
+        bad[i] ^= 1 << int(rng.integers(0, 8))
+        try:
+            out = _unpack_covariance(memoryview(bytes(bad)), tiers, bits, "f.spix")
+        except SplatpixError:
+            continue
+        assert out.shape == sym.shape and all((out[tiers == t] < 1 << b).all() for t, b in enumerate(bits))
+    header, sections = bs.read_spix(pack_sga(q, cov_context_bits=4))
+    cov = sections[bs.COVARIANCE]
+    # a context width wider than the tier's bits (or than 4) is refused as corrupt
+    forged = bytes([POLICY_CONDITIONAL, 9]) + cov[2:]  # (whatever policy the small file used)
+    with pytest.raises(SplatpixError, match="context width"):
+        unpack_sections(header, {**sections, bs.COVARIANCE: forged}, "f.spix")

@@ -339,7 +339,8 @@ def _encode_cli(args: argparse.Namespace):
         from .codec.sga import SGAConfig
 
         tb = tuple(args.tier_bits) if args.tier_bits else None
-        sga_cfg = SGAConfig(subdiv=args.subdiv, tier_bits=tb, n_tiers=len(tb) if tb else 3)
+        sga_cfg = SGAConfig(subdiv=args.subdiv, tier_bits=tb, n_tiers=len(tb) if tb else 3,
+                            cov_context_bits=args.cov_context_bits)
     kw = {"method": args.method, "fit_config": fit_cfg, "qat_config": qat_cfg, "sga_config": sga_cfg,
           "fixed_length": args.fixed_length, "progress": progress}
     if args.gaussians is not None:
@@ -479,6 +480,7 @@ def cmd_eval_rd(args: argparse.Namespace) -> int:
         options = {"steps": args.steps, "qat_steps": args.qat_steps, "init": args.init,
                    "colour_solve_init": args.colour_solve_init, "colour_solve_every": args.colour_solve_every,
                    "geo_weight": args.geo_weight, "subdiv": args.subdiv, "tier_bits": args.tier_bits,
+                   "cov_context_bits": args.cov_context_bits,
                    "n_tiers": None if args.tier_bits is None else len(args.tier_bits)}
         options = {k: v for k, v in options.items() if v is not None}
     label = args.label or args.method
@@ -605,6 +607,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gaussianimage (GaussianImage's codec) or sga (structure-guided: structure-guided "
                         "initialisation, grid positions coded as a set, adaptive-bitwidth covariance)")
     p.add_argument("--subdiv", type=int, default=4, help="sga: position grid steps per pixel (default 4)")
+    p.add_argument("--cov-context-bits", type=int, default=2,
+                   help="sga: widest l11 context for coding l21/l22 (0 = none; default 2)")
     p.add_argument("--tier-bits", type=int, nargs="+",
                    help="sga: fixed covariance bits per tier, e.g. 6 6 6 (default: chosen RD-aware per image)")
     p.add_argument("--bpp", type=float, help="target rate: N is searched (up to 3 encodes)")
@@ -668,6 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--colour-solve-every", type=int, help="gaussianimage/sga: closed-form colours every K steps")
     e.add_argument("--geo-weight", type=float, help="gaussianimage/sga: geometry-consistent loss weight")
     e.add_argument("--subdiv", type=int, help="sga: position grid steps per pixel")
+    e.add_argument("--cov-context-bits", type=int, help="sga: widest l11 context for coding l21/l22 (default 2)")
     e.add_argument("--tier-bits", type=int, nargs="+",
                    help="sga: fixed covariance bits per tier (default: chosen RD-aware per image)")
     e.add_argument("--out", required=True, help="output folder (per-image JSON and the mean curve)")

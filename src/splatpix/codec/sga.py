@@ -49,6 +49,9 @@ _MAX_SUBDIV = 64
 _MAX_TIERS = 8
 _MAX_K = 64
 _TIER = struct.Struct("<B3f3f")
+POLICY_CONDITIONAL = 2
+"""``COVARIANCE`` policy of method sga: ``l21`` and ``l22`` coded in contexts of the ``l11`` symbol's top bits."""
+MAX_CONTEXT_BITS = 4
 
 
 def _is_int(x: object) -> bool:
@@ -61,7 +64,8 @@ class SGAConfig:
 
     ``subdiv``: grid steps per pixel for positions. ``n_tiers``, ``tier_k``: covariance tiers from the spacing
     to the ``tier_k``-th neighbour. ``tier_bits``: a fixed bit depth per tier (e.g. ``(6, 6, 6)``) or ``None`` to
-    choose them RD-aware from ``tier_candidates``.
+    choose them RD-aware from ``tier_candidates``. ``cov_context_bits``: the widest ``l11`` context the encoder
+    tries for ``l21``/``l22`` (0 = no context coding; each bit costs decode time: 1 + 2·2^bits chunks per tier).
     """
 
     subdiv: int = 4
@@ -69,6 +73,7 @@ class SGAConfig:
     tier_k: int = 4
     tier_bits: tuple[int, ...] | None = None
     tier_candidates: tuple[int, ...] = (3, 4, 5, 6, 7, 8)
+    cov_context_bits: int = 2
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> SplatpixError:
@@ -85,6 +90,8 @@ class SGAConfig:
             if len(tb) != self.n_tiers or not all(_is_int(b) and 1 <= b <= 16 for b in tb):
                 raise bad(f"tier_bits must be {self.n_tiers} integers in [1, 16], got {self.tier_bits!r}")
             self.tier_bits = tuple(int(b) for b in tb)
+        if not _is_int(self.cov_context_bits) or not 0 <= self.cov_context_bits <= MAX_CONTEXT_BITS:
+            raise bad(f"cov_context_bits must be an integer in [0, {MAX_CONTEXT_BITS}], got {self.cov_context_bits!r}")
         cands = tuple(self.tier_candidates)
         if not cands or not all(_is_int(b) and 1 <= b <= 16 for b in cands):
             raise bad(f"tier_candidates must be integers in [1, 16], got {self.tier_candidates!r}")
@@ -273,9 +280,105 @@ def plan_tiers(g: Gaussians, image: Tensor, sga: SGAConfig, colour_bits: float,
 # ------------------------------------------------------------------------------------------------ packing
 
 
-def pack_sga(q: SGAQuantized, *, fixed_length: bool = False, metadata: dict[str, Any] | None = None) -> bytes:
-    """The ``.spix`` bytes of an ``sga`` model (Gaussians sorted as the position coder orders them)."""
-    from .spix import MODE_ENTROPY, MODE_FIXED, _chunks, _code, colour_payloads
+
+
+def _context_chunks(c: np.ndarray, bits: int, cbits: int, mode: int) -> list[bytes]:
+    """A tier's chunks under context coding: ``l11``, then for ``l21`` and ``l22`` one chunk per non-empty context
+    ``l11 >> (bits - cbits)`` in increasing order (the symbols in file order)."""
+    from .spix import _code
+
+    alphabet = 1 << bits
+    out = [_code(np.ascontiguousarray(c[:, 0]), alphabet, mode)]
+    ctx = c[:, 0] >> (bits - cbits)
+    used = np.unique(ctx)
+    for j in (1, 2):
+        out.extend(_code(np.ascontiguousarray(c[ctx == v, j]), alphabet, mode) for v in used)
+    return out
+
+
+def _pack_covariance(sym: np.ndarray, tiers: np.ndarray, tier_bits: list[int], mode: int,
+                     max_context_bits: int) -> bytes:
+    """The ``COVARIANCE`` payload: policy ``mode`` (0 fixed, 1 adaptive) with ``3·T`` chunks, or -- when smaller,
+    and only in adaptive mode -- policy 2: per tier a context width ``cbits`` (u8, the encoder tries 0 to
+    ``max_context_bits`` and keeps the smallest), then the tier's :func:`_context_chunks`. ``l22`` depends
+    strongly on ``l11`` (both scale with the Gaussian's size): on a Kodak model at N = 9000 this saved 3.1 % of
+    the file with 2 context bits (+3 ms decoding) and 4.2 % with 4 (+11 ms), docs/benchmarks.md."""
+    from .spix import MODE_ENTROPY, _chunks, _code
+
+    plain = bytes([mode]) + _chunks([_code(np.ascontiguousarray(sym[tiers == t, j]), 1 << b, mode)
+                                     for t, b in enumerate(tier_bits) for j in range(3)])
+    if mode != MODE_ENTROPY:
+        return plain
+    widths, parts = [], []
+    for t, b in enumerate(tier_bits):
+        c = sym[tiers == t]
+        options = [(sum(4 + len(x) for x in ch), cb, ch) for cb in range(min(b, max_context_bits) + 1)
+                   for ch in [_context_chunks(c, b, cb, mode)]]
+        _, cb, chunks = min(options, key=lambda o: (o[0], o[1]))  # the smallest; ties: the narrower context
+        widths.append(cb)
+        parts.extend(chunks)
+    cond = bytes([POLICY_CONDITIONAL, *widths]) + _chunks(parts)
+    return cond if len(cond) < len(plain) else plain
+
+
+def _unpack_covariance(cv: memoryview, tiers: np.ndarray, bits: list[int], source: str) -> np.ndarray:
+    """Parse an (untrusted) ``COVARIANCE`` payload of method sga into ``(N, 3)`` symbols."""
+    from .spix import MODE_ENTROPY, MODE_FIXED, _read_chunks, _uncode
+
+    def bad(msg: str) -> SplatpixError:
+        return SplatpixError(f"{source}: corrupt .spix file: {msg}")
+
+    n, t = tiers.shape[0], len(bits)
+    sym = np.zeros((n, 3), dtype=np.int64)
+    if len(cv) < 1 or cv[0] not in (MODE_FIXED, MODE_ENTROPY, POLICY_CONDITIONAL):
+        raise bad("covariance section has an unknown mode")
+    if cv[0] != POLICY_CONDITIONAL:
+        chunks = _read_chunks(cv[1:], 3 * t, "covariance section", source)
+        for i in range(t):
+            m = tiers == i
+            cnt = int(m.sum())
+            for j in range(3):
+                sym[m, j] = _uncode(chunks[3 * i + j], cnt, 1 << bits[i], cv[0], source)
+        return sym
+    if len(cv) < 1 + t:
+        raise bad("covariance section truncated")
+    widths = list(cv[1:1 + t])
+    if any(w > min(b, MAX_CONTEXT_BITS) for w, b in zip(widths, bits, strict=True)):
+        raise bad("covariance context width out of range")
+    rest, pos = cv[1 + t:], 0
+
+    def next_chunk() -> bytes:
+        nonlocal pos
+        if pos + 4 > len(rest):
+            raise bad("covariance section truncated")
+        (length,) = struct.unpack_from("<I", rest, pos)
+        if length > len(rest) - pos - 4:
+            raise bad(f"covariance section chunk length {length} exceeds the section")
+        out = bytes(rest[pos + 4:pos + 4 + length])
+        pos += 4 + length
+        return out
+
+    for i in range(t):
+        m = np.flatnonzero(tiers == i)
+        alphabet = 1 << bits[i]
+        l11 = _uncode(next_chunk(), m.size, alphabet, MODE_ENTROPY, source)
+        sym[m, 0] = l11
+        ctx = l11 >> (bits[i] - widths[i])
+        used = np.unique(ctx)
+        for j in (1, 2):
+            for v in used:
+                sel = m[ctx == v]
+                sym[sel, j] = _uncode(next_chunk(), sel.size, alphabet, MODE_ENTROPY, source)
+    if pos != len(rest):
+        raise bad(f"{len(rest) - pos} trailing bytes in covariance section")
+    return sym
+
+
+def pack_sga(q: SGAQuantized, *, fixed_length: bool = False, metadata: dict[str, Any] | None = None,
+             cov_context_bits: int = 2) -> bytes:
+    """The ``.spix`` bytes of an ``sga`` model (Gaussians sorted as the position coder orders them);
+    ``cov_context_bits``: see :class:`SGAConfig`."""
+    from .spix import MODE_ENTROPY, MODE_FIXED, colour_payloads
 
     mode = MODE_FIXED if fixed_length else MODE_ENTROPY
     h, w = q.size
@@ -287,9 +390,7 @@ def pack_sga(q: SGAQuantized, *, fixed_length: bool = False, metadata: dict[str,
     pos = bytes([q.subdiv]) + pos_payload
     tier_def = bytes([q.tier_k, len(q.tier_bits)]) + np.asarray(q.thresholds, dtype="<u8").tobytes() + b"".join(
         _TIER.pack(b, *map(float, q.cov_scale[t]), *map(float, q.cov_offset[t])) for t, b in enumerate(q.tier_bits))
-    chunks = [_code(np.ascontiguousarray(sym[tiers == t, j]), 1 << b, mode)
-              for t, b in enumerate(q.tier_bits) for j in range(3)]
-    cov = bytes([mode]) + _chunks(chunks)
+    cov = _pack_covariance(sym, tiers, q.tier_bits, mode, cov_context_bits)
     col, books = colour_payloads(q.colour_indices[order], q.codebooks, mode)
     sections = [(bs.GRID_POSITIONS, pos, False), (bs.COV_TIERS, tier_def, False), (bs.COVARIANCE, cov, False),
                 (bs.COLOUR_INDICES, col, False), (bs.CODEBOOKS, books, False)]
@@ -300,7 +401,7 @@ def pack_sga(q: SGAQuantized, *, fixed_length: bool = False, metadata: dict[str,
 
 def unpack_sections(header: bs.SpixHeader, sections: dict[int, bytes], source: str) -> SGAQuantized:
     """Parse the (untrusted) sections of an ``sga`` file."""
-    from .spix import MODE_ENTROPY, MODE_FIXED, _read_chunks, _uncode, read_colour_payloads
+    from .spix import read_colour_payloads
 
     def bad(msg: str) -> SplatpixError:
         return SplatpixError(f"{source}: corrupt .spix file: {msg}")
@@ -336,16 +437,7 @@ def unpack_sections(header: bs.SpixHeader, sections: dict[int, bytes], source: s
         offsets.append(vals[3:])
     tiers = assign_tiers(grid, thresholds, k)
 
-    cv = memoryview(sections[bs.COVARIANCE])
-    if len(cv) < 1 or cv[0] not in (MODE_FIXED, MODE_ENTROPY):
-        raise bad("covariance section has an unknown mode")
-    chunks = _read_chunks(cv[1:], 3 * t, "covariance section", source)
-    sym = np.zeros((n, 3), dtype=np.int64)
-    for i in range(t):
-        m = tiers == i
-        cnt = int(m.sum())
-        for j in range(3):
-            sym[m, j] = _uncode(chunks[3 * i + j], cnt, 1 << bits[i], cv[0], source)
+    sym = _unpack_covariance(memoryview(sections[bs.COVARIANCE]), tiers, bits, source)
     idx, books = read_colour_payloads(sections, n, c, source)
     try:
         return SGAQuantized(size=(h, w), channels=c, subdiv=subdiv, grid=grid, tier_k=k, thresholds=thresholds,

@@ -289,7 +289,7 @@ def encode(image: Tensor, n_gaussians: int, *, method: str = "gaussianimage", fi
         meta.update({"tier_bits": bits, "subdiv": sc.subdiv})
 
         def packer(q: Any, fixed: bool) -> bytes:
-            return pack_sga(q, fixed_length=fixed, metadata=meta)
+            return pack_sga(q, fixed_length=fixed, metadata=meta, cov_context_bits=sc.cov_context_bits)
     else:
         qat = quantization_aware_finetune(fitted.gaussians, image, qat_config, progress=progress)
 

@@ -1,0 +1,74 @@
+"""Context coding of the sga covariance symbols (l21, l22 in contexts of l11's top bits): bytes and decode time.
+
+    python benchmarks/cov_context.py --images ../shared/datasets/kodak --limit 3 --gaussians 1000 3000 9000 \
+        --steps 500 --qat-steps 100 --out benchmarks/results/cov_context.json
+
+Encodes each image once per N with ``--method sga``, then packs the same quantised model with
+``cov_context_bits`` = 0 (no context coding), 2 (the default) and 4 and records the file bytes and the median
+in-memory parse + dequantise time. The coding is lossless, so the PSNR is the same for every width and the
+relative size change is the BD-rate change at these points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from splatpix import FitConfig, load_image
+from splatpix.codec.qat import QATConfig
+from splatpix.codec.sga import SGA_FIT_DEFAULTS, pack_sga
+from splatpix.codec.spix import encode, unpack
+from splatpix.io import atomic_write
+
+WIDTHS = (0, 2, 4)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", required=True)
+    ap.add_argument("--limit", type=int, default=3)
+    ap.add_argument("--gaussians", type=int, nargs="+", default=[1000, 3000, 9000])
+    ap.add_argument("--steps", type=int, default=500)
+    ap.add_argument("--qat-steps", type=int, default=100)
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    rows = []
+    for path in sorted(Path(args.images).glob("*.png"))[: args.limit]:
+        img = load_image(path)
+        for n in args.gaussians:
+            fc = FitConfig(**SGA_FIT_DEFAULTS, steps=args.steps, optimizer="adam", lr=1e-2,
+                           lr_decay_every=max(1, args.steps // 2))
+            res = encode(img, n, method="sga", fit_config=fc, qat_config=QATConfig(steps=args.qat_steps),
+                         progress=False)
+            row = {"image": path.name, "n_gaussians": n, "psnr": res.report["psnr"]}
+            for w in WIDTHS:
+                data = pack_sga(res.quantized, cov_context_bits=w)
+                ts = []
+                for _ in range(args.repeats + 1):
+                    t0 = time.perf_counter()
+                    unpack(data)[0].dequantize()
+                    ts.append(time.perf_counter() - t0)
+                row[f"bytes_c{w}"] = len(data)
+                row[f"parse_ms_c{w}"] = 1e3 * statistics.median(ts[1:])
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    out = {"benchmark": "cov_context", "date": datetime.now(UTC).strftime("%Y-%m-%d"), "args": vars(args),
+           "rows": rows}
+    with atomic_write(args.out, "w") as f:
+        json.dump(out, f, indent=1)
+    print("| image | N | bytes (no context) | bytes (2 bits) | saving | parse ms | bytes (4 bits) | saving | ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        b0 = r["bytes_c0"]
+        print(f"| {r['image']} | {r['n_gaussians']} | {b0} | {r['bytes_c2']} | {100 * (r['bytes_c2'] / b0 - 1):+.1f} % "
+              f"| {r['parse_ms_c0']:.1f} → {r['parse_ms_c2']:.1f} | {r['bytes_c4']} | "
+              f"{100 * (r['bytes_c4'] / b0 - 1):+.1f} % | {r['parse_ms_c4']:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
