@@ -93,6 +93,18 @@ def _fit_config(args: argparse.Namespace):
     )
 
 
+def _finish_fit(report: dict, report_path: str | None, diverged: bool, message: str, model_path: str) -> dict:
+    """Write the report (if asked); when training diverged (the last good model already saved), raise the
+    one-line error with exit status 3. Returns the report."""
+    if report_path:
+        _write_json(report_path, report)
+    if diverged:
+        err = SplatpixError(f"{message}; saved it to {model_path}")
+        err.exit_code = EXIT_DIVERGED  # type: ignore[attr-defined]
+        raise err
+    return report
+
+
 def _run_fit(image_path: str, model_path: str, args: argparse.Namespace, report_path: str | None) -> dict:
     """Load, fit, save; returns the report. Raises SplatpixError (exit code attached) on failure."""
     from .fit import fit
@@ -108,13 +120,7 @@ def _run_fit(image_path: str, model_path: str, args: argparse.Namespace, report_
     report["image"] = str(image_path)
     save_model(res.gaussians, model_path, extra={"fit": {k: report[k] for k in (
         "psnr", "ms_ssim", "seconds", "steps", "n_gaussians", "diverged")}, "source": Path(image_path).name})
-    if report_path:
-        _write_json(report_path, report)
-    if res.diverged:
-        err = SplatpixError(f"{res.message}; saved it to {model_path}")
-        err.exit_code = EXIT_DIVERGED  # type: ignore[attr-defined]
-        raise err
-    return report
+    return _finish_fit(report, report_path, res.diverged, res.message, model_path)
 
 
 # options of ``fit`` that only one model kind uses (GaINeR-only ones default to None, GaussianImage-only ones to
@@ -197,13 +203,7 @@ def _run_fit_gainer(image_path: str, model_path: str, args: argparse.Namespace, 
     report["model_bytes"] = os.path.getsize(model_path)
     if args.ply:
         export_ply(field, args.ply)
-    if report_path:
-        _write_json(report_path, report)
-    if res.diverged:
-        err = SplatpixError(f"{res.message}; saved it to {model_path}")
-        err.exit_code = EXIT_DIVERGED  # type: ignore[attr-defined]
-        raise err
-    return report
+    return _finish_fit(report, report_path, res.diverged, res.message, model_path)
 
 
 def _cmd_fit_gainer(args: argparse.Namespace) -> int:
