@@ -222,3 +222,50 @@ def test_gaussianimage_default_is_unchanged(tmp_path, capsys, monkeypatch):
     code, _, err = run(capsys, "fit", image, "-o", tmp_path / "d.safetensors")
     assert code == 0, err
     assert seen == {"gaussians": 10_000, "steps": 10_000}
+
+
+def test_fit_checkpoint_and_resume(tmp_path, capsys, monkeypatch):
+    image = _write_image(tmp_path / "img.png")
+    ck, m1, m2 = tmp_path / "run.ckpt", tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    base = ["fit", image, "--model", "gainer", *TINY]
+    calls = {"n": 0}
+    loss = train_mod._loss
+
+    def interrupted_loss(*a, **kw):  # Ctrl-C during step 7: the checkpoint of step 5 is what survives
+        calls["n"] += 1
+        if calls["n"] == 8:
+            raise KeyboardInterrupt
+        return loss(*a, **kw)
+
+    monkeypatch.setattr(train_mod, "_loss", interrupted_loss)
+    code, _, err = run(capsys, *base, "--steps", 20, "--checkpoint", ck, "--checkpoint-every", 5, "-o", m1)
+    assert code == 130 and "interrupted" in err and ck.exists() and not m1.exists()
+    monkeypatch.setattr(train_mod, "_loss", loss)
+    code, out, _ = run(capsys, "fit", image, "--model", "gainer", "--quiet", "--resume", ck, "-o", m2)
+    assert code == 0 and "20 steps" in out
+    code, out, _ = run(capsys, *base, "--steps", 20, "-o", m1)
+    assert torch.equal(load_gainer(m2).render(), load_gainer(m1).render())
+    code, out, _ = run(capsys, "fit", image, "--model", "gainer", "--quiet", "--resume", ck, "--steps", 30,
+                       "-o", m2)
+    assert code == 0 and "30 steps" in out
+    # options of the config cannot change on resume; a checkpoint needs --checkpoint; gaussianimage refuses them
+    code, _, err = run(capsys, "fit", image, "--model", "gainer", "--quiet", "--resume", ck, "--k", 4, "-o", m2)
+    assert code == EXIT_ERROR and "--k cannot be changed" in _one_error_line(err)
+    code, _, err = run(capsys, *base, "--checkpoint-every", 5, "-o", m2)
+    assert code == EXIT_ERROR and "--checkpoint" in _one_error_line(err)
+    code, _, err = run(capsys, "fit", image, "--resume", ck, "-o", m2)
+    assert code == EXIT_ERROR and "only to --model gainer" in _one_error_line(err)
+    code, _, err = run(capsys, "fit", image, "--model", "gainer", "--quiet", "--resume", m1, "-o", m2)
+    assert code == EXIT_ERROR and "not a splatpix GaINeR checkpoint" in _one_error_line(err)
+
+
+def test_fit_rgba_separate_mask_model(tmp_path, capsys):
+    image = _write_image(tmp_path / "rgba.png", alpha=True)
+    model = tmp_path / "m.safetensors"
+    code, _, _ = run(capsys, "fit", image, "--model", "gainer", *TINY, "--steps", 20, "--alpha-model", "separate",
+                     "-o", model)
+    assert code == 0
+    f = load_gainer(model)
+    assert f.cfg.alpha_model == "separate" and f.render().shape == (4, H, W)
+    code, _, _ = run(capsys, "render", model, "-o", tmp_path / "out.png")
+    assert code == 0 and load_image(tmp_path / "out.png").shape == (4, H, W)

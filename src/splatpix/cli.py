@@ -125,7 +125,9 @@ def _run_fit(image_path: str, model_path: str, args: argparse.Namespace, report_
 
 # options of ``fit`` that only one model kind uses (GaINeR-only ones default to None, GaussianImage-only ones to
 # their parser defaults, stored in the namespace as ``gaussianimage_defaults``)
-_GAINER_ONLY = ("preset", "k", "batch", "aggregation", "trainable_means", "ply")
+_GAINER_ONLY = ("preset", "k", "batch", "aggregation", "trainable_means", "ply", "alpha_model", "checkpoint",
+                "checkpoint_every", "resume")
+_GAINER_MODEL_OPTIONS = ("preset", "gaussians", "k", "batch", "aggregation", "trainable_means", "alpha_model")
 _GAUSSIANIMAGE_ONLY = ("lr", "optimizer", "lr_decay_every", "param", "log_every", "init", "init_scale",
                        "superpixel_area", "colour_solve_init", "colour_solve_every", "colour_solve_iters",
                        "geo_weight", "backend")
@@ -161,6 +163,21 @@ def _gainer_train_config(args: argparse.Namespace):
     for name in _GAUSSIANIMAGE_ONLY:
         if name in defaults and getattr(args, name, None) != defaults[name]:
             raise SplatpixError(f"{_option(name)} applies only to --model gaussianimage")
+    if args.resume:
+        given = [name for name in _GAINER_MODEL_OPTIONS if getattr(args, name, None) is not None]
+        if given:
+            raise SplatpixError(f"{_option(given[0])} cannot be changed when resuming: the checkpoint holds the "
+                                "config (only --steps and --checkpoint-every may be given)")
+        from .gainer.checkpoint import load_checkpoint
+
+        ck = load_checkpoint(args.resume)
+        saved = GainerTrainConfig.from_dict(ck.config)
+        over = {}
+        if args.steps is not None:
+            over["steps"] = args.steps
+        if args.checkpoint_every is not None:
+            over["checkpoint_every"] = args.checkpoint_every
+        return replace(saved, **over), ck
     base = GainerTrainConfig.preset(args.preset or "cpu")
     model_over: dict = {}
     if args.gaussians is not None:
@@ -171,12 +188,18 @@ def _gainer_train_config(args: argparse.Namespace):
         model_over["aggregation"] = args.aggregation
     if args.trainable_means:
         model_over["trainable_means"] = True
+    if args.alpha_model is not None:
+        model_over["alpha_model"] = args.alpha_model
     over: dict = {"model": replace(base.model, **model_over), "seed": args.seed}  # replace() validates
     if args.steps is not None:
         over["steps"] = args.steps
     if args.batch is not None:
         over["batch"] = args.batch
-    return GainerTrainConfig.preset(args.preset or "cpu", **over)
+    if args.checkpoint:
+        over["checkpoint_every"] = 500 if args.checkpoint_every is None else args.checkpoint_every
+    elif args.checkpoint_every is not None:
+        raise SplatpixError("--checkpoint-every needs --checkpoint PATH")
+    return GainerTrainConfig.preset(args.preset or "cpu", **over), None
 
 
 def _run_fit_gainer(image_path: str, model_path: str, args: argparse.Namespace, report_path: str | None) -> dict:
@@ -190,13 +213,17 @@ def _run_fit_gainer(image_path: str, model_path: str, args: argparse.Namespace, 
         check_not_input(report_path, image_path, model_path)
     if args.ply:
         check_not_input(args.ply, image_path, model_path, report_path)
-    cfg = _gainer_train_config(args)
+    if args.checkpoint:
+        check_not_input(args.checkpoint, image_path, model_path, report_path, args.ply)
+    cfg, ck = _gainer_train_config(args)
     image = load_image(image_path, max_pixels=args.max_pixels)
-    res = fit_gainer(image, cfg, progress=not args.quiet)
+    res = fit_gainer(image, cfg, progress=not args.quiet, checkpoint_path=args.checkpoint or None, resume=ck)
     field = res.field.bake()
     report = res.report()
     report["config"]["model"]["channels"] = field.channels
-    report.update(image=str(image_path), model="gainer", preset=args.preset or "cpu")
+    report.update(image=str(image_path), model="gainer", preset=None if args.resume else (args.preset or "cpu"))
+    if args.resume:
+        report["resumed_from"] = str(args.resume)
     save_gainer(field, model_path, extra={"fit": {k: report[k] for k in (
         "psnr", "psnr_float", "seconds", "steps", "n_gaussians", "diverged")}, "preset": report["preset"],
         "source": Path(image_path).name})
@@ -586,6 +613,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sum (GaINeR's code, the default) or mean (weighted average) of the neighbours' features")
     g.add_argument("--trainable-means", action="store_true", default=None, help="also train the Gaussian means")
     g.add_argument("--ply", help="also export the means as an ASCII PLY point cloud")
+    g.add_argument("--alpha-model", choices=("head", "separate"), default=None,
+                   help="RGBA images: alpha as a 4th MLP output (head, the default) or a separate mask model "
+                        "(its own hash grid and MLP on the same Gaussians)")
+    g.add_argument("--checkpoint", help="write a resumable training checkpoint here (every --checkpoint-every "
+                                        "steps, default 500, and at the end)")
+    g.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
+    g.add_argument("--resume", help="continue training from a checkpoint written by --checkpoint (same image; "
+                                    "the config comes from the checkpoint, --steps may extend it)")
     p.set_defaults(func=cmd_fit, gaussians=None, steps=None,
                    gaussianimage_defaults={name: p.get_default(name) for name in _GAUSSIANIMAGE_ONLY})
 

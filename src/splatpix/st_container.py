@@ -106,7 +106,7 @@ class ContainerReader:
                     if len(data) != n:
                         raise self.bad("file truncated while reading the header")
                     return data, n
-                data = f.read(self.max_bytes + 1)
+                data = f.read(self.size + 1)  # the size was checked against max_bytes
         except OSError as e:
             raise SplatpixError(f"{self.name}: cannot read ({e.strerror or e})") from e
         if len(data) != self.size:

@@ -13,6 +13,12 @@ For a query point ``x`` in normalised image coordinates (``u = x / W``, ``v = y 
    ``f(x) = sum_i w_i f_i / sum_i w_i`` (the weighted average of the paper);
 5. an MLP ``D -> hidden -> ... -> C`` (ReLU, sigmoid output), ``C`` = 1, 3 or 4 channels.
 
+RGBA (``channels=4``) has two forms (``alpha_model``): ``"head"``, one MLP with 4 outputs on one hash grid's features,
+or ``"separate"``, a mask model sharing the same means, covariances and neighbour lists but with its own hash grid
+(its own per-Gaussian features, baked alongside the colour features as the last ``D`` columns) and its own MLP
+``D -> hidden -> ... -> 1``; colour is the first model's 3 outputs and alpha the mask model's. GaINeR's code trains
+a whole second model on the mask (starting from the same means) and merges the renders in a separate script.
+
 A query with no accepted neighbour gets the zero feature vector (so it shows the MLP's response to zero: a
 constant "background" colour); GaINeR's code instead pads missing neighbours with Gaussian 0. In ``"mean"`` mode
 the denominator is floored at ``1e-12``, so all-but-vanishing weights also give (near) zero features.
@@ -40,10 +46,12 @@ from .aggregate import aggregate
 from .hashgrid import HashGrid, HashGridConfig
 from .knn import MAX_K, KnnIndex, knn
 
-__all__ = ["AGGREGATIONS", "RADIUS_MODES", "GainerConfig", "GainerField", "initial_cov_params", "random_means"]
+__all__ = ["AGGREGATIONS", "ALPHA_MODELS", "RADIUS_MODES", "GainerConfig", "GainerField", "initial_cov_params",
+           "random_means"]
 
 RADIUS_MODES = ("relative", "absolute")
 AGGREGATIONS = ("sum", "mean")
+ALPHA_MODELS = ("head", "separate")
 CHANNELS = (1, 3, 4)
 MAX_GAUSSIANS = 1 << 26
 MAX_HIDDEN = 4096
@@ -84,6 +92,7 @@ class GainerConfig:
     mlp_layers: int = 2
     channels: int = 3
     trainable_means: bool = False
+    alpha_model: str = "head"
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> SplatpixError:
@@ -116,11 +125,28 @@ class GainerConfig:
             raise bad(f"channels must be one of {CHANNELS}, got {self.channels!r}")
         if not isinstance(self.trainable_means, bool):
             raise bad(f"trainable_means must be True or False, got {self.trainable_means!r}")
+        if self.alpha_model not in ALPHA_MODELS:
+            raise bad(f"unknown alpha_model {self.alpha_model!r}; use one of {', '.join(ALPHA_MODELS)}")
 
     @property
     def feature_dim(self) -> int:
         """D, the length of a Gaussian's feature vector (the hash grid's output)."""
         return self.hashgrid.output_dim
+
+    @property
+    def separate_mask(self) -> bool:
+        """RGBA with a separate mask model (its own hash grid and MLP)."""
+        return self.channels == 4 and self.alpha_model == "separate"
+
+    @property
+    def baked_dim(self) -> int:
+        """Columns of the baked features: D, or 2 D with a separate mask model (colour features, then mask)."""
+        return 2 * self.feature_dim if self.separate_mask else self.feature_dim
+
+    @property
+    def colour_outputs(self) -> int:
+        """Outputs of the colour MLP: ``channels``, or 3 with a separate mask model."""
+        return 3 if self.separate_mask else self.channels
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (``GainerConfig(**d)`` rebuilds it)."""
@@ -197,17 +223,20 @@ class GainerField(nn.Module):
         gen_state = torch.random.get_rng_state()
         try:  # the MLP's default init draws from the global generator: seed it, then restore its state
             torch.manual_seed(int(seed))
-            self.mlp = _mlp(cfg.feature_dim, cfg.mlp_hidden, cfg.mlp_layers, cfg.channels)
+            self.mlp = _mlp(cfg.feature_dim, cfg.mlp_hidden, cfg.mlp_layers, cfg.colour_outputs)
+            self.mask_mlp = _mlp(cfg.feature_dim, cfg.mlp_hidden, cfg.mlp_layers, 1) if cfg.separate_mask else None
         finally:
             torch.random.set_rng_state(gen_state)
         if baked_features is None:
             self.grid: HashGrid | None = HashGrid(cfg.hashgrid, seed=seed)
+            self.mask_grid: HashGrid | None = HashGrid(cfg.hashgrid, seed=seed + 1) if cfg.separate_mask else None
             self.register_buffer("baked_features", None)
         else:
             f = baked_features.detach().to(torch.float32).clone().contiguous()
-            if tuple(f.shape) != (n, cfg.feature_dim):
-                raise SplatpixError(f"baked features must have shape ({n}, {cfg.feature_dim}), got {tuple(f.shape)}")
+            if tuple(f.shape) != (n, cfg.baked_dim):
+                raise SplatpixError(f"baked features must have shape ({n}, {cfg.baked_dim}), got {tuple(f.shape)}")
             self.grid = None
+            self.mask_grid = None
             self.register_buffer("baked_features", f)
         self._index: KnnIndex | None = None
         self.backend = "auto"  # aggregation backend: "auto" | "numba" | "reference" (splatpix.gainer.aggregate)
@@ -256,10 +285,20 @@ class GainerField(nn.Module):
         return (self.cfg.radius_scale * self.sigma_max()).to(torch.float32)
 
     def gaussian_features(self) -> Tensor:
-        """``(N, D)`` per-Gaussian features: the baked tensor, or the hash grid at the means (differentiable)."""
+        """``(N, D)`` per-Gaussian features (``(N, 2 D)`` with a separate mask model: colour, then mask): the baked
+        tensor, or the hash grid(s) at the means (differentiable)."""
         if self.grid is None:
             return self.baked_features
+        if self.mask_grid is not None:
+            return torch.cat((self.grid(self.means), self.mask_grid(self.means)), 1)
         return self.grid(self.means)
+
+    def decode(self, agg: Tensor) -> Tensor:
+        """``(P, C)`` colours in ``[0, 1]`` from ``(P, baked_dim)`` aggregated features (the MLP(s) and sigmoid)."""
+        if self.mask_mlp is None:
+            return torch.sigmoid(self.mlp(agg))
+        d = self.cfg.feature_dim
+        return torch.sigmoid(torch.cat((self.mlp(agg[:, :d]), self.mask_mlp(agg[:, d:])), 1))
 
     # ------------------------------------------------------------------------------------------ baking
 
@@ -269,8 +308,9 @@ class GainerField(nn.Module):
         Baking a baked field does nothing."""
         if self.grid is None:
             return self
-        feats = self.grid(self.means.detach()).detach().to(torch.float32).contiguous()
+        feats = self.gaussian_features().detach().to(torch.float32).contiguous()
         self.grid = None
+        self.mask_grid = None
         self.baked_features = feats
         return self
 
@@ -287,7 +327,7 @@ class GainerField(nn.Module):
         return knn(q, means, radius, self.cfg.k, index=self._index if on_cpu else None)
 
     def features(self, queries: Tensor, gaussian_features: Tensor | None = None) -> Tensor:
-        """``(P, D)`` aggregated features at ``(P, 2)`` queries (zero where no Gaussian is accepted)."""
+        """``(P, baked_dim)`` aggregated features at ``(P, 2)`` queries (zero where no Gaussian is accepted)."""
         if queries.dim() != 2 or queries.shape[1] != 2:
             raise SplatpixError(f"queries must have shape (P, 2), got {tuple(queries.shape)}")
         feats = self.gaussian_features() if gaussian_features is None else gaussian_features
@@ -308,7 +348,7 @@ class GainerField(nn.Module):
 
     def forward(self, queries: Tensor) -> Tensor:
         """``(P, C)`` colours in ``[0, 1]`` at ``(P, 2)`` normalised query points."""
-        return torch.sigmoid(self.mlp(self.features(queries)))
+        return self.decode(self.features(queries))
 
     @torch.no_grad()
     def render(
@@ -338,7 +378,7 @@ class GainerField(nn.Module):
         out = torch.empty((h * w, self.channels), dtype=torch.float32, device=dev)
         for s in range(0, h * w, chunk):
             q = grid[s : s + chunk]
-            out[s : s + chunk] = torch.sigmoid(self.mlp(self.features(q, feats))).to(torch.float32)
+            out[s : s + chunk] = self.decode(self.features(q, feats)).to(torch.float32)
         return out.T.reshape(self.channels, h, w).contiguous()
 
     def extra_repr(self) -> str:

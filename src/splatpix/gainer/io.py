@@ -1,7 +1,8 @@
 """GaINeR model files (baked fields) and PLY export of the means.
 
 A GaINeR model file is a safetensors file with float32 tensors ``means`` ``(N, 2)``, ``cov_params`` ``(N, 3)``,
-``features`` ``(N, D)`` (the baked per-Gaussian features; the hash grid is not stored) and the MLP's
+``features`` ``(N, D)`` (the baked per-Gaussian features; the hash grid is not stored; ``(N, 2 D)`` for RGBA with a
+separate mask model, whose MLP is stored as ``mask_mlp.<i>.*``) and the MLP's
 ``mlp.<i>.weight`` / ``mlp.<i>.bias`` (``nn.Sequential`` indices: layer ``j`` is module ``2 j``), and one metadata key,
 ``"splatpix"``, holding a JSON object::
 
@@ -37,17 +38,26 @@ MAX_SIDE = 1 << 20
 PathLike = str | os.PathLike[str]
 
 
-def _expected_shapes(cfg: GainerConfig) -> dict[str, tuple[int, ...]]:
-    n, d = cfg.n_gaussians, cfg.feature_dim
-    shapes: dict[str, tuple[int, ...]] = {"means": (n, 2), "cov_params": (n, 3), "features": (n, d)}
-    width = d
+def mlp_shapes(cfg: GainerConfig, prefix: str, outputs: int) -> dict[str, tuple[int, ...]]:
+    """Parameter shapes of an MLP ``D -> hidden x layers -> outputs`` (``nn.Sequential`` names under ``prefix``)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    width = cfg.feature_dim
     for j in range(cfg.mlp_layers):
-        shapes[f"mlp.{2 * j}.weight"] = (cfg.mlp_hidden, width)
-        shapes[f"mlp.{2 * j}.bias"] = (cfg.mlp_hidden,)
+        shapes[f"{prefix}.{2 * j}.weight"] = (cfg.mlp_hidden, width)
+        shapes[f"{prefix}.{2 * j}.bias"] = (cfg.mlp_hidden,)
         width = cfg.mlp_hidden
     j = cfg.mlp_layers
-    shapes[f"mlp.{2 * j}.weight"] = (cfg.channels, width)
-    shapes[f"mlp.{2 * j}.bias"] = (cfg.channels,)
+    shapes[f"{prefix}.{2 * j}.weight"] = (outputs, width)
+    shapes[f"{prefix}.{2 * j}.bias"] = (outputs,)
+    return shapes
+
+
+def _expected_shapes(cfg: GainerConfig) -> dict[str, tuple[int, ...]]:
+    n = cfg.n_gaussians
+    shapes: dict[str, tuple[int, ...]] = {"means": (n, 2), "cov_params": (n, 3), "features": (n, cfg.baked_dim)}
+    shapes.update(mlp_shapes(cfg, "mlp", cfg.colour_outputs))
+    if cfg.separate_mask:
+        shapes.update(mlp_shapes(cfg, "mask_mlp", 1))
     return shapes
 
 
@@ -64,6 +74,8 @@ def save_gainer(model: GainerField, path: PathLike, extra: dict | None = None) -
         feats = model.gaussian_features().detach()
     tensors = {"means": model.means, "cov_params": model.cov_params, "features": feats}
     tensors.update({f"mlp.{k}": v for k, v in model.mlp.state_dict().items()})
+    if model.mask_mlp is not None:
+        tensors.update({f"mask_mlp.{k}": v for k, v in model.mask_mlp.state_dict().items()})
     cfg = model.cfg
     h, w = model.size
     meta: dict[str, Any] = {
@@ -130,6 +142,9 @@ def load_gainer(path: PathLike, max_bytes: int = MAX_GAINER_BYTES) -> GainerFiel
         model = GainerField(cfg, out["means"], out["cov_params"], size=(meta["height"], meta["width"]),
                             baked_features=out["features"])
         model.mlp.load_state_dict({k[len("mlp."):]: v for k, v in out.items() if k.startswith("mlp.")})
+        if model.mask_mlp is not None:
+            model.mask_mlp.load_state_dict(
+                {k[len("mask_mlp."):]: v for k, v in out.items() if k.startswith("mask_mlp.")})
     except (SplatpixError, RuntimeError) as e:
         raise r.bad(str(e).splitlines()[0] if str(e) else type(e).__name__) from e
     model.meta = meta

@@ -14,6 +14,14 @@
   GaINeR's code trains a second model on the mask instead.
 * NaN guard: if the loss or a parameter becomes non-finite, training stops, the parameters of the last step with a
   finite loss are restored, and the result has ``diverged=True`` and a message.
+* Checkpoints and resume: with ``checkpoint_path``, a resumable checkpoint (:mod:`splatpix.gainer.checkpoint`: the
+  field, Adam's moments, the sampler's state, the history) is written atomically every ``checkpoint_every`` steps
+  and when training ends (not after a divergence: the last periodic one is kept). ``resume`` (a path or a
+  :class:`~splatpix.gainer.checkpoint.Checkpoint`) continues such a run: the config comes from the checkpoint unless
+  one is given (only ``steps``, ``log_every`` and ``checkpoint_every`` may differ), the image must be the same (its
+  SHA-256 is checked), and the continued run ends with the same parameters as an uninterrupted one. The learning
+  rate of step ``k`` is the base rate times ``lr_gamma`` to the number of milestones ``<= k`` (as
+  ``MultiStepLR``), so it is a function of the step alone.
 
 Presets (:meth:`GainerTrainConfig.preset`): ``"cpu"`` (20k Gaussians, K = 8, table 2^16, 2000 steps of 2^13-pixel
 batches, i.e. ~40 passes over a 768x512 image, lr 1e-2; measured on 2 busy cores: 0.19 s/step with 2^12-pixel
@@ -23,8 +31,10 @@ resolution 16..8192, 30k full-image steps, lr 1e-3, as GaINeR).
 
 from __future__ import annotations
 
+import bisect
 import copy
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -36,6 +46,7 @@ from torch import Tensor
 
 from ..errors import SplatpixError
 from ..metrics import psnr
+from .checkpoint import Checkpoint, image_digest, load_checkpoint, save_checkpoint
 from .field import CHANNELS, GainerConfig, GainerField, initial_cov_params, random_means
 from .hashgrid import HashGridConfig
 
@@ -93,6 +104,21 @@ class GainerTrainConfig:
             raise bad(f"log_every must be an integer >= 1, got {self.log_every!r}")
         if not _is_int(self.checkpoint_every) or self.checkpoint_every < 0:
             raise bad(f"checkpoint_every must be an integer >= 0, got {self.checkpoint_every!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GainerTrainConfig:
+        """Rebuild a config from :func:`dataclasses.asdict` output (validated)."""
+        if not isinstance(d, dict) or not isinstance(d.get("model"), dict):
+            raise SplatpixError("invalid GaINeR training config: not a dict with a model")
+        try:
+            m = dict(d["model"])
+            m["hashgrid"] = HashGridConfig(**m.get("hashgrid", {}))
+            rest = {k: v for k, v in d.items() if k != "model"}
+            if isinstance(rest.get("lr_milestones"), list):
+                rest["lr_milestones"] = tuple(rest["lr_milestones"])
+            return cls(model=GainerConfig(**m), **rest)
+        except TypeError as e:
+            raise SplatpixError(f"invalid GaINeR training config: {e}") from e
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> GainerTrainConfig:
@@ -187,6 +213,24 @@ def _all_finite(tensors) -> bool:
     return all(bool(torch.isfinite(t.detach().sum())) for t in tensors)
 
 
+def _resume_config(ck: Checkpoint, cfg: GainerTrainConfig | None) -> GainerTrainConfig:
+    saved = GainerTrainConfig.from_dict(ck.config)
+    if cfg is None:
+        return saved
+    free = ("steps", "log_every", "checkpoint_every")
+    a, b = asdict(replace(saved, **{k: getattr(cfg, k) for k in free})), asdict(cfg)
+    a["model"].pop("channels"), b["model"].pop("channels")
+    if a != b:
+        diff = sorted(k for k in a if a[k] != b[k])
+        raise SplatpixError(f"cannot resume with a different training config ({', '.join(diff)} differ from the "
+                            f"checkpoint's; only {', '.join(free)} may change)")
+    return cfg
+
+
+def _lr_factor(step: int, milestones: list[int], gamma: float) -> float:
+    return gamma ** bisect.bisect_right(milestones, step)
+
+
 def fit_gainer(
     image: Tensor,
     cfg: GainerTrainConfig | None = None,
@@ -194,18 +238,31 @@ def fit_gainer(
     *,
     callback: Callable[[int, dict[str, Any]], Any] | None = None,
     checkpoint: Callable[[int, GainerField], Any] | None = None,
+    checkpoint_path: str | os.PathLike[str] | None = None,
+    resume: str | os.PathLike[str] | Checkpoint | None = None,
 ) -> GainerResult:
     """Train a GaINeR field on ``image`` (``(C, H, W)`` float in ``[0, 1]``, C = 1, 3 or 4; module docstring).
 
     A tqdm bar (``progress``) shows the batch PSNR. ``callback(step, info)`` is called every ``log_every`` steps with
     ``info = {step, seconds, loss, psnr}``; returning ``True`` stops training. ``checkpoint(step, field)`` is called
     every ``checkpoint_every`` steps (if > 0) and once at the end with the current (unbaked) field.
+    ``checkpoint_path`` writes resumable checkpoints at the same times; ``resume`` continues from one (module
+    docstring).
     """
+    target = _check_image(image)
+    c, h, w = (int(s) for s in target.shape)
+    ck = None
+    if resume is not None:
+        ck = resume if isinstance(resume, Checkpoint) else load_checkpoint(resume)
+        if (ck.channels, *ck.size) != (c, h, w) or ck.digest != image_digest(target):
+            raise SplatpixError(f"the checkpoint was written for another image ({ck.size[1]}x{ck.size[0]}, "
+                                f"{ck.channels} channels, SHA-256 {ck.digest[:12]}...); resume on the same image")
+        cfg = _resume_config(ck, cfg)
     cfg = GainerTrainConfig() if cfg is None else cfg
     if not isinstance(cfg, GainerTrainConfig):
         raise SplatpixError(f"config must be a GainerTrainConfig, got {type(cfg).__name__}")
-    target = _check_image(image)
-    c, h, w = (int(s) for s in target.shape)
+    if ck is not None and ck.step > cfg.steps:
+        raise SplatpixError(f"the checkpoint is at step {ck.step}, past the {cfg.steps} steps asked for")
     device = target.device
     mcfg = replace(cfg.model, channels=c)
     n = mcfg.n_gaussians
@@ -223,33 +280,67 @@ def fit_gainer(
     n_pix = h * w
     gen = torch.Generator().manual_seed(int(cfg.seed))
 
-    groups = [{"params": [p for name, p in model.named_parameters() if name.startswith(("grid.", "mlp."))],
-               "lr": cfg.lr},
+    nets = ("grid.", "mlp.", "mask_grid.", "mask_mlp.")
+    groups = [{"params": [p for name, p in model.named_parameters() if name.startswith(nets)], "lr": cfg.lr},
               {"params": [model.cov_params], "lr": cfg.lr_cov}]
     if mcfg.trainable_means:
         groups.append({"params": [model.means], "lr": cfg.lr_means})
+    for g in groups:
+        g["base_lr"] = g["lr"]
     try:  # the fused kernel is several times faster on the large hash table (CPU float32 needs torch >= 2.4)
         opt = torch.optim.Adam(groups, fused=True)
     except (RuntimeError, TypeError, ValueError):
         opt = torch.optim.Adam(groups)
     milestones = sorted({max(1, int(round(m * cfg.steps))) for m in cfg.lr_milestones})
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg.lr_gamma)
 
     params = {name: p for name, p in model.named_parameters() if p.requires_grad}
-    good = {name: p.detach().clone() for name, p in params.items()}
-    good_step = 0
+    start, adam_step, seconds0 = 0, 0, 0.0
     history: list[dict[str, float]] = []
+    if ck is not None:
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(ck.params[name].to(device))
+            for name, p in params.items():
+                m1, m2 = ck.moments[name]
+                opt.state[p] = {"step": torch.tensor(float(ck.adam_step), dtype=torch.float32, device=device),
+                                "exp_avg": m1.to(device).clone(), "exp_avg_sq": m2.to(device).clone()}
+        try:
+            gen.set_state(ck.rng_state)
+        except (RuntimeError, ValueError) as e:
+            raise SplatpixError("the checkpoint's generator state is invalid") from e
+        start, adam_step, seconds0 = ck.step, ck.adam_step, ck.seconds
+        history = [dict(e) for e in ck.history if isinstance(e, dict) and e.get("step", -1) < ck.step]
+        model._index = None
+
+    def write_checkpoint(step: int, rng_state: Tensor, seconds: float) -> None:
+        moments = {}
+        for name, p in params.items():
+            st = opt.state.get(p, {})
+            moments[name] = (st.get("exp_avg", torch.zeros_like(p)), st.get("exp_avg_sq", torch.zeros_like(p)))
+        save_checkpoint(checkpoint_path, Checkpoint(
+            step=step, adam_step=adam_step, seconds=seconds,
+            params={k: v.detach() for k, v in model.named_parameters()}, moments=moments, rng_state=rng_state,
+            config=asdict(replace(cfg, model=mcfg)), size=(h, w), channels=c, digest=image_digest(target),
+            history=history))
+
+    good = {name: p.detach().clone() for name, p in params.items()}
+    good_step = start
     diverged = stopped = False
     message = ""
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=cfg.steps, desc="gainer", unit="step", dynamic_ncols=True, leave=True)
+        bar = tqdm(total=cfg.steps, initial=start, desc="gainer", unit="step", dynamic_ncols=True, leave=True)
 
-    t0 = time.perf_counter()
+    t0 = time.perf_counter() - seconds0
+    rng_state = gen.get_state()
     try:
-        for k in range(cfg.steps):
+        for k in range(start, cfg.steps):
+            rng_state = gen.get_state()  # the sampler's state at the start of step k (a checkpoint at k needs it)
+            factor = _lr_factor(k, milestones, cfg.lr_gamma)
+            for g in opt.param_groups:
+                g["lr"] = g["base_lr"] * factor
             if cfg.batch and cfg.batch < n_pix:
                 sel = torch.randint(0, n_pix, (cfg.batch,), generator=gen).to(device)
                 q, tgt = coords[sel], colours[sel]
@@ -279,7 +370,7 @@ def fit_gainer(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            sched.step()
+            adam_step += 1
             if bar is not None:
                 bar.update(1)
             if not _all_finite(params.values()):
@@ -287,10 +378,14 @@ def fit_gainer(
                 message = (f"training diverged: non-finite parameters after step {k + 1}; "
                            f"restored the last good model (step {good_step})")
                 break
-            if cfg.checkpoint_every and checkpoint is not None and (k + 1) % cfg.checkpoint_every == 0:
-                checkpoint(k + 1, model)
+            if cfg.checkpoint_every and (k + 1) % cfg.checkpoint_every == 0:
+                if checkpoint_path is not None:
+                    write_checkpoint(k + 1, gen.get_state(), time.perf_counter() - t0)
+                if checkpoint is not None:
+                    checkpoint(k + 1, model)
         else:
             good_step = cfg.steps
+            rng_state = gen.get_state()
     finally:
         if bar is not None:
             bar.close()
@@ -300,6 +395,8 @@ def fit_gainer(
             for name, p in params.items():
                 p.copy_(good[name])
     model._index = None  # parameters may have been restored: rebuild the neighbour index on next use
+    if checkpoint_path is not None and not diverged:
+        write_checkpoint(good_step, rng_state, seconds)
 
     out = model.render(h, w)
     ref, got = (target[:3], out[:3]) if c == 4 else (target, out)
