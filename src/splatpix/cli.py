@@ -76,7 +76,7 @@ def _fit_config(args: argparse.Namespace):
     # "the method's default" (FitConfig's, or SGA_FIT_DEFAULTS for encode --method sga)
     defaults = {name: d[name].default for name in (
         "init", "init_scale", "superpixel_area", "colour_solve_init", "colour_solve_every", "colour_solve_iters",
-        "geo_weight")}
+        "geo_weight", "relocate_every", "relocate_fraction")}
     if getattr(args, "method", None) == "sga":
         from .codec.sga import SGA_FIT_DEFAULTS
 
@@ -130,7 +130,7 @@ _GAINER_ONLY = ("preset", "k", "batch", "aggregation", "trainable_means", "ply",
 _GAINER_MODEL_OPTIONS = ("preset", "gaussians", "k", "batch", "aggregation", "trainable_means", "alpha_model")
 _GAUSSIANIMAGE_ONLY = ("lr", "optimizer", "lr_decay_every", "param", "log_every", "init", "init_scale",
                        "superpixel_area", "colour_solve_init", "colour_solve_every", "colour_solve_iters",
-                       "geo_weight", "backend")
+                       "geo_weight", "backend", "relocate_every", "relocate_fraction")
 _FIT_DEFAULT_GAUSSIANS = 10_000
 _FIT_DEFAULT_STEPS = 10_000
 
@@ -580,6 +580,11 @@ def _add_fit_options(p: argparse.ArgumentParser, gaussians: int, steps: int) -> 
                    help="CG iterations per colour solve (default %(default)s)")
     p.add_argument("--geo-weight", type=float, default=d["geo_weight"].default, metavar="W",
                    help="weight of the geometry-consistent (Sobel-gradient) loss (default 0: off)")
+    p.add_argument("--relocate-every", type=int, default=d["relocate_every"].default, metavar="K",
+                   help="error-guided placement: every K steps (in the first half) move the least important "
+                        "Gaussians to where the error is largest (default 0: off)")
+    p.add_argument("--relocate-fraction", type=float, default=d["relocate_fraction"].default, metavar="F",
+                   help="fraction of the Gaussians moved each time (default %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

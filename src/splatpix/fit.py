@@ -55,6 +55,7 @@ from .init.params import ATANH_CLIP, CHOLESKY_BOUND, SCALE_BOUND, build_model
 from .losses import GeometryLoss, clamped_mse
 from .metrics import ms_ssim, psnr
 from .optim import Adan
+from .relocate import relocate
 from .render import BACKENDS, render
 
 __all__ = ["FitConfig", "FitResult", "fit"]
@@ -91,6 +92,11 @@ class FitConfig:
     colour_solve_every: int = 0  # k > 0: also every k steps (resets the colours' optimiser state); 0 = never
     colour_solve_iters: int = 20  # CG iterations per colour solve
     geo_weight: float = 0.0  # geometry-consistent loss weight (0 = off); L_geo ~ 10-30x the MSE, try ~0.01
+    # error-guided placement (splatpix.relocate): every k steps move the least important Gaussians to high error
+    relocate_every: int = 0  # 0 = off
+    relocate_fraction: float = 0.05  # of N per relocation
+    relocate_until: float = 0.5  # fraction of the steps after which no relocation happens
+    relocate_scale: float = 0.5  # sigma of a moved Gaussian, in units of the uniform spacing sqrt(HW / N)
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> SplatpixError:
@@ -132,6 +138,14 @@ class FitConfig:
             raise bad(f"colour_solve_iters must be an integer >= 1, got {self.colour_solve_iters!r}")
         if not _is_finite_number(self.geo_weight) or self.geo_weight < 0:
             raise bad(f"geo_weight must be a finite number >= 0, got {self.geo_weight!r}")
+        if not _is_int(self.relocate_every) or self.relocate_every < 0:
+            raise bad(f"relocate_every must be an integer >= 0 (0 = off), got {self.relocate_every!r}")
+        for name in ("relocate_fraction", "relocate_until"):
+            v = getattr(self, name)
+            if not _is_finite_number(v) or not 0 <= v <= 1:
+                raise bad(f"{name} must be a number in [0, 1], got {v!r}")
+        if not _is_finite_number(self.relocate_scale) or self.relocate_scale <= 0:
+            raise bad(f"relocate_scale must be a finite number > 0, got {self.relocate_scale!r}")
 
 
 @dataclass
@@ -338,6 +352,12 @@ def fit(
     try:
         for k in range(cfg.steps):
             # k = number of optimizer steps applied to the current parameters
+            if (cfg.relocate_every and k > 0 and k % cfg.relocate_every == 0
+                    and k <= cfg.relocate_until * cfg.steps):
+                with torch.no_grad():
+                    current = render(_build(raw, cfg.param, size), height, width, backend=cfg.backend)
+                relocate(raw, cfg.param, size, target, current, cfg.relocate_fraction, scale=cfg.relocate_scale,
+                         seed=cfg.seed + k, optimizer=opt)
             if cfg.colour_solve_every and k > 0 and k % cfg.colour_solve_every == 0:
                 if _solve_colours_into(raw, cfg, size, target):
                     opt.state.pop(raw["features"], None)  # fresh moments for the new colours
