@@ -732,6 +732,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--title")
     e.add_argument("-o", "--output", required=True)
     e.set_defaults(func=cmd_eval_plot)
+
+    from .cli_edit import add_parsers as add_edit_parsers
+
+    add_edit_parsers(sub)  # edit, animate
     return parser
 
 
