@@ -206,3 +206,18 @@ def test_gainer_translate_moves_the_render():
     b = e.render(H, W)
     torch.testing.assert_close(b[:, :, 20:40], a[:, :, 5:25], atol=1e-5, rtol=0)
     assert math.isclose(float(e.cov_params.detach().sub(f.cov_params.detach()).abs().max()), 0.0, abs_tol=1e-6)
+
+
+def test_gainer_separate_mask_model_survives_edits_and_subsets():
+    from splatpix.edit import Translate, apply_edit
+    from splatpix.edit.composite import colour_and_alpha
+    from splatpix.gainer import GainerTrainConfig, fit_gainer
+    from test_gainer_field import make_image, small_cfg
+
+    img = make_image(4, 16, 16)
+    cfg = GainerTrainConfig(model=small_cfg(n_gaussians=96, alpha_model="separate"), steps=20, batch=0)
+    field = fit_gainer(img, cfg, progress=False).field.bake()
+    same = apply_edit(field, Translate((0.0, 0.0)))
+    assert same.mask_mlp is not None and torch.allclose(same.render(), field.render(), atol=1e-6)
+    colour, alpha = colour_and_alpha(field)[:2]
+    assert colour.shape[0] == 3 and alpha.shape[0] == 1 and bool(torch.isfinite(alpha).all())

@@ -32,7 +32,6 @@ The Jacobian of a blended map includes the ``(phi - x) grad(w)^T`` term, by auto
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -246,16 +245,8 @@ def _gainer_params(cov_n: Tensor) -> Tensor:
 
 
 def _rebuild_gainer(model: Any, uv: Tensor, cov_n: Tensor | None) -> Any:
-    from ..gainer.field import GainerField
-
     with torch.no_grad():
-        feats = model.gaussian_features().detach()  # baked, or the grid at the *original* means
+        # features: baked, or the grid at the *original* means
         params = model.cov_params.detach().clone() if cov_n is None else _gainer_params(cov_n)
-        new = GainerField(copy.deepcopy(model.cfg), uv.to(torch.float32), params.to(torch.float32),
-                          size=model.size, baked_features=feats)
-        new.mlp.load_state_dict(model.mlp.state_dict())
-    new = new.to(model.means.device)
-    new.backend = getattr(model, "backend", "auto")
-    new.meta = dict(getattr(model, "meta", {}))
-    return new
+        return model.with_gaussians(uv, params)
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import replace
 from typing import Any
 
 import torch
@@ -136,18 +135,11 @@ def _gaussians_colour_alpha(g: Gaussians, sel: Tensor, height: int, width: int, 
 
 
 def _gainer_subset(field: Any, keep: Tensor) -> Any:
-    from ..gainer.field import GainerField
-
     if bool(keep.all()):
         return field
     with torch.no_grad():
-        sub = GainerField(replace(field.cfg, n_gaussians=int(keep.sum())), field.means.detach()[keep],
-                          field.cov_params.detach()[keep], size=field.size,
-                          baked_features=field.gaussian_features().detach()[keep])
-        sub.mlp.load_state_dict(field.mlp.state_dict())
-    sub = sub.to(field.means.device)
-    sub.backend = getattr(field, "backend", "auto")
-    return sub
+        return field.with_gaussians(field.means.detach()[keep], field.cov_params.detach()[keep],
+                                    field.gaussian_features().detach()[keep])
 
 
 def _pixel_grid(height: int, width: int, window: Window | None, device: torch.device) -> Tensor:

@@ -35,7 +35,7 @@ it is rebuilt each step; with baked, unedited models it is built once).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -313,6 +313,24 @@ class GainerField(nn.Module):
         self.mask_grid = None
         self.baked_features = feats
         return self
+
+    @torch.no_grad()
+    def with_gaussians(self, means: Tensor, cov_params: Tensor, features: Tensor | None = None) -> GainerField:
+        """A new baked field with other Gaussians (``(M, 2)`` means, ``(M, 3)`` covariance parameters and ``(M,
+        baked_dim)`` features, by default this field's features, which requires ``M = N``) and copies of this field's
+        decoder MLP(s), on this field's device; edits and subsets are built this way, so the decoder is never lost."""
+        feats = self.gaussian_features().detach() if features is None else features.detach()
+        m = int(means.shape[0])
+        new = GainerField(replace(self.cfg, n_gaussians=m), means.detach().to(torch.float32).cpu(),
+                          cov_params.detach().to(torch.float32).cpu(), size=self.size,
+                          baked_features=feats.to(torch.float32).cpu())
+        new.mlp.load_state_dict(self.mlp.state_dict())
+        if self.mask_mlp is not None:
+            new.mask_mlp.load_state_dict(self.mask_mlp.state_dict())
+        new = new.to(self.means.device)
+        new.backend = self.backend
+        new.meta = dict(self.meta)
+        return new
 
     # ------------------------------------------------------------------------------------------ evaluation
 
