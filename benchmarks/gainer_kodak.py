@@ -58,7 +58,8 @@ def _median_ms(fn, repeats: int) -> float:
     return 1e3 * statistics.median(ts)
 
 
-def run_gainer(img: torch.Tensor, variant: str, eval_every: int, repeats: int, steps: int | None) -> dict:
+def run_gainer(img: torch.Tensor, variant: str, eval_every: int, repeats: int, steps: int | None,
+               save_to: Path | None = None) -> dict:
     base = GainerTrainConfig.preset("cpu")
     over = {"model": replace(base.model, **VARIANTS[variant]), "log_every": eval_every}
     if steps is not None:
@@ -91,6 +92,8 @@ def run_gainer(img: torch.Tensor, variant: str, eval_every: int, repeats: int, s
         save_gainer(field, path)
         model_bytes = os.path.getsize(path)
     render_ms = _median_ms(field.render, repeats)
+    if save_to is not None:
+        save_gainer(field, save_to)
     return {"psnr": res.psnr, "psnr_float": res.psnr_float, "seconds": seconds, "steps": res.steps,
             "n_gaussians": field.n, "model_bytes": model_bytes, "render_ms": render_ms, "curve": curve,
             "config": res.config.model.to_dict(), "diverged": res.diverged}
@@ -127,6 +130,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--gi-steps", type=int, default=3000)
     ap.add_argument("--no-gi", action="store_true", help="skip the GaussianImage comparison")
+    ap.add_argument("--save-models", help="also save the baked GaINeR models here (IMAGE_VARIANT.safetensors)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
@@ -145,7 +149,11 @@ def main() -> None:
             continue
         img = load_image(Path(args.kodak) / f"{name}.png")
         run = {"image": name, "variant": args.variant, "date": datetime.now(UTC).strftime("%Y-%m-%d")}
-        run["gainer"] = g = run_gainer(img, args.variant, args.eval_every, args.repeats, args.steps)
+        save_to = None
+        if args.save_models:
+            Path(args.save_models).mkdir(parents=True, exist_ok=True)
+            save_to = Path(args.save_models) / f"{name}_{args.variant}.safetensors"
+        run["gainer"] = g = run_gainer(img, args.variant, args.eval_every, args.repeats, args.steps, save_to)
         print(f"{name} gainer[{args.variant}]: {g['psnr']:.2f} dB ({g['psnr_float']:.2f} float) in "
               f"{g['seconds']:.0f} s, {g['model_bytes']} B, render {g['render_ms']:.0f} ms", flush=True)
         if not args.no_gi:
