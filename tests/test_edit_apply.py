@@ -209,10 +209,11 @@ def test_gainer_translate_moves_the_render():
 
 
 def test_gainer_separate_mask_model_survives_edits_and_subsets():
+    from test_gainer_field import make_image, small_cfg
+
     from splatpix.edit import Translate, apply_edit
     from splatpix.edit.composite import colour_and_alpha
     from splatpix.gainer import GainerTrainConfig, fit_gainer
-    from test_gainer_field import make_image, small_cfg
 
     img = make_image(4, 16, 16)
     cfg = GainerTrainConfig(model=small_cfg(n_gaussians=96, alpha_model="separate"), steps=20, batch=0)

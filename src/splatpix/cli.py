@@ -736,6 +736,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_edit import add_parsers as add_edit_parsers
 
     add_edit_parsers(sub)  # edit, animate
+    from .cli_simulate import add_parsers as add_simulate_parsers
+
+    add_simulate_parsers(sub)  # simulate
     return parser
 
 

@@ -44,7 +44,8 @@ from ..gaussians import Gaussians, params_from_covariance
 from .deform import Deformation, map_and_jacobian
 from .region import AllRegion, PredicateRegion, Region
 
-__all__ = ["EditStep", "apply_edit", "edit_points", "gaussian_geometry", "gaussian_selection", "model_kind"]
+__all__ = ["EditStep", "apply_edit", "edit_points", "gaussian_geometry", "gaussian_selection", "model_kind",
+           "rebuild_model"]
 
 CHUNK = 1 << 13
 _MIN_REL_DET = 1e-12
@@ -222,6 +223,37 @@ def apply_edit(model: Gaussians | Any, deformations: Edits, region: Region | Non
         return _rebuild_gaussians(model, uv, c2 if transform_covariance else None)
     return _rebuild_gainer(model, uv, c2 / scale[None, :, None] / scale[None, None, :] if transform_covariance
                            else None)
+
+
+def rebuild_model(model: Gaussians | Any, means_px: Tensor, cov_px: Tensor | None,
+                  index: Tensor | None = None) -> Gaussians | Any:
+    """A new model of ``model``'s kind with native-pixel means ``(N, 2)`` and covariances ``(N, 2, 2)`` (``None``:
+    keep the covariances), everything else (colours, features, decoders) copied: the inverse of
+    :func:`gaussian_geometry`. With ``index`` (``(M,)`` Gaussian indices) ``means_px``/``cov_px`` hold only those
+    ``M`` Gaussians and the others keep their exact parameters. Gaussian order is kept; the input is not modified."""
+    kind = model_kind(model)
+    h, w = model.size
+    m = means_px.detach().to(torch.float64)
+    scale = m.new_tensor((float(w), float(h)))
+    c = None if cov_px is None else cov_px.detach().to(torch.float64)
+    if index is None:
+        if kind == "gaussians":
+            return _rebuild_gaussians(model, m / scale, c)
+        params = model.cov_params.detach().clone() if c is None else _gainer_params(c / scale[None, :, None]
+                                                                                    / scale[None, None, :])
+        return model.with_gaussians(m / scale, params)  # baked features, both decoders (a separate mask's too)
+    idx = index.to(device=model.means.device, dtype=torch.long)
+    means = model.means.detach().clone()
+    means[idx] = (m / scale).to(means)
+    params = model.cov_params.detach().clone()
+    if c is not None:
+        if kind == "gaussians":
+            params[idx] = params_from_covariance(_cov3(c), model.param).to(params)
+        else:
+            params[idx] = _gainer_params(c / scale[None, :, None] / scale[None, None, :]).to(params)
+    if kind == "gaussians":
+        return Gaussians(means, params, model.colours.detach().clone(), model.param, model.size, dict(model.meta))
+    return model.with_gaussians(means, params)
 
 
 def _rebuild_gaussians(g: Gaussians, uv: Tensor, cov_px: Tensor | None) -> Gaussians:

@@ -14,22 +14,39 @@ colliders with sticky/slip/separate conditions (:mod:`.boundary`), CFL time step
     sim = MPMSolver(cfg, state, mats)
     for _ in range(60):
         pos, F = sim.step_frame()      # (P, 2) positions, (P, 2, 2) deformation gradients; Sigma' = F Sigma F^T
+
+Models: a scene (:mod:`.scene`, YAML/JSON) assigns materials to regions of a model; :mod:`.bridge` turns the
+Gaussians into particles and the particles back into a moved model; :func:`simulate` renders it to a video::
+
+    from splatpix.physics import simulate
+    report = simulate(model, "scene.yaml", "out.mp4")   # or a mapping, or a Scene from load_scene / parse_scene
 """
 
 from .boundary import Circle, HalfPlane
+from .bridge import Bridge, DomainMap, domain_map
 from .materials import PRESETS, Material, Materials
 from .reference import reference_substep
+from .scene import Scene, load_scene, parse_scene, single_material_scene
+from .simulate import simulate
 from .solver import MPMConfig, MPMSolver, ParticleState, box_particles
 
 __all__ = [
     "PRESETS",
+    "Bridge",
     "Circle",
+    "DomainMap",
     "HalfPlane",
     "MPMConfig",
     "MPMSolver",
     "Material",
     "Materials",
     "ParticleState",
+    "Scene",
     "box_particles",
+    "domain_map",
+    "load_scene",
+    "parse_scene",
     "reference_substep",
+    "simulate",
+    "single_material_scene",
 ]
