@@ -126,3 +126,21 @@ def test_separate_mask_model_learns_alpha():
     rgb_only = fit_gainer(img[:3], _cfg(model=small_cfg(n_gaussians=128, alpha_model="separate"), steps=2,
                                         batch=0), progress=False).field
     assert rgb_only.mask_mlp is None and rgb_only.channels == 3
+
+
+def test_rgba_file_without_alpha_model_loads_as_head(tmp_path):
+    img = make_image(4, 16, 16)
+    res = fit_gainer(img, _cfg(model=small_cfg(n_gaussians=64, alpha_model="head"), steps=2), progress=False)
+    path = tmp_path / "old.safetensors"
+    save_gainer(res.field, path)
+    data = path.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    meta = json.loads(header["__metadata__"]["splatpix"])
+    del meta["config"]["alpha_model"]  # as written before the option existed
+    header["__metadata__"] = {"splatpix": json.dumps(meta)}
+    hb = json.dumps(header).encode()
+    hb += b" " * ((8 - len(hb) % 8) % 8)
+    path.write_bytes(struct.pack("<Q", len(hb)) + hb + data[8 + n:])
+    g = load_gainer(path)
+    assert g.cfg.alpha_model == "head" and torch.equal(g.render(), res.field.render())

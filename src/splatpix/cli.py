@@ -619,8 +619,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--trainable-means", action="store_true", default=None, help="also train the Gaussian means")
     g.add_argument("--ply", help="also export the means as an ASCII PLY point cloud")
     g.add_argument("--alpha-model", choices=("head", "separate"), default=None,
-                   help="RGBA images: alpha as a 4th MLP output (head, the default) or a separate mask model "
-                        "(its own hash grid and MLP on the same Gaussians)")
+                   help="RGBA images: a separate mask model (its own hash grid and MLP on the same Gaussians; "
+                        "the default) or alpha as a 4th output of the colour MLP (head: smaller, faster)")
     g.add_argument("--checkpoint", help="write a resumable training checkpoint here (every --checkpoint-every "
                                         "steps, default 500, and at the end)")
     g.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")

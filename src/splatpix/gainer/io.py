@@ -114,6 +114,7 @@ def _config_from_meta(r: ContainerReader, meta: dict[str, Any]) -> GainerConfig:
     raw = meta.get("config")
     if not isinstance(raw, dict) or not isinstance(raw.get("hashgrid"), dict):
         raise r.bad("missing or invalid config")
+    raw = {"alpha_model": "head", **raw}  # files written before the option existed had the 4-output head
     try:
         cfg = GainerConfig(**raw)
     except TypeError as e:

@@ -9,9 +9,10 @@
 * Optimiser: Adam, ``lr`` for the hash table and the MLP, ``lr_cov`` for the covariances, ``lr_means`` for trainable
   means; all learning rates are multiplied by ``lr_gamma`` at the fractions ``lr_milestones`` of ``steps`` (GaINeR:
   x0.33 at 50 / 75 / 90 %).
-* RGBA (4 channels): one MLP with 4 outputs. The colour channels are supervised only at pixels with
-  alpha > 0.5 (GaINeR's sampling mask), the alpha channel at every pixel; the loss is the sum of the two means.
-  GaINeR's code trains a second model on the mask instead.
+* RGBA (4 channels): a separate mask model on the same Gaussians (``model.alpha_model = "separate"``, the default;
+  GaINeR's code trains a whole second model on the mask) or one MLP with 4 outputs (``"head"``). The colour
+  channels are supervised only at pixels with alpha > 0.5 (GaINeR's sampling mask), the alpha channel at every
+  pixel; the loss is the sum of the two means.
 * NaN guard: if the loss or a parameter becomes non-finite, training stops, the parameters of the last step with a
   finite loss are restored, and the result has ``diverged=True`` and a message.
 * Checkpoints and resume: with ``checkpoint_path``, a resumable checkpoint (:mod:`splatpix.gainer.checkpoint`: the
