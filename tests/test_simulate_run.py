@@ -195,3 +195,26 @@ def test_frame_zero_is_the_model_composited_over_the_background(tmp_path, fitted
         got = read_frames(out)[0].astype(np.int16)
         want = torch.round(composite(fitted, bg) * 255).to(torch.int16).permute(1, 2, 0).numpy()
         assert np.abs(got - want).max() <= 1
+
+
+def test_layered_frames_start_as_the_render_and_the_object_covers_the_scene(tmp_path, fitted):
+    """With static and simulated Gaussians, frame 0 is the model's own render (no seam at the region border) and
+    a falling object hides what it passes over instead of adding its colour to it."""
+    from splatpix.physics.simulate import _layered_frames
+    from splatpix.render import render
+
+    scene = parse_scene({"frames": 1, "materials": [{"preset": "jelly", "region": "ellipse:0.5,0.35,0.2,0.25"}]})
+    bridge = Bridge(fitted, scene)
+    assert len(bridge.static) and len(bridge.index)
+    frame = _layered_frames(bridge, (0.0, 0.0, 0.0), H, W)
+    with torch.no_grad():
+        plain = render(fitted, H, W).clamp(0, 1)
+    assert torch.allclose(frame(fitted), plain, atol=1e-4)
+    # move the object's Gaussians by half the image height: where they land, the result is not the sum any more
+    moved_means = fitted.means.clone()
+    moved_means[torch.as_tensor(bridge.index), 1] += 0.3
+    moved = splatpix.Gaussians(moved_means, fitted.cov_params, fitted.colours, fitted.param, fitted.size)
+    with torch.no_grad():
+        summed = render(moved, H, W).clamp(0, 1)
+    layered = frame(moved)
+    assert float(layered.max()) <= 1 and float((layered - summed).abs().max()) > 0.05

@@ -4,7 +4,10 @@
 
 Frame 0 is the initial state; frame ``i`` follows ``i`` solver frames of ``frame_dt`` simulated seconds each
 (default ``1 / fps``: real time). The background defaults to black: a moved object uncovers what was behind it,
-which the model does not hold (``original`` would leave a ghost of the object in place).
+which the model does not hold (``original`` would leave a ghost of the object in place). When a scene has both
+simulated and static Gaussians of a GaussianImage model, a simulated object covers the scene it moves over instead of
+adding its colours to it (:func:`_layered_frames`); frame 0 is still exactly the model's render. GaINeR fields are
+rendered whole (their KNN features mix, they do not add up).
 
 NaN guard: when the solver stops on non-finite values (or the moved Gaussians are degenerate), the frames written
 so far are kept (the writer is closed, so the file is valid) and a :class:`SplatpixError` names the frame.
@@ -18,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from ..errors import SplatpixError
 from .bridge import Bridge
@@ -42,6 +46,47 @@ def _is_black(bg: Any) -> bool:
     if isinstance(bg, str):
         return parse_colour(bg) == (0.0, 0.0, 0.0)
     return isinstance(bg, tuple | list) and all(float(t) == 0.0 for t in bg)
+
+
+def _layered_frames(bridge: Bridge, background: Any, h: int, w: int):
+    """Frames of a GaussianImage model whose simulated Gaussians (front, ``f``) move over static ones (back, ``b``).
+
+    The model sums Gaussians, so rendering the moved model adds an object's colours to the scene it passes over.
+    With the unclamped layer renders ``O`` (colour) and ``A`` (coverage, the sum of Gaussian weights) and the whole
+    model's coverage at rest ``T``, the coverages relative to it are ``a = A / T`` and the frame is
+
+        k = clamp((1 - a_f) / a_b, 0, 1),    out = clamp(O_f + k O_b + clamp(1 - a_f - k a_b, 0, 1) B, 0, 1):
+
+    at rest ``a_f + a_b = 1``, so ``k = 1`` and the frame is exactly the model's render; where the object (densely)
+    covers the scene, ``a_f >= 1`` hides it; where the object left, ``a_f = 0`` and the uncovered share ``1 - a_b``
+    shows the background ``B``."""
+    from ..edit.composite import prepare_background
+    from ..gaussians import Gaussians
+    from ..render import render
+
+    base = bridge.base
+    static = torch.as_tensor(bridge.static, dtype=torch.long)
+    moving = torch.as_tensor(bridge.index, dtype=torch.long)
+
+    def layer(g: Gaussians, idx: Tensor) -> tuple[Tensor, Tensor]:
+        cols = torch.cat((g.colours[idx], torch.ones(len(idx), 1, dtype=g.colours.dtype)), 1)
+        with torch.no_grad():
+            out = render(Gaussians(g.means[idx], g.cov_params[idx], cols, g.param, g.size), h, w)
+        return out[:-1], out[-1:]
+
+    ob, ab = layer(base, static)
+    _, af0 = layer(base, moving)
+    total = (ab + af0).clamp_min(1e-6)
+    a_b = ab / total
+    bg = prepare_background(background, ob.shape[0], h, w, ob.device)
+
+    def frame(m: Any) -> Tensor:
+        of, af = layer(m, moving)
+        a_f = af / total
+        k = ((1 - a_f) / a_b.clamp_min(1e-6)).clamp(0, 1)
+        return (of + k * ob + (1 - a_f - k * a_b).clamp(0, 1) * bg).clamp(0, 1)
+
+    return frame
 
 
 def simulate(model: Any, scene: Scene | Mapping[str, Any] | str | os.PathLike[str], output: str | os.PathLike[str],
@@ -69,7 +114,9 @@ def simulate(model: Any, scene: Scene | Mapping[str, Any] | str | os.PathLike[st
     h, w = sc.size if sc.size is not None else bridge.base.size
     bg = resolve_background(sc.background or "#000000", bridge.base, h, w, sc.base_dir)
     t_sim = t_render = 0.0
-    if _is_black(bg) and kind == "gaussians" and model.channels in (1, 3):
+    if kind == "gaussians" and model.channels in (1, 3) and len(bridge.static) and len(bridge.index):
+        frame = _layered_frames(bridge, bg, h, w)
+    elif _is_black(bg) and kind == "gaussians" and model.channels in (1, 3):
         from ..render import render
 
         def frame(m: Any) -> Any:  # over black the composite is the clamped render: skip the coverage channel
