@@ -20,6 +20,11 @@ SCHEDULES = {
     "adam1e-2/1000": dict(optimizer="adam", lr=1e-2, lr_decay_every=1000),
     "adam1e-2/2000": dict(optimizer="adam", lr=1e-2, lr_decay_every=2000),
     "adam1e-2/1000+cs250": dict(optimizer="adam", lr=1e-2, lr_decay_every=1000, colour_solve_every=250),
+    # error-guided placement (splatpix.relocate): 2 % / 5 % of the Gaussians every 250 steps in the first half
+    "adam1e-2/2000+reloc2%": dict(optimizer="adam", lr=1e-2, lr_decay_every=2000, relocate_every=250,
+                                  relocate_fraction=0.02, relocate_until=0.5),
+    "adam1e-2/2000+reloc5%": dict(optimizer="adam", lr=1e-2, lr_decay_every=2000, relocate_every=250,
+                                  relocate_fraction=0.05, relocate_until=0.5),
 }
 
 
