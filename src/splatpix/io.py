@@ -392,3 +392,25 @@ def sample_image_path() -> pathlib.Path:
     if path is None or not path.is_file():
         raise SplatpixError(f"sample image {_SAMPLE_IMAGE} is missing from the splatpix installation")
     return path
+
+
+def read_spec_file(path: PathLike, what: str) -> Any:
+    """The data of a YAML or JSON file (``.json``: JSON; anything else: YAML with the safe loader), read as untrusted
+    input: at most 16 MiB of UTF-8; any problem is a one-line :class:`SplatpixError` naming the file and ``what``
+    (e.g. ``"spec"``, ``"scene"``)."""
+    import json
+
+    import yaml
+
+    name = os.fspath(path)
+    check_readable_file(name, f"a {what}")
+    try:
+        with open(name, encoding="utf-8") as f:
+            text = f.read(1 << 24)
+    except (OSError, UnicodeDecodeError) as e:
+        raise SplatpixError(f"{name}: cannot read ({e})") from e
+    try:
+        return json.loads(text) if name.lower().endswith(".json") else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError, RecursionError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SplatpixError(f"{name}: not a valid {what} file ({first})") from e

@@ -28,7 +28,6 @@ edit's easing ``e``: ``s``, ``s^2``, ``1 - (1 - s)^2`` or ``3 s^2 - 2 s^3``. Reg
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -309,22 +308,10 @@ def parse_spec(data: Any, base_dir: str | None = None, *, timing: bool = True, w
 def load_spec(path: str | os.PathLike[str], *, timing: bool = True) -> EditSpec:
     """Read and validate a spec file: ``.json`` as JSON, anything else as YAML (safe loader). Relative paths in it
     (mask regions, field images, the background) are taken from the file's folder."""
-    import yaml
-
-    from ..io import check_readable_file
+    from ..io import read_spec_file
 
     name = os.fspath(path)
-    check_readable_file(name, "a spec")
-    try:
-        with open(name, encoding="utf-8") as f:
-            text = f.read(1 << 24)
-    except (OSError, UnicodeDecodeError) as e:
-        raise SplatpixError(f"{name}: cannot read ({e})") from e
-    try:
-        data = json.loads(text) if name.lower().endswith(".json") else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SplatpixError(f"{name}: not a valid spec file ({first})") from e
+    data = read_spec_file(name, "spec")
     _reject_non_finite(data, "spec")
     return parse_spec(data, os.path.dirname(os.path.abspath(name)), timing=timing)
 

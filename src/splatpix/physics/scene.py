@@ -39,7 +39,6 @@ are in the simulation frame, SI units, y **up**. :mod:`.bridge` has the image <-
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -380,22 +379,10 @@ def parse_scene(data: Any, base_dir: str | None = None, where: str = "scene") ->
 def load_scene(path: str | os.PathLike[str]) -> Scene:
     """Read and validate a scene file: ``.json`` as JSON, anything else as YAML (safe loader). Relative paths in it
     (mask regions, the background image) are taken from the file's folder."""
-    import yaml
-
-    from ..io import check_readable_file
+    from ..io import read_spec_file
 
     name = os.fspath(path)
-    check_readable_file(name, "a scene")
-    try:
-        with open(name, encoding="utf-8") as f:
-            text = f.read(1 << 24)
-    except (OSError, UnicodeDecodeError) as e:
-        raise SplatpixError(f"{name}: cannot read ({e})") from e
-    try:
-        data = json.loads(text) if name.lower().endswith(".json") else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SplatpixError(f"{name}: not a valid scene file ({first})") from e
+    data = read_spec_file(name, "scene")
     return parse_scene(data, os.path.dirname(os.path.abspath(name)))
 
 
