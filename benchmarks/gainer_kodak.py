@@ -110,6 +110,7 @@ def run_gaussianimage(img: torch.Tensor, n: int, steps: int, repeats: int) -> di
         render_ms = _median_ms(lambda: render(res.gaussians, clamp=True), repeats)
     rep = res.report()
     return {"psnr": rep["psnr"], "psnr_float": rep["psnr_float"], "seconds": rep["seconds"], "steps": rep["steps"],
+            "diverged": rep["diverged"],
             "n_gaussians": n, "model_bytes": model_bytes, "render_ms": render_ms,
             "curve": [{"step": h["step"], "seconds": h["seconds"], "psnr": h["psnr"]} for h in rep["history"]]}
 

@@ -21,14 +21,15 @@ def _f(x, d=2) -> str:
 def kodak_tables(data: dict) -> list[str]:
     runs = data["runs"]
     out = ["| image | GaINeR PSNR (8-bit / float) | fit s | model bytes | render ms | GaussianImage N (equal bytes) | "
-           "its bytes | its PSNR after 3000 steps | its fit s | its PSNR at GaINeR's fit time | its render ms |",
+           "its bytes | its final PSNR (3000 steps) | its fit s | its PSNR at GaINeR's fit time | its render ms |",
            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         g, gi = r["gainer"], r.get("gaussianimage")
         row = [r["image"], f"{_f(g['psnr'])} / {_f(g['psnr_float'])}", _f(g["seconds"], 0), str(g["model_bytes"]),
                _f(g["render_ms"], 0)]
         if gi:
-            row += [str(gi["n_gaussians"]), str(gi["model_bytes"]), _f(gi["psnr"]), _f(gi["seconds"], 0),
+            fin = _f(gi["psnr"]) + (f" (diverged at step {gi['steps']})" if gi.get("diverged") else "")
+            row += [str(gi["n_gaussians"]), str(gi["model_bytes"]), fin, _f(gi["seconds"], 0),
                     _f(gi["psnr_at_gainer_seconds"]), _f(gi["render_ms"], 1)]
         else:
             row += ["–"] * 6
