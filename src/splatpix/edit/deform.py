@@ -50,6 +50,7 @@ Jacobian is ``J(x*)^-1``. They raise :class:`SplatpixError` when they do not con
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -145,7 +146,7 @@ def jacobian(fn: Callable[[Tensor], Tensor], points: Tensor) -> Tensor:
 # ------------------------------------------------------------------------------------------------ base classes
 
 
-class Deformation:
+class Deformation(ABC):
     """A differentiable pointwise map of ``(P, 2)`` native-pixel points (module docstring).
 
     Subclasses implement :meth:`forward` and, where the map has one, :meth:`inverse`. Parameters are plain floats
@@ -154,8 +155,9 @@ class Deformation:
 
     invertible: bool = False
 
+    @abstractmethod
     def forward(self, x: Tensor) -> Tensor:
-        raise NotImplementedError
+        """Implemented by each subclass."""
 
     def __call__(self, x: Tensor) -> Tensor:
         _check_points(x)

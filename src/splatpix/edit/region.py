@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -79,15 +80,15 @@ def _px_scale(size: Size, like: Tensor) -> Tensor:
     return like.new_tensor((float(w), float(h)))
 
 
-class Region:
+class Region(ABC):
     """Base class: a selection with a signed distance (pixels, positive inside) and a feather (pixels)."""
 
     def __init__(self, feather: float = 0.0) -> None:
         self.feather = _check_feather(feather)
 
+    @abstractmethod
     def signed_distance(self, points: Tensor, size: Size) -> Tensor:
         """``(P,)`` signed distance in pixels of ``(P, 2)`` native-pixel points to the border (positive inside)."""
-        raise NotImplementedError
 
     def weights(self, points: Tensor, size: Size) -> Tensor:
         """``(P,)`` weights in ``[0, 1]`` of ``(P, 2)`` native-pixel points (module docstring); differentiable."""

@@ -312,16 +312,16 @@ def load_spec(path: str | os.PathLike[str], *, timing: bool = True) -> EditSpec:
 
     name = os.fspath(path)
     data = read_spec_file(name, "spec")
-    _reject_non_finite(data, "spec")
+    reject_non_finite(data, "spec")
     return parse_spec(data, os.path.dirname(os.path.abspath(name)), timing=timing)
 
 
-def _reject_non_finite(v: Any, where: str) -> None:
+def reject_non_finite(v: Any, where: str) -> None:
     if isinstance(v, float) and not math.isfinite(v):
         raise _bad(where, f"non-finite number {v!r}")
     if isinstance(v, Mapping):
         for k, x in v.items():
-            _reject_non_finite(x, f"{where}.{k}")
+            reject_non_finite(x, f"{where}.{k}")
     elif isinstance(v, list):
         for i, x in enumerate(v):
-            _reject_non_finite(x, f"{where}[{i}]")
+            reject_non_finite(x, f"{where}[{i}]")

@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import tempfile
+from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
@@ -53,7 +54,7 @@ def output_kind(path: str | os.PathLike[str]) -> str:
     raise SplatpixError(f"{name}: unsupported animation output {shown}; use .gif, .mp4 or a folder ending in /")
 
 
-class FrameWriter:
+class FrameWriter(ABC):
     """Base class: ``write(frame)`` each ``(C, H, W)`` frame, then ``close()`` (or use it as a context manager,
     which calls ``abort()`` on an exception). All frames must have the same size."""
 
@@ -76,8 +77,9 @@ class FrameWriter:
         self._write(arr)
         self.count += 1
 
+    @abstractmethod
     def _write(self, arr: np.ndarray) -> None:
-        raise NotImplementedError
+        """Implemented by each subclass."""
 
     def close(self) -> None:
         if not self.closed:
@@ -89,11 +91,13 @@ class FrameWriter:
             self.closed = True
             self._abort()
 
+    @abstractmethod
     def _finish(self) -> None:
-        raise NotImplementedError
+        """Implemented by each subclass."""
 
+    @abstractmethod
     def _abort(self) -> None:
-        raise NotImplementedError
+        """Implemented by each subclass."""
 
     def __enter__(self) -> FrameWriter:
         return self

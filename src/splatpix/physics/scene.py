@@ -46,6 +46,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..edit.spec import reject_non_finite
 from ..errors import SplatpixError
 from .boundary import MODES
 from .materials import PRESETS, Material
@@ -339,7 +340,7 @@ def parse_scene(data: Any, base_dir: str | None = None, where: str = "scene") ->
     ``base_dir``."""
     if not isinstance(data, Mapping):
         raise _bad(where, f"expected a mapping (materials, simulation, frames, ...), got {type(data).__name__}")
-    _reject_non_finite(data, where)
+    reject_non_finite(data, where)
     _check_keys(data, _TOP_KEYS, where)
     fps = _number(data.get("fps", 24), f"{where}.fps", positive=True)
     if "duration" in data and "frames" in data:
@@ -392,14 +393,3 @@ def single_material_scene(material: str, region: str = "all", **top: Any) -> Sce
     data: dict[str, Any] = {k: v for k, v in top.items() if v is not None}
     data["materials"] = [{"preset": material, "region": region}]
     return parse_scene(data, os.getcwd())
-
-
-def _reject_non_finite(v: Any, where: str) -> None:
-    if isinstance(v, float) and not math.isfinite(v):
-        raise _bad(where, f"non-finite number {v!r}")
-    if isinstance(v, Mapping):
-        for k, x in v.items():
-            _reject_non_finite(x, f"{where}.{k}")
-    elif isinstance(v, list):
-        for i, x in enumerate(v):
-            _reject_non_finite(x, f"{where}[{i}]")
