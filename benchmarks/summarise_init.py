@@ -110,6 +110,7 @@ def main() -> None:
         ax.set_xlabel("seconds (2-core CPU)")
         ax.set_ylabel("PSNR (dB)")
         ax.set_xscale("symlog", linthresh=1.0)
+        ax.set_xlim(left=0.0)  # times are >= 0: no negative half of the symlog axis
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()

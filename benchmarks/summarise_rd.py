@@ -21,8 +21,9 @@ from splatpix.io import atomic_write_bytes
 ROOT = Path(__file__).resolve().parent
 RD = ROOT / "rd" / "kodak"
 ABLATION = ROOT / "rd" / "kodak-ablation"
-METHODS = ("sga", "gaussianimage", "jpeg", "webp", "jpeg2000", "avif", "jpegxl")
-ANCHORS = ("gaussianimage", "jpeg", "webp", "jpeg2000", "avif", "jpegxl")
+# sga-prev: method sga with the fitting defaults before per-parameter learning rates and relocation (2026-11-22)
+METHODS = ("sga", "sga-prev", "gaussianimage", "jpeg", "webp", "jpeg2000", "avif", "jpegxl")
+ANCHORS = ("gaussianimage", "sga-prev", "jpeg", "webp", "jpeg2000", "avif", "jpegxl")
 ABLATIONS = {  # label -> what it changes (against "sga", the full method, same schedule)
     "gi": "GaussianImage baseline (random init, fp16 positions, 6-bit covariance)",
     "gi-structure": "baseline codec + structure-guided init + colour solve (§1, §5)",
@@ -32,6 +33,8 @@ ABLATIONS = {  # label -> what it changes (against "sga", the full method, same 
     "sga-nosolve": "sga without the initial colour solve (§5 off)",
     "sga-gradient": "sga with Image-GS's gradient init (+ colour solve) instead of structure",
     "sga-geo": "sga + geometry-consistent loss, weight 0.01 (§2 on)",
+    "sga-lr10": "sga + covariance learning rate x10 (§5)",
+    "sga-lr10-reloc": "sga + covariance learning rate x10 + error-guided placement (§5): today's default fit",
 }
 
 STEPS = (  # (mechanism, run without it, run with it)
@@ -42,6 +45,8 @@ STEPS = (  # (mechanism, run without it, run with it)
     ("structure vs gradient init (§1)", "sga-gradient", "sga"),
     ("structure init + solve vs random (§1, §5)", "sga-random", "sga"),
     ("geometry-consistent loss, weight 0.01 (§2)", "sga", "sga-geo"),
+    ("covariance learning rate x10 (§5)", "sga", "sga-lr10"),
+    ("error-guided placement, 5 % every 250 steps (§5)", "sga-lr10", "sga-lr10-reloc"),
 )
 
 

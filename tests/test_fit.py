@@ -236,7 +236,7 @@ def test_nan_params_restores_last_good(monkeypatch: pytest.MonkeyPatch) -> None:
         out = real_step(self, closure)
         calls["n"] += 1
         if calls["n"] == 5:
-            self.param_groups[0]["params"][1].data[3, 0] = float("nan")
+            self.param_groups[1]["params"][0].data[3, 0] = float("nan")  # the Cholesky factors (one group each)
         return out
 
     monkeypatch.setattr(Adan, "step", bad_step)

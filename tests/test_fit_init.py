@@ -97,7 +97,8 @@ def test_periodic_colour_solve_optimizer_state(monkeypatch: pytest.MonkeyPatch) 
 
     def step(self, closure=None):
         out = real_step(self, closure)
-        xy, feats = self.param_groups[0]["params"][0], self.param_groups[0]["params"][-1]
+        # one optimiser group per raw tensor: xy first, the colours ("features") last
+        xy, feats = self.param_groups[0]["params"][0], self.param_groups[-1]["params"][-1]
         seen.append((self.state[xy]["step"], self.state[feats]["step"]))
         return out
 

@@ -76,7 +76,7 @@ def _fit_config(args: argparse.Namespace):
     # "the method's default" (FitConfig's, or SGA_FIT_DEFAULTS for encode --method sga)
     defaults = {name: d[name].default for name in (
         "init", "init_scale", "superpixel_area", "colour_solve_init", "colour_solve_every", "colour_solve_iters",
-        "geo_weight", "relocate_every", "relocate_fraction")}
+        "geo_weight", "relocate_every", "relocate_fraction", "lr_means_scale", "lr_cov_scale", "lr_colour_scale")}
     if getattr(args, "method", None) == "sga":
         from .codec.sga import SGA_FIT_DEFAULTS
 
@@ -130,7 +130,8 @@ _GAINER_ONLY = ("preset", "k", "batch", "aggregation", "trainable_means", "ply",
 _GAINER_MODEL_OPTIONS = ("preset", "gaussians", "k", "batch", "aggregation", "trainable_means", "alpha_model")
 _GAUSSIANIMAGE_ONLY = ("lr", "optimizer", "lr_decay_every", "param", "log_every", "init", "init_scale",
                        "superpixel_area", "colour_solve_init", "colour_solve_every", "colour_solve_iters",
-                       "geo_weight", "backend", "relocate_every", "relocate_fraction")
+                       "geo_weight", "backend", "relocate_every", "relocate_fraction", "lr_means_scale",
+                       "lr_cov_scale", "lr_colour_scale")
 _FIT_DEFAULT_GAUSSIANS = 10_000
 _FIT_DEFAULT_STEPS = 10_000
 
@@ -506,7 +507,9 @@ def cmd_eval_rd(args: argparse.Namespace) -> int:
     if args.method in ("gaussianimage", "sga"):
         options = {"steps": args.steps, "qat_steps": args.qat_steps, "init": args.init,
                    "colour_solve_init": args.colour_solve_init, "colour_solve_every": args.colour_solve_every,
-                   "geo_weight": args.geo_weight, "subdiv": args.subdiv, "tier_bits": args.tier_bits,
+                   "geo_weight": args.geo_weight, "relocate_every": args.relocate_every,
+                   "relocate_fraction": args.relocate_fraction, "lr_cov_scale": args.lr_cov_scale,
+                   "subdiv": args.subdiv, "tier_bits": args.tier_bits,
                    "cov_context_bits": args.cov_context_bits,
                    "n_tiers": None if args.tier_bits is None else len(args.tier_bits)}
         options = {k: v for k, v in options.items() if v is not None}
@@ -580,11 +583,19 @@ def _add_fit_options(p: argparse.ArgumentParser, gaussians: int, steps: int) -> 
                    help="CG iterations per colour solve (default %(default)s)")
     p.add_argument("--geo-weight", type=float, default=d["geo_weight"].default, metavar="W",
                    help="weight of the geometry-consistent (Sobel-gradient) loss (default 0: off)")
-    p.add_argument("--relocate-every", type=int, default=d["relocate_every"].default, metavar="K",
+    p.add_argument("--relocate-every", type=int, default=None, metavar="K",
                    help="error-guided placement: every K steps (in the first half) move the least important "
-                        "Gaussians to where the error is largest (default 0: off)")
-    p.add_argument("--relocate-fraction", type=float, default=d["relocate_fraction"].default, metavar="F",
-                   help="fraction of the Gaussians moved each time (default %(default)s)")
+                        "Gaussians to where the error is largest (default 0: off; 250 for encode --method sga)")
+    p.add_argument("--relocate-fraction", type=float, default=None, metavar="F",
+                   help=f"fraction of the Gaussians moved each time (default {d['relocate_fraction'].default}; "
+                        "0.05 for encode --method sga)")
+    p.add_argument("--lr-cov-scale", type=float, default=None, metavar="M",
+                   help="learning rate of the covariances as a multiple of --lr (default 1; 10 for encode "
+                        "--method sga)")
+    p.add_argument("--lr-means-scale", type=float, default=None, metavar="M",
+                   help="learning rate of the means as a multiple of --lr (default 1)")
+    p.add_argument("--lr-colour-scale", type=float, default=None, metavar="M",
+                   help="learning rate of the colours as a multiple of --lr (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -711,6 +722,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gaussianimage/sga: closed-form colours after initialisation (default: on for sga)")
     e.add_argument("--colour-solve-every", type=int, help="gaussianimage/sga: closed-form colours every K steps")
     e.add_argument("--geo-weight", type=float, help="gaussianimage/sga: geometry-consistent loss weight")
+    e.add_argument("--relocate-every", type=int, metavar="K",
+                   help="gaussianimage/sga: error-guided placement every K steps (default: off for gaussianimage, "
+                        "250 for sga; 0 = off)")
+    e.add_argument("--relocate-fraction", type=float, metavar="F",
+                   help="gaussianimage/sga: fraction of the Gaussians moved each time (sga default 0.05)")
+    e.add_argument("--lr-cov-scale", type=float, metavar="M",
+                   help="gaussianimage/sga: covariance learning rate as a multiple of the fit's (default: 1 for "
+                        "gaussianimage, 10 for sga)")
     e.add_argument("--subdiv", type=int, help="sga: position grid steps per pixel")
     e.add_argument("--cov-context-bits", type=int, help="sga: widest l11 context for coding l21/l22 (default 2)")
     e.add_argument("--tier-bits", type=int, nargs="+",

@@ -314,7 +314,8 @@ def encode(image: Tensor, n_gaussians: int, *, method: str = "gaussianimage", fi
         "psnr_fit": fitted.psnr, "psnr_before_qat": qat.psnr_before, "fit_steps": fitted.steps,
         "fit_seconds": fitted.seconds, "qat_steps": qat.steps, "fixed_length": fixed_length, "width": int(w),
         "height": int(h), "fit_config": {k: fc.__dict__[k] for k in (
-            "init", "colour_solve_init", "colour_solve_every", "geo_weight", "steps", "lr", "optimizer")},
+            "init", "colour_solve_init", "colour_solve_every", "geo_weight", "steps", "lr", "optimizer",
+            "lr_cov_scale", "relocate_every", "relocate_fraction")},
         **extra,
     }
     return EncodeResult(data=data, quantized=qat.quantized, report=report)

@@ -1,0 +1,97 @@
+"""Per-parameter learning rates (FitConfig.lr_*_scale) and the sga fitting defaults that use them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from splatpix.cli import _fit_config, build_parser
+from splatpix.codec.sga import SGA_FIT_DEFAULTS
+from splatpix.errors import SplatpixError
+from splatpix.eval.harness import FIT_OPTIONS
+from splatpix.fit import FitConfig, _param_groups, fit
+from splatpix.init import random_raw
+
+
+@pytest.mark.parametrize("param", ["cholesky", "rs"])
+def test_groups_carry_the_scaled_rates(param):
+    raw = random_raw(10, 3, param, 0)
+    cfg = FitConfig(lr=0.02, param=param, lr_means_scale=0.5, lr_cov_scale=10.0, lr_colour_scale=0.25)
+    rates = {next(n for n, t in raw.items() if t is g["params"][0]): g["lr"] for g in _param_groups(raw, cfg)}
+    assert rates["xy"] == pytest.approx(0.01)
+    assert rates["features"] == pytest.approx(0.005)
+    if param == "cholesky":
+        assert rates["cholesky"] == pytest.approx(0.2)
+    else:
+        assert rates["scaling"] == pytest.approx(0.2)
+        assert rates["rotation"] == pytest.approx(0.02)  # the rotation keeps lr
+    assert sum(len(g["params"]) for g in _param_groups(raw, cfg)) == len(raw)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adan"])
+def test_unit_scales_equal_one_optimiser_group(optimizer):
+    """With every scale 1 the per-tensor groups train exactly as GaussianImage's single group."""
+    img = torch.rand(3, 16, 20, generator=torch.Generator().manual_seed(1))
+    cfg = FitConfig(n_gaussians=30, steps=12, optimizer=optimizer, lr=1e-2, lr_decay_every=5)
+    res = fit(img, cfg, progress=False)
+
+    from splatpix.fit import _build
+    from splatpix.losses import clamped_mse
+    from splatpix.optim import Adan
+    from splatpix.render import render
+
+    raw = {k: v.requires_grad_(True) for k, v in random_raw(30, 3, "cholesky", 0).items()}
+    params = list(raw.values())
+    opt = Adan(params, lr=1e-2) if optimizer == "adan" else torch.optim.Adam(params, lr=1e-2)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=5, gamma=0.5)
+    for _ in range(12):
+        loss = clamped_mse(render(_build(raw, "cholesky", (16, 20)), 16, 20), img)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    ref = _build({k: v.detach() for k, v in raw.items()}, "cholesky", (16, 20))
+    assert torch.equal(res.gaussians.means, ref.means)
+    assert torch.equal(res.gaussians.cov_params, ref.cov_params)
+    assert torch.equal(res.gaussians.colours, ref.colours)
+
+
+def test_cov_scale_changes_only_the_covariance_rate():
+    img = torch.rand(3, 16, 20, generator=torch.Generator().manual_seed(2))
+    base = dict(n_gaussians=30, steps=8, optimizer="adam", lr=1e-2)
+    a = fit(img, FitConfig(**base), progress=False)
+    b = fit(img, FitConfig(**base, lr_cov_scale=10.0), progress=False)
+    assert not b.diverged
+    # Adam's first step moves each parameter by about its rate: the covariances move ~10x as far
+    step_a = (a.gaussians.cov_params - fit(img, FitConfig(**{**base, "steps": 0}), progress=False).gaussians.cov_params)
+    step_b = (b.gaussians.cov_params - fit(img, FitConfig(**{**base, "steps": 0}), progress=False).gaussians.cov_params)
+    assert float(step_b.abs().mean()) > 3.0 * float(step_a.abs().mean())
+
+
+@pytest.mark.parametrize("name", ["lr_means_scale", "lr_cov_scale", "lr_colour_scale"])
+@pytest.mark.parametrize("value", [0.0, -1.0, float("nan"), float("inf"), True, "2"])
+def test_bad_scale(name, value):
+    with pytest.raises(SplatpixError, match=name):
+        FitConfig(**{name: value})
+
+
+def test_cli_fit_and_sga_defaults():
+    args = build_parser().parse_args(["fit", "x.png", "-o", "m.safetensors", "--lr-cov-scale", "4",
+                                      "--lr-means-scale", "0.5", "--lr-colour-scale", "2"])
+    c = _fit_config(args)
+    assert (c.lr_cov_scale, c.lr_means_scale, c.lr_colour_scale) == (4.0, 0.5, 2.0)
+    d = _fit_config(build_parser().parse_args(["fit", "x.png", "-o", "m.safetensors"]))
+    assert (d.lr_cov_scale, d.relocate_every) == (1.0, 0)  # plain fit: GaussianImage's single rate, no moves
+    e = _fit_config(build_parser().parse_args(["encode", "x.png", "-o", "x.spix", "--method", "sga"]))
+    for k, v in SGA_FIT_DEFAULTS.items():
+        assert getattr(e, k) == v
+    f = _fit_config(build_parser().parse_args(["encode", "x.png", "-o", "x.spix", "--method", "sga",
+                                               "--relocate-every", "0", "--lr-cov-scale", "1"]))
+    assert (f.relocate_every, f.lr_cov_scale) == (0, 1.0)  # the user's values win over the method's
+
+
+def test_eval_rd_passes_the_new_fit_options():
+    assert {"relocate_every", "relocate_fraction", "lr_cov_scale"} <= set(FIT_OPTIONS)
+    args = build_parser().parse_args(["eval", "rd", "--images", "d", "--method", "sga", "--out", "o",
+                                      "--relocate-every", "0", "--lr-cov-scale", "1"])
+    assert (args.relocate_every, args.lr_cov_scale) == (0, 1.0)
