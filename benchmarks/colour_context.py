@@ -20,18 +20,14 @@ Lossless, so the PSNR is unchanged and the file-size change is the BD-rate chang
 
 from __future__ import annotations
 
-import argparse
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
+from cov_context import encode_args, sga_encodes  # benchmarks/cov_context.py: same images, N and schedule
 
-from splatpix import FitConfig, load_image
 from splatpix.codec.positions import encode_grid_points
-from splatpix.codec.qat import QATConfig
-from splatpix.codec.sga import SGA_FIT_DEFAULTS
-from splatpix.codec.spix import MODE_ENTROPY, _code, encode
+from splatpix.codec.spix import MODE_ENTROPY, _code
 from splatpix.io import atomic_write
 
 
@@ -54,31 +50,17 @@ def layouts(idx: np.ndarray, tiers: np.ndarray, k: int) -> dict[str, int]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", required=True)
-    ap.add_argument("--limit", type=int, default=3)
-    ap.add_argument("--gaussians", type=int, nargs="+", default=[1000, 3000, 9000])
-    ap.add_argument("--steps", type=int, default=500)
-    ap.add_argument("--qat-steps", type=int, default=100)
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args()
+    args = encode_args(__doc__).parse_args()
     rows = []
-    for path in sorted(Path(args.images).glob("*.png"))[: args.limit]:
-        img = load_image(path)
-        for n in args.gaussians:
-            fc = FitConfig(**SGA_FIT_DEFAULTS, steps=args.steps, optimizer="adam", lr=1e-2,
-                           lr_decay_every=max(1, args.steps // 2))
-            res = encode(img, n, method="sga", fit_config=fc, qat_config=QATConfig(steps=args.qat_steps),
-                         progress=False)
-            q = res.quantized
-            h, w = q.size
-            _, order = encode_grid_points(q.grid, (w * q.subdiv + 1, h * q.subdiv + 1))
-            k = int(q.codebooks.shape[1])
-            sizes = layouts(q.colour_indices[order], q.tiers[order], k)
-            row = {"image": path.name, "n_gaussians": n, "file_bytes": res.report["bytes"], "psnr": res.report["psnr"],
-                   "index_bytes": sizes}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+    for path, n, res in sga_encodes(args):
+        q = res.quantized
+        h, w = q.size
+        _, order = encode_grid_points(q.grid, (w * q.subdiv + 1, h * q.subdiv + 1))
+        sizes = layouts(q.colour_indices[order], q.tiers[order], int(q.codebooks.shape[1]))
+        row = {"image": path.name, "n_gaussians": n, "file_bytes": res.report["bytes"], "psnr": res.report["psnr"],
+               "index_bytes": sizes}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
     out = {"benchmark": "colour_context", "date": datetime.now(UTC).strftime("%Y-%m-%d"), "args": vars(args),
            "rows": rows}
     with atomic_write(args.out, "w") as f:

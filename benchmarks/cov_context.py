@@ -15,48 +15,60 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from splatpix import FitConfig, load_image
 from splatpix.codec.qat import QATConfig
 from splatpix.codec.sga import SGA_FIT_DEFAULTS, pack_sga
-from splatpix.codec.spix import encode, unpack
+from splatpix.codec.spix import EncodeResult, encode, unpack
 from splatpix.io import atomic_write
 
 WIDTHS = (0, 2, 4)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def encode_args(description: str | None) -> argparse.ArgumentParser:
+    """The options shared with benchmarks/colour_context.py: which images and N, the schedule, the output."""
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", required=True)
     ap.add_argument("--limit", type=int, default=3)
     ap.add_argument("--gaussians", type=int, nargs="+", default=[1000, 3000, 9000])
     ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--qat-steps", type=int, default=100)
-    ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--out", required=True)
-    args = ap.parse_args()
-    rows = []
+    return ap
+
+
+def sga_encodes(args: argparse.Namespace) -> Iterator[tuple[Path, int, EncodeResult]]:
+    """``encode --method sga`` of each image and N (its fitting defaults, Adam 1e-2 halved at half-way)."""
     for path in sorted(Path(args.images).glob("*.png"))[: args.limit]:
         img = load_image(path)
         for n in args.gaussians:
             fc = FitConfig(**SGA_FIT_DEFAULTS, steps=args.steps, optimizer="adam", lr=1e-2,
                            lr_decay_every=max(1, args.steps // 2))
-            res = encode(img, n, method="sga", fit_config=fc, qat_config=QATConfig(steps=args.qat_steps),
-                         progress=False)
-            row = {"image": path.name, "n_gaussians": n, "psnr": res.report["psnr"]}
-            for w in WIDTHS:
-                data = pack_sga(res.quantized, cov_context_bits=w)
-                ts = []
-                for _ in range(args.repeats + 1):
-                    t0 = time.perf_counter()
-                    unpack(data)[0].dequantize()
-                    ts.append(time.perf_counter() - t0)
-                row[f"bytes_c{w}"] = len(data)
-                row[f"parse_ms_c{w}"] = 1e3 * statistics.median(ts[1:])
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            yield path, n, encode(img, n, method="sga", fit_config=fc, qat_config=QATConfig(steps=args.qat_steps),
+                                  progress=False)
+
+
+def main() -> None:
+    ap = encode_args(__doc__)
+    ap.add_argument("--repeats", type=int, default=15)
+    args = ap.parse_args()
+    rows = []
+    for path, n, res in sga_encodes(args):
+        row = {"image": path.name, "n_gaussians": n, "psnr": res.report["psnr"]}
+        for w in WIDTHS:
+            data = pack_sga(res.quantized, cov_context_bits=w)
+            ts = []
+            for _ in range(args.repeats + 1):
+                t0 = time.perf_counter()
+                unpack(data)[0].dequantize()
+                ts.append(time.perf_counter() - t0)
+            row[f"bytes_c{w}"] = len(data)
+            row[f"parse_ms_c{w}"] = 1e3 * statistics.median(ts[1:])
+        rows.append(row)
+        print(json.dumps(row), flush=True)
     out = {"benchmark": "cov_context", "date": datetime.now(UTC).strftime("%Y-%m-%d"), "args": vars(args),
            "rows": rows}
     with atomic_write(args.out, "w") as f:
