@@ -63,8 +63,9 @@ def test_cov_scale_changes_only_the_covariance_rate():
     b = fit(img, FitConfig(**base, lr_cov_scale=10.0), progress=False)
     assert not b.diverged
     # Adam's first step moves each parameter by about its rate: the covariances move ~10x as far
-    step_a = (a.gaussians.cov_params - fit(img, FitConfig(**{**base, "steps": 0}), progress=False).gaussians.cov_params)
-    step_b = (b.gaussians.cov_params - fit(img, FitConfig(**{**base, "steps": 0}), progress=False).gaussians.cov_params)
+    start = fit(img, FitConfig(**{**base, "steps": 0}), progress=False).gaussians.cov_params
+    step_a = a.gaussians.cov_params - start
+    step_b = b.gaussians.cov_params - start
     assert float(step_b.abs().mean()) > 3.0 * float(step_a.abs().mean())
 
 
