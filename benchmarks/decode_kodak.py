@@ -7,7 +7,9 @@ decodes the grid positions and derives the covariance tiers).
         --out benchmarks/results/decode_kodak.json
 
 Encodes the image once per N (decode speed depends on N and the Gaussians' sizes, not much on the training
-length), then times each stage: medians of ``--repeats`` runs after one warm-up.
+length), then times each stage: medians of ``--repeats`` runs after one warm-up. ``pairs`` is the number of
+(pixel, Gaussian) pairs the renderer evaluates (the sum of the Gaussians' clipped 3-sigma ellipse areas), which
+render time is proportional to.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from splatpix.bench import count_pairs
 from splatpix.codec.qat import QATConfig
 from splatpix.codec.sga import SGA_FIT_DEFAULTS
 from splatpix.codec.spix import METHODS, encode, unpack
 from splatpix.eval.baselines import encode_at_bpp
 from splatpix.fit import FitConfig
+from splatpix.gaussians import conic_from_covariance, project
 from splatpix.io import atomic_write, load_image, save_image
 from splatpix.render import render
 
@@ -86,6 +90,9 @@ def main() -> None:
                 with torch.no_grad():
                     render(g, clamp=True)
 
+            means_px, cov_px = project(g, *g.size)
+            pairs = count_pairs(means_px.detach().float().contiguous(),
+                                conic_from_covariance(cov_px)[0].detach().float().contiguous(), *g.size)
             webp = encode_at_bpp("webp", img, res.report["bpp"])
 
             def webp_decode(data=webp.bytes):
@@ -96,6 +103,7 @@ def main() -> None:
                    "decode_in_memory_ms": _median_ms(in_memory, args.repeats),
                    "unpack_dequantise_ms": _median_ms(unpack_only, args.repeats),
                    "render_only_ms": _median_ms(render_only, args.repeats),
+                   "pairs": pairs, "pairs_per_pixel": pairs / (g.size[0] * g.size[1]),
                    "webp_bpp": webp.bpp, "webp_psnr": webp.psnr,
                    "webp_decode_ms": _median_ms(webp_decode, args.repeats)}
             rows.append(row)

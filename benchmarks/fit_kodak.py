@@ -6,6 +6,11 @@ Usage (the runs recorded in docs/benchmarks.md):
         --gaussians 70000 --steps 3000 --out benchmarks/results/fit_kodak_70k.json
     python benchmarks/fit_kodak.py --kodak ../shared/datasets/kodak --images kodim01 kodim05 kodim23 \
         --gaussians 800 1000 3000 5000 7000 9000 --steps 2000 --out benchmarks/results/fit_kodak_rate_points.json
+    # method sga's fit (SGA_FIT_DEFAULTS) at N = 70 000:
+    python benchmarks/fit_kodak.py --images kodim01 kodim02 kodim03 --gaussians 70000 --steps 3000 \
+        --optimizer adam --lr 0.01 --lr-decay-every 1000 --init structure --colour-solve-init \
+        --lr-cov-scale 10 --relocate-every 250 --relocate-fraction 0.05 --lr-means-ref-n 9000 \
+        --out benchmarks/results/fit_kodak_70k_sga2.json
 
 Results are written after every run (so a long benchmark can be inspected while it goes on, and an
 interrupted one keeps its finished runs; finished (image, N) pairs are skipped on restart).
@@ -52,6 +57,10 @@ def main() -> None:
     ap.add_argument("--init", choices=("random", "gradient", "structure"), default="random")
     ap.add_argument("--colour-solve-init", action="store_true", help="least-squares colours after the init")
     ap.add_argument("--colour-solve-every", type=int, default=0)
+    ap.add_argument("--lr-cov-scale", type=float, default=1.0, help="covariance learning rate / lr")
+    ap.add_argument("--relocate-every", type=int, default=0, help="error-guided placement every K steps (0: off)")
+    ap.add_argument("--relocate-fraction", type=float, default=0.05)
+    ap.add_argument("--lr-means-ref-n", type=int, default=0, help="means' rate x sqrt(R/N) above R Gaussians")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
@@ -73,14 +82,19 @@ def main() -> None:
             cfg = FitConfig(n_gaussians=n, steps=args.steps, optimizer=args.optimizer, lr=args.lr,
                             lr_decay_every=args.lr_decay_every, log_every=args.log_every,
                             log_ms_ssim=True, init=args.init, colour_solve_init=args.colour_solve_init,
-                            colour_solve_every=args.colour_solve_every)
+                            colour_solve_every=args.colour_solve_every, lr_cov_scale=args.lr_cov_scale,
+                            relocate_every=args.relocate_every, relocate_fraction=args.relocate_fraction,
+                            lr_means_ref_n=args.lr_means_ref_n)
             res = fit(img, cfg, progress=False)
             rep = res.report()
             run = {"image": name, "n_gaussians": n, "steps": rep["steps"], "seconds": rep["seconds"],
                    "psnr": rep["psnr"], "psnr_float": rep["psnr_float"], "ms_ssim": rep["ms_ssim"],
                    "optimizer": args.optimizer, "lr": args.lr,
                    "lr_decay_every": args.lr_decay_every, "init": args.init,
-                   "colour_solve_init": args.colour_solve_init, "init_seconds": rep["init_seconds"],
+                   "colour_solve_init": args.colour_solve_init, "lr_cov_scale": args.lr_cov_scale,
+                   "relocate_every": args.relocate_every, "relocate_fraction": args.relocate_fraction,
+                   "lr_means_ref_n": args.lr_means_ref_n,
+                   "init_seconds": rep["init_seconds"],
                    "history": rep["history"],
                    "render_ms": render_time_ms(res.gaussians),
                    "date": datetime.now(UTC).strftime("%Y-%m-%d")}

@@ -278,6 +278,45 @@ def test_fuzz_decode_categorical() -> None:
     assert time.perf_counter() - t0 < 10.0
 
 
+def _varints_or_error(fn, data: bytes, pos: int, count: int, max_value: int) -> tuple[list[int], int] | None:
+    try:
+        values, end = fn(data, pos, count, max_value, "test")
+    except SplatpixError as e:
+        assert "\n" not in str(e)
+        return None
+    return values.tolist(), end
+
+
+def test_varint_kernel_matches_numpy_reference() -> None:
+    """The numba varint decoder agrees with the vectorised numpy oracle on valid and corrupt streams: the same
+    values and end position, or both raise SplatpixError."""
+    rng = np.random.default_rng(7)
+    outcomes = {"error": 0, "ok": 0}
+    for trial in range(1500):
+        count = int(rng.integers(1, 40))
+        bits = rng.integers(0, 50, count)  # values of every varint length, up to the 49-bit maximum
+        values = [int(rng.integers(0, 1 << int(b))) if b else 0 for b in bits]
+        prefix = rng.integers(0, 256, int(rng.integers(0, 4)), dtype=np.uint8).tobytes()
+        data = bytearray(prefix + b"".join(_varint(v) for v in values) + b"\x05\x81")
+        op = trial % 5
+        if op == 1:
+            data[rng.integers(len(data))] ^= 1 << int(rng.integers(8))
+        elif op == 2:  # truncated, never before the start position (the callers' invariant)
+            data = data[: rng.integers(len(prefix), len(data))]
+        elif op == 3:
+            p = int(rng.integers(0, len(data) + 1))
+            data[p:p] = b"\x80" * int(rng.integers(1, 9)) + bytes([int(rng.integers(0, 256))])
+        max_value = int(rng.choice([max(values), max(values) - 1, (1 << 49) - 1, 255]))
+        got = _varints_or_error(entropy._decode_varints, bytes(data), len(prefix), count, max(max_value, 0))
+        want = _varints_or_error(entropy._decode_varints_reference, bytes(data), len(prefix), count,
+                                 max(max_value, 0))
+        assert got == want, trial
+        if op == 0 and max_value >= max(values):
+            assert got == (values, len(data) - 2)
+        outcomes["error" if got is None else "ok"] += 1
+    assert min(outcomes.values()) > 300
+
+
 def test_no_constriction_exception_escapes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Even an unexpected failure inside constriction (a Rust panic is a BaseException) is a SplatpixError."""
     import constriction

@@ -96,3 +96,36 @@ def test_eval_rd_passes_the_new_fit_options():
     args = build_parser().parse_args(["eval", "rd", "--images", "d", "--method", "sga", "--out", "o",
                                       "--relocate-every", "0", "--lr-cov-scale", "1"])
     assert (args.relocate_every, args.lr_cov_scale) == (0, 1.0)
+
+
+def test_means_rate_follows_the_spacing_above_ref_n():
+    from splatpix.fit import means_density_factor
+
+    assert means_density_factor(5000, 0) == 1.0  # off
+    assert means_density_factor(9000, 9000) == 1.0  # at or below the reference: unchanged
+    assert means_density_factor(800, 9000) == 1.0
+    assert means_density_factor(36000, 9000) == pytest.approx(0.5)
+    raw = random_raw(40, 3, "cholesky", 0)
+    cfg = FitConfig(lr=0.02, lr_means_scale=0.5, lr_cov_scale=10.0, lr_means_ref_n=10)
+    rates = {next(n for n, t in raw.items() if t is g["params"][0]): g["lr"] for g in _param_groups(raw, cfg)}
+    assert rates["xy"] == pytest.approx(0.02 * 0.5 * 0.5)  # N = 40 = 4 x 10: half the spacing, half the rate
+    assert rates["cholesky"] == pytest.approx(0.2)  # the others keep theirs
+    assert rates["features"] == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, True, "9000", None])
+def test_bad_ref_n(value):
+    with pytest.raises(SplatpixError, match="lr_means_ref_n"):
+        FitConfig(lr_means_ref_n=value)
+
+
+def test_cli_ref_n():
+    args = build_parser().parse_args(["fit", "x.png", "-o", "m.safetensors", "--lr-means-ref-n", "5000"])
+    assert _fit_config(args).lr_means_ref_n == 5000
+    assert _fit_config(build_parser().parse_args(["fit", "x.png", "-o", "m.safetensors"])).lr_means_ref_n == 0
+    e = _fit_config(build_parser().parse_args(["encode", "x.png", "-o", "x.spix", "--method", "sga"]))
+    assert e.lr_means_ref_n == SGA_FIT_DEFAULTS["lr_means_ref_n"] > 0
+    assert "lr_means_ref_n" in FIT_OPTIONS
+    r = build_parser().parse_args(["eval", "rd", "--images", "d", "--method", "sga", "--out", "o",
+                                   "--lr-means-ref-n", "0"])
+    assert r.lr_means_ref_n == 0

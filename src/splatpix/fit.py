@@ -30,6 +30,13 @@ Beyond GaussianImage (all off by default, so the defaults reproduce it exactly),
   they move 0.01 px per step while the means move ~0.5 % of the image: with ``lr_cov_scale = 10`` (method
   ``sga``) kodim01 at N = 5000 reached 26.34 dB in 4000 steps where 1 reached 25.59 dB (both with 5 % relocation;
   docs/benchmarks.md).
+* ``lr_means_ref_n = R > 0``: above ``R`` Gaussians the means' rate is further multiplied by ``sqrt(R / N)``, so a
+  step stays the same fraction of the Gaussians' mean spacing (``~ N^-1/2`` of the image, whatever its size). With
+  a fixed rate, Adam's early steps move the means by several pixels (``lr = 1e-2`` of a 768-px side), more than the
+  spacing at N = 70 000 (2.4 px), and training oscillates: kodim02 at N = 70 000 fell from 37.1 dB at step 250 to
+  33.1 dB at step 1000, and reached 44.4 dB at step 1000 with the means' rate x0.12. Method ``sga`` uses
+  ``R = 1000`` (measured on Kodak at full size, 2000 steps: x0.45 at N = 5000 gave +0.05 / +0.40 dB on kodim01 /
+  kodim03, x0.45 at N = 1000 -0.06 dB on kodim03; docs/benchmarks.md).
 
 Initialisation and colour solves are work of the method: their time is part of ``FitResult.seconds`` and of the
 history's ``seconds`` (the clock starts before the initialisation); the step-0 log entry is the initialised (and
@@ -108,6 +115,7 @@ class FitConfig:
     lr_means_scale: float = 1.0  # raw means (pre-tanh)
     lr_cov_scale: float = 1.0  # raw Cholesky factors (pixels); rs: the scales (the rotation keeps ``lr``)
     lr_colour_scale: float = 1.0  # colours
+    lr_means_ref_n: int = 0  # > 0: means' rate times sqrt(lr_means_ref_n / N) when N > lr_means_ref_n (0 = off)
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> SplatpixError:
@@ -161,6 +169,8 @@ class FitConfig:
             v = getattr(self, name)
             if not _is_finite_number(v) or v <= 0:
                 raise bad(f"{name} must be a finite number > 0, got {v!r}")
+        if not _is_int(self.lr_means_ref_n) or self.lr_means_ref_n < 0:
+            raise bad(f"lr_means_ref_n must be an integer >= 0 (0 = off), got {self.lr_means_ref_n!r}")
 
 
 @dataclass
@@ -266,12 +276,23 @@ _LR_SCALE = {"xy": "lr_means_scale", "cholesky": "lr_cov_scale", "scaling": "lr_
              "features": "lr_colour_scale"}
 
 
-def _param_groups(raw: dict[str, Tensor], cfg: FitConfig) -> list[dict[str, Any]]:
-    """One optimiser group per raw tensor, with ``lr`` times its ``lr_*_scale`` (the rotation keeps ``lr``).
+def means_density_factor(n: int, ref_n: int) -> float:
+    """``sqrt(ref_n / n)`` when ``0 < ref_n < n``, else 1: the means' rate factor of ``FitConfig.lr_means_ref_n``."""
+    return math.sqrt(ref_n / n) if 0 < ref_n < n else 1.0
 
-    A schedule (StepLR) scales every group's rate by the same factor."""
-    return [{"params": [t], "lr": cfg.lr * (getattr(cfg, _LR_SCALE[name]) if name in _LR_SCALE else 1.0)}
-            for name, t in raw.items()]
+
+def _param_groups(raw: dict[str, Tensor], cfg: FitConfig) -> list[dict[str, Any]]:
+    """One optimiser group per raw tensor, with ``lr`` times its ``lr_*_scale`` (the rotation keeps ``lr``); the
+    means' also times :func:`means_density_factor`. A schedule (StepLR) scales every group's rate by the same
+    factor."""
+    n = int(raw["xy"].shape[0])
+    groups = []
+    for name, t in raw.items():
+        rate = cfg.lr * (getattr(cfg, _LR_SCALE[name]) if name in _LR_SCALE else 1.0)
+        if name == "xy":
+            rate *= means_density_factor(n, cfg.lr_means_ref_n)
+        groups.append({"params": [t], "lr": rate})
+    return groups
 
 
 def _check_image(image: Tensor) -> Tensor:

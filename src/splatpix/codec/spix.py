@@ -315,7 +315,7 @@ def encode(image: Tensor, n_gaussians: int, *, method: str = "gaussianimage", fi
         "fit_seconds": fitted.seconds, "qat_steps": qat.steps, "fixed_length": fixed_length, "width": int(w),
         "height": int(h), "fit_config": {k: fc.__dict__[k] for k in (
             "init", "colour_solve_init", "colour_solve_every", "geo_weight", "steps", "lr", "optimizer",
-            "lr_cov_scale", "relocate_every", "relocate_fraction")},
+            "lr_cov_scale", "relocate_every", "relocate_fraction", "lr_means_ref_n")},
         **extra,
     }
     return EncodeResult(data=data, quantized=qat.quantized, report=report)
