@@ -6,7 +6,8 @@ decodes the grid positions and derives the covariance tiers).
     python benchmarks/decode_kodak.py --image ../shared/datasets/kodak/kodim23.png --steps 2000 --qat-steps 500 \
         --out benchmarks/results/decode_kodak.json
 
-Encodes the image once per N (decode speed depends on N and the Gaussians' sizes, not much on the training
+``--keep DIR --encode-only`` encodes into DIR (on a busy machine), and ``--keep DIR --reuse`` later times those
+files alone. Encodes the image once per N (decode speed depends on N and the Gaussians' sizes, not much on the training
 length), then times each stage: medians of ``--repeats`` runs after one warm-up. ``pairs`` is the number of
 (pixel, Gaussian) pairs the renderer evaluates (the sum of the Gaussians' clipped 3-sigma ellipse areas), which
 render time is proportional to.
@@ -34,6 +35,7 @@ from splatpix.eval.baselines import encode_at_bpp
 from splatpix.fit import FitConfig
 from splatpix.gaussians import conic_from_covariance, project
 from splatpix.io import atomic_write, load_image, save_image
+from splatpix.metrics import psnr
 from splatpix.render import render
 
 
@@ -55,19 +57,37 @@ def main() -> None:
     ap.add_argument("--qat-steps", type=int, default=500)
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--method", choices=METHODS, default="gaussianimage")
+    ap.add_argument("--keep", help="also copy each encoded .spix file into this folder (e.g. to time other decoders)")
+    ap.add_argument("--reuse", action="store_true", help="time the files already in --keep instead of encoding")
+    ap.add_argument("--encode-only", action="store_true", help="encode into --keep, time nothing (a busy machine)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
+    if (args.reuse or args.encode_only) and not args.keep:
+        ap.error("--reuse and --encode-only need --keep DIR")
     img = load_image(args.image)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.gaussians:
-            method_fit = SGA_FIT_DEFAULTS if args.method == "sga" else {}
-            res = encode(img, n, method=args.method,
-                         fit_config=FitConfig(steps=args.steps, optimizer="adam", lr=1e-2,
-                                              lr_decay_every=max(1, args.steps // 2), **method_fit),
-                         qat_config=QATConfig(steps=args.qat_steps, optimizer="adam", lr=1e-3), progress=False)
+            kept = Path(args.keep) / f"{args.method}_n{n}.spix" if args.keep else None
+            if args.reuse and kept is not None and kept.exists():  # time an earlier run's file
+                blob = kept.read_bytes()
+                with torch.no_grad():
+                    dec = render(unpack(blob)[0].dequantize(), clamp=True)
+                report = {"bpp": 8 * len(blob) / (img.shape[1] * img.shape[2]), "psnr": psnr(dec, img)}
+            else:
+                method_fit = SGA_FIT_DEFAULTS if args.method == "sga" else {}
+                res = encode(img, n, method=args.method,
+                             fit_config=FitConfig(steps=args.steps, optimizer="adam", lr=1e-2,
+                                                  lr_decay_every=max(1, args.steps // 2), **method_fit),
+                             qat_config=QATConfig(steps=args.qat_steps, optimizer="adam", lr=1e-3), progress=False)
+                blob, report = res.data, res.report
+                if kept is not None:
+                    kept.parent.mkdir(parents=True, exist_ok=True)
+                    kept.write_bytes(blob)
+                if args.encode_only:
+                    continue
             spix = Path(tmp) / f"n{n}.spix"
-            spix.write_bytes(res.data)
+            spix.write_bytes(blob)
             png = Path(tmp) / f"n{n}.png"
 
             def end_to_end(spix=spix, png=png):
@@ -76,15 +96,15 @@ def main() -> None:
                     out = render(q.dequantize(), clamp=True)
                 save_image(out, png)
 
-            def in_memory(data=res.data):
+            def in_memory(data=blob):
                 q, _ = unpack(data)
                 with torch.no_grad():
                     render(q.dequantize(), clamp=True)
 
-            def unpack_only(data=res.data):
+            def unpack_only(data=blob):
                 unpack(data)[0].dequantize()
 
-            g = unpack(res.data)[0].dequantize()
+            g = unpack(blob)[0].dequantize()
 
             def render_only(g=g):
                 with torch.no_grad():
@@ -93,12 +113,12 @@ def main() -> None:
             means_px, cov_px = project(g, *g.size)
             pairs = count_pairs(means_px.detach().float().contiguous(),
                                 conic_from_covariance(cov_px)[0].detach().float().contiguous(), *g.size)
-            webp = encode_at_bpp("webp", img, res.report["bpp"])
+            webp = encode_at_bpp("webp", img, report["bpp"])
 
             def webp_decode(data=webp.bytes):
                 Image.open(io.BytesIO(data)).convert("RGB").load()
 
-            row = {"n_gaussians": n, "bpp": res.report["bpp"], "psnr": res.report["psnr"],
+            row = {"n_gaussians": n, "bpp": report["bpp"], "psnr": report["psnr"],
                    "end_to_end_ms": _median_ms(end_to_end, args.repeats),
                    "decode_in_memory_ms": _median_ms(in_memory, args.repeats),
                    "unpack_dequantise_ms": _median_ms(unpack_only, args.repeats),
@@ -108,6 +128,8 @@ def main() -> None:
                    "webp_decode_ms": _median_ms(webp_decode, args.repeats)}
             rows.append(row)
             print(json.dumps(row), flush=True)
+    if args.encode_only:
+        return
     data = {"benchmark": "decode", "method": args.method, "image": Path(args.image).name,
             "date": datetime.now(UTC).strftime("%Y-%m-%d"),
             "torch_threads": torch.get_num_threads(), "steps": args.steps, "qat_steps": args.qat_steps, "rows": rows}

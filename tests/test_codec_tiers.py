@@ -77,10 +77,11 @@ def test_grid_spacing_matches_tree_and_brute_force():
         np.repeat(rng.integers(0, 500, size=(150, 2)), 3, axis=0),  # every point three times
         np.stack([rng.integers(0, 5000, size=400), np.full(400, 7)], axis=1),  # a horizontal line
         np.array([[0, 0], [0, 1], [1, 0], [10 ** 6, 10 ** 6], [10 ** 6 - 1, 10 ** 6]]),  # far apart groups
+        rng.integers(0, 300, size=(700, 2)) + np.array([1234, 777]),  # offset origin (the box bounds use it)
     ]
     for pts in cases:
         pts = pts.astype(np.int64)
-        for k in (1, 4):
+        for k in (k for k in (1, 4, 7) if k < len(pts)):
             want = _brute_spacing(pts, k)
             np.testing.assert_array_equal(spacing_sq(pts, k), want)
             np.testing.assert_array_equal(_spacing_sq_tree(pts, k), want)

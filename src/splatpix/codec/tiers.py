@@ -68,18 +68,18 @@ def _bin_points(pts: np.ndarray, x0: int, y0: int, cell: int, gx: int, gy: int) 
 
 
 @numba.njit(cache=True)
-def _scan_cell(i: int, px: int, py: int, c: int, pts: np.ndarray, start: np.ndarray, ids: np.ndarray,
+def _scan_cell(i: int, px: int, py: int, c: int, spts: np.ndarray, start: np.ndarray, ids: np.ndarray,
                best: np.ndarray) -> int:
     """Insert the squared distances from point ``i`` to the other points of cell ``c`` into the ascending
-    ``best`` (length k); return how many points were offered."""
+    ``best`` (length k); return how many points were offered. ``spts`` holds the points in cell order
+    (``spts[t] = pts[ids[t]]``), so a cell is one contiguous read."""
     k = best.shape[0]
     offered = 0
     for t in range(start[c], start[c + 1]):
-        j = ids[t]
-        if j == i:
+        if ids[t] == i:
             continue
         offered += 1
-        dx, dy = pts[j, 0] - px, pts[j, 1] - py
+        dx, dy = spts[t, 0] - px, spts[t, 1] - py
         d = dx * dx + dy * dy
         if d < best[k - 1]:
             m = k - 1
@@ -95,13 +95,19 @@ def _kth_spacing_grid(pts: np.ndarray, k: int, x0: int, y0: int, cell: int, gx: 
                       start: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Exact squared distance to the ``k``-th nearest other point, by rings of cells around each point.
 
-    A point in a cell ``r + 1`` rings away is at least ``r * cell + 1`` away along one axis, so the search stops
-    after ring ``r`` once ``k`` distances are known and the ``k``-th is at most ``(r * cell + 1)^2``. Each cell
-    is scanned once (ring ``r`` = the cells at Chebyshev distance exactly ``r``)."""
+    A point outside the box of rings ``0 .. r`` is at least as far, along x or y, as the nearest side of that box
+    that has cells beyond it, so the search stops after ring ``r`` once ``k`` distances are known and the ``k``-th
+    is at most that distance squared (most points stop at ring 1). Each cell is scanned once (ring ``r`` = the
+    cells at Chebyshev distance exactly ``r``); the points are read in cell order."""
     n = pts.shape[0]
     out = np.empty(n, dtype=np.int64)
+    spts = np.empty_like(pts)
+    for t in range(n):
+        spts[t, 0] = pts[ids[t], 0]
+        spts[t, 1] = pts[ids[t], 1]
+    best_all = np.full((n, k), np.iinfo(np.int64).max, dtype=np.int64)
     for i in numba.prange(n):
-        best = np.full(k, np.iinfo(np.int64).max, dtype=np.int64)
+        best = best_all[i]
         px, py = pts[i, 0], pts[i, 1]
         cx, cy = (px - x0) // cell, (py - y0) // cell
         have = 0
@@ -110,17 +116,26 @@ def _kth_spacing_grid(pts: np.ndarray, k: int, x0: int, y0: int, cell: int, gx: 
             for yy in range(max(cy - r, 0), min(cy + r, gy - 1) + 1):
                 if yy == cy - r or yy == cy + r:  # top or bottom side of the ring: the whole clipped row
                     for xx in range(max(cx - r, 0), min(cx + r, gx - 1) + 1):
-                        have += _scan_cell(i, px, py, yy * gx + xx, pts, start, ids, best)
+                        have += _scan_cell(i, px, py, yy * gx + xx, spts, start, ids, best)
                 else:  # the left and right sides only
                     if cx - r >= 0:
-                        have += _scan_cell(i, px, py, yy * gx + cx - r, pts, start, ids, best)
+                        have += _scan_cell(i, px, py, yy * gx + cx - r, spts, start, ids, best)
                     if cx + r <= gx - 1:
-                        have += _scan_cell(i, px, py, yy * gx + cx + r, pts, start, ids, best)
-            bound = r * cell + 1
-            if have >= k and best[k - 1] <= bound * bound:
-                break
+                        have += _scan_cell(i, px, py, yy * gx + cx + r, spts, start, ids, best)
             if cx - r <= 0 and cy - r <= 0 and cx + r >= gx - 1 and cy + r >= gy - 1:
                 break  # every cell scanned
+            # the unscanned points lie outside the box of rings 0..r: at least this far along x or y
+            bound = np.iinfo(np.int64).max
+            if cx - r > 0:
+                bound = min(bound, px - (x0 + (cx - r) * cell) + 1)
+            if cx + r < gx - 1:
+                bound = min(bound, x0 + (cx + r + 1) * cell - px)
+            if cy - r > 0:
+                bound = min(bound, py - (y0 + (cy - r) * cell) + 1)
+            if cy + r < gy - 1:
+                bound = min(bound, y0 + (cy + r + 1) * cell - py)
+            if have >= k and best[k - 1] <= bound * bound:
+                break
             r += 1
         out[i] = best[k - 1]
     return out

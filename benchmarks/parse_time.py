@@ -1,0 +1,53 @@
+"""Parse + dequantise time of .spix files (bytes -> Gaussians, no render): median of ``--repeats`` after a warm-up.
+
+    python benchmarks/parse_time.py FILE.spix [...] --out benchmarks/results/parse_time.json
+
+Used to time two versions of the decoder on identical files: run it once per checkout with
+``PYTHONPATH=<checkout>/src`` (``--label`` names the version in the output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numba
+import torch
+
+import splatpix
+from splatpix.codec.spix import unpack
+from splatpix.io import atomic_write
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("files", nargs="+")
+    ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--label", default="")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    out = Path(args.out)
+    data = json.loads(out.read_text()) if out.exists() else {"benchmark": "parse_time", "rows": []}
+    for f in args.files:
+        blob = Path(f).read_bytes()
+        unpack(blob)[0].dequantize()
+        ts = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            unpack(blob)[0].dequantize()
+            ts.append(time.perf_counter() - t0)
+        row = {"file": Path(f).name, "label": args.label, "splatpix": str(Path(splatpix.__file__).parent),
+               "parse_dequantise_ms": 1e3 * statistics.median(ts), "numba_threads": numba.get_num_threads(),
+               "torch_threads": torch.get_num_threads(), "date": datetime.now(UTC).strftime("%Y-%m-%d")}
+        data["rows"].append(row)
+        print(json.dumps(row), flush=True)
+    with atomic_write(out, "w") as fh:
+        json.dump(data, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
