@@ -22,8 +22,11 @@ ROOT = Path(__file__).resolve().parent
 RD = ROOT / "rd" / "kodak"
 ABLATION = ROOT / "rd" / "kodak-ablation"
 # sga-prev: method sga with the fitting defaults before per-parameter learning rates and relocation (2026-11-22)
-METHODS = ("sga", "sga-prev", "gaussianimage", "jpeg", "webp", "jpeg2000", "avif", "jpegxl")
-ANCHORS = ("gaussianimage", "sga-prev", "jpeg", "webp", "jpeg2000", "avif", "jpegxl")
+# sga-means1: sga before the means' rate followed their spacing (lr_means_ref_n; 2026-12-02, first session)
+# sga-reloc: today's sga plus error-guided placement (5 % every 250 steps), the relocation ablation at 2000 steps
+METHODS = ("sga", "sga-means1", "sga-reloc", "sga-prev", "gaussianimage", "jpeg", "webp", "jpeg2000", "avif",
+           "jpegxl")
+ANCHORS = ("gaussianimage", "sga-prev", "sga-means1", "sga-reloc", "jpeg", "webp", "jpeg2000", "avif", "jpegxl")
 ABLATIONS = {  # label -> what it changes (against "sga", the full method, same schedule)
     "gi": "GaussianImage baseline (random init, fp16 positions, 6-bit covariance)",
     "gi-structure": "baseline codec + structure-guided init + colour solve (§1, §5)",
@@ -121,7 +124,7 @@ def main() -> None:
             print(f"| {anchor} | {fmt(row)} |")
         print()
     atomic_write_bytes(RD / "bdrate.json", (json.dumps(bd, indent=1) + "\n").encode())
-    plot = dict(curves)
+    plot = {k: v for k, v in curves.items() if k not in ("sga-means1", "sga-reloc")}  # ablation runs
     pub = Path(args.published)
     if pub.is_dir():
         for name, c in load_published(pub).items():

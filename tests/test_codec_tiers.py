@@ -92,3 +92,17 @@ def test_clustered_input_falls_back_to_tree():
     pts = np.concatenate([np.zeros((10_000, 2), dtype=np.int64), np.array([[3000, 2000]])])
     out = spacing_sq(pts, 4)
     assert (out[:-1] == 0).all() and out[-1] == 3000 ** 2 + 2000 ** 2
+
+
+def test_moderately_clustered_input_uses_the_grid(monkeypatch):
+    """A trained model's clustering (a few hundred points in one cell) stays on the exact grid search."""
+    from splatpix.codec import tiers
+
+    rng = np.random.default_rng(5)
+    pts = np.concatenate([rng.integers(0, 3073, size=(3000, 2)), rng.integers(1500, 1530, size=(250, 2))])
+
+    def no_tree(*a):
+        raise AssertionError("fell back to the k-d tree")
+
+    monkeypatch.setattr(tiers, "_spacing_sq_tree", no_tree)
+    np.testing.assert_array_equal(spacing_sq(pts, 4), _brute_spacing(pts, 4))

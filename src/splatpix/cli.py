@@ -586,10 +586,10 @@ def _add_fit_options(p: argparse.ArgumentParser, gaussians: int, steps: int) -> 
                    help="weight of the geometry-consistent (Sobel-gradient) loss (default 0: off)")
     p.add_argument("--relocate-every", type=int, default=None, metavar="K",
                    help="error-guided placement: every K steps (in the first half) move the least important "
-                        "Gaussians to where the error is largest (default 0: off; 250 for encode --method sga)")
+                        "Gaussians to where the error is largest (default 0: off; 250 pays in long fits, not in encode "
+                        "--method sga's 2000 steps)")
     p.add_argument("--relocate-fraction", type=float, default=None, metavar="F",
-                   help=f"fraction of the Gaussians moved each time (default {d['relocate_fraction'].default}; "
-                        "0.05 for encode --method sga)")
+                   help=f"fraction of the Gaussians moved each time (default {d['relocate_fraction'].default})")
     p.add_argument("--lr-cov-scale", type=float, default=None, metavar="M",
                    help="learning rate of the covariances as a multiple of --lr (default 1; 10 for encode "
                         "--method sga)")
@@ -727,10 +727,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--colour-solve-every", type=int, help="gaussianimage/sga: closed-form colours every K steps")
     e.add_argument("--geo-weight", type=float, help="gaussianimage/sga: geometry-consistent loss weight")
     e.add_argument("--relocate-every", type=int, metavar="K",
-                   help="gaussianimage/sga: error-guided placement every K steps (default: off for gaussianimage, "
-                        "250 for sga; 0 = off)")
+                   help="gaussianimage/sga: error-guided placement every K steps (default 0: off)")
     e.add_argument("--relocate-fraction", type=float, metavar="F",
-                   help="gaussianimage/sga: fraction of the Gaussians moved each time (sga default 0.05)")
+                   help="gaussianimage/sga: fraction of the Gaussians moved each time (default 0.05)")
     e.add_argument("--lr-cov-scale", type=float, metavar="M",
                    help="gaussianimage/sga: covariance learning rate as a multiple of the fit's (default: 1 for "
                         "gaussianimage, 10 for sga)")

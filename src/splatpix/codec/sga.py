@@ -41,14 +41,19 @@ from .qat import QATConfig, trainable_tensors
 from .quantize import LearnedUniformQuantizer, ResidualVQ, _dequant_uniform, _rvq_lookup
 from .tiers import assign_tiers, choose_tier_bits, tier_thresholds
 
-__all__ = ["SGA_FIT_DEFAULTS", "SGAConfig", "SGAQuantized", "pack_sga", "unpack_sections"]
+__all__ = ["CONVERGENCE_FIT", "SGA_FIT_DEFAULTS", "SGAConfig", "SGAQuantized", "pack_sga", "unpack_sections"]
 
 SGA_FIT_DEFAULTS: dict[str, Any] = {"init": "structure", "colour_solve_init": True, "lr_cov_scale": 10.0,
-                                    "relocate_every": 250, "relocate_fraction": 0.05, "lr_means_ref_n": 1000}
+                                    "relocate_every": 0, "lr_means_ref_n": 1000}
 """FitConfig fields the ``sga`` method sets unless the caller's config says otherwise (see :func:`.spix.encode`):
-structure-guided initialisation, the closed-form colour solve, a covariance learning rate 10x the others',
-error-guided placement of 5 % of the Gaussians every 250 steps in the first half, and above 1000 Gaussians a
-means' rate proportional to their spacing (x0.45 at N = 5000, x0.12 at N = 70 000; measured: docs/benchmarks.md)."""
+structure-guided initialisation, the closed-form colour solve, a covariance learning rate 10x the others', and
+above 1000 Gaussians a means' rate proportional to their spacing (x0.45 at N = 5000). No error-guided placement:
+on Kodak it cost +2.4 % BD-rate at the codec's 2000 + 1000 steps and +3.0 % at 1000 + 500 (it pays in longer
+fits and at N = 70 000, :data:`CONVERGENCE_FIT`). Measured: docs/benchmarks.md."""
+
+CONVERGENCE_FIT: dict[str, Any] = {**SGA_FIT_DEFAULTS, "relocate_every": 250, "relocate_fraction": 0.05}
+"""The structure-guided fit for long runs and representation (``fit``): :data:`SGA_FIT_DEFAULTS` plus error-guided
+placement of 5 % of the Gaussians every 250 steps of the first half."""
 
 _MAX_SUBDIV = 64
 _MAX_TIERS = 8
