@@ -48,12 +48,15 @@ SGA_FIT_DEFAULTS: dict[str, Any] = {"init": "structure", "colour_solve_init": Tr
 """FitConfig fields the ``sga`` method sets unless the caller's config says otherwise (see :func:`.spix.encode`):
 structure-guided initialisation, the closed-form colour solve, a covariance learning rate 10x the others', and
 above 1000 Gaussians a means' rate proportional to their spacing (x0.45 at N = 5000). No error-guided placement:
-on Kodak it cost +2.4 % BD-rate at the codec's 2000 + 1000 steps and +3.0 % at 1000 + 500 (it pays in longer
-fits and at N = 70 000, :data:`CONVERGENCE_FIT`). Measured: docs/benchmarks.md."""
+on Kodak it cost +1.9 % BD-rate at the codec's 2000 + 1000 steps and +3.0 % at 1000 + 500 (it paid in 4000-step
+fits at N = 5000, :data:`CONVERGENCE_FIT`; at N = 70 000 it is unstable: kodim03 36.99 dB against 48.11 dB without,
+though kodim01 42.85 dB against 37.48 dB).
+Measured: docs/benchmarks.md."""
 
 CONVERGENCE_FIT: dict[str, Any] = {**SGA_FIT_DEFAULTS, "relocate_every": 250, "relocate_fraction": 0.05}
-"""The structure-guided fit for long runs and representation (``fit``): :data:`SGA_FIT_DEFAULTS` plus error-guided
-placement of 5 % of the Gaussians every 250 steps of the first half."""
+"""The structure-guided fit for long runs at codec-like N (``fit``, the §5 convergence result): :data:`SGA_FIT_DEFAULTS`
+plus error-guided placement of 5 % of the Gaussians every 250 steps of the first half. Unreliable for dense
+models: at N = 70 000 the fit collapsed during the relocations on kodim03 and kodim23 (and gained 5 dB on kodim01)."""
 
 _MAX_SUBDIV = 64
 _MAX_TIERS = 8
