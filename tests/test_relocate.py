@@ -59,3 +59,44 @@ def test_fit_with_relocation_is_deterministic_and_finite():
 def test_bad_relocation_config(kw):
     with pytest.raises(SplatpixError, match="relocate"):
         FitConfig(**kw)
+
+
+@pytest.mark.parametrize("clamp", [True, False])
+def test_fit_relocates_against_the_render_the_loss_sees(monkeypatch, clamp):
+    """A saturated region (render > 1 where the target is 1) has no clamped error: relocation must not target it."""
+    import importlib
+
+    fit_module = importlib.import_module("splatpix.fit")
+    seen = []
+    real = fit_module.relocate
+
+    def spy(raw, param, size, target, render_out, fraction, **kw):
+        seen.append(render_out.detach().clone())
+        return real(raw, param, size, target, render_out, fraction, **kw)
+
+    monkeypatch.setattr(fit_module, "relocate", spy)
+    img = torch.ones(3, 16, 20)
+    img[:, :, :6] = torch.rand(3, 16, 6, generator=torch.Generator().manual_seed(2))
+    cfg = FitConfig(n_gaussians=40, steps=3, optimizer="adam", lr=1e-2, relocate_every=1, relocate_fraction=0.1,
+                    relocate_until=1.0, clamp_output=clamp)
+    fit(img, cfg, progress=False)
+    assert len(seen) == 2
+    in_range = [float(out.min()) >= 0 and float(out.max()) <= 1 for out in seen]
+    if clamp:
+        assert all(in_range)
+    else:  # the same fit overshoots [0, 1] somewhere, and unclamped it is passed as it is
+        assert not all(in_range)
+
+
+def test_relocation_ignores_saturated_pixels():
+    """Relocated Gaussians land only where the clamped render differs from the target."""
+    h, w, n = 16, 24, 50
+    raw = random_raw(n, 3, "cholesky", seed=4)
+    raw["features"][:8] *= 1e-3
+    target = torch.ones(3, h, w)
+    target[:, :, 18:] = 0.2
+    out = torch.full((3, h, w), 3.0)  # heavily saturated everywhere
+    out[:, :, 18:] = 0.6  # and wrong on the right
+    relocate(raw, "cholesky", (h, w), target, out.clamp(0, 1), 8 / n, seed=1)
+    g = build_model({k: v.detach() for k, v in raw.items()}, "cholesky", (h, w))
+    assert bool((g.means[:8, 0] * w > 16.9).all()), g.means[:8] * torch.tensor([w, h])

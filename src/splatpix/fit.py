@@ -403,7 +403,10 @@ def fit(
             if (cfg.relocate_every and k > 0 and k % cfg.relocate_every == 0
                     and k <= cfg.relocate_until * cfg.steps):
                 with torch.no_grad():
-                    current = render(_build(raw, cfg.param, size), height, width, backend=cfg.backend)
+                    # the render the loss sees (clamped when the loss clamps): an unclamped render overshoots in
+                    # saturated regions, where its residual is large but the loss's is zero
+                    current = render(_build(raw, cfg.param, size), height, width, clamp=cfg.clamp_output,
+                                     backend=cfg.backend)
                 relocate(raw, cfg.param, size, target, current, cfg.relocate_fraction, scale=cfg.relocate_scale,
                          seed=cfg.seed + k, optimizer=opt)
             if cfg.colour_solve_every and k > 0 and k % cfg.colour_solve_every == 0:
