@@ -6,11 +6,11 @@ Usage (the runs recorded in docs/benchmarks.md):
         --gaussians 70000 --steps 3000 --out benchmarks/results/fit_kodak_70k.json
     python benchmarks/fit_kodak.py --kodak ../shared/datasets/kodak --images kodim01 kodim05 kodim23 \
         --gaussians 800 1000 3000 5000 7000 9000 --steps 2000 --out benchmarks/results/fit_kodak_rate_points.json
-    # method sga's fit (SGA_FIT_DEFAULTS) at N = 70 000:
-    python benchmarks/fit_kodak.py --images kodim01 kodim02 kodim03 --gaussians 70000 --steps 3000 \
+    # CONVERGENCE_FIT (method sga's fit + relocation) at N = 70 000:
+    python benchmarks/fit_kodak.py --images kodim01 kodim02 kodim03 kodim23 --gaussians 70000 --steps 3000 \
         --optimizer adam --lr 0.01 --lr-decay-every 1000 --init structure --colour-solve-init \
-        --lr-cov-scale 10 --relocate-every 250 --relocate-fraction 0.05 --lr-means-ref-n 9000 \
-        --out benchmarks/results/fit_kodak_70k_sga2.json
+        --lr-cov-scale 10 --relocate-every 250 --relocate-fraction 0.05 --lr-means-ref-n 1000 \
+        --out benchmarks/results/fit_kodak_70k_sga3.json
 
 Results are written after every run (so a long benchmark can be inspected while it goes on, and an
 interrupted one keeps its finished runs; finished (image, N) pairs are skipped on restart).
@@ -44,6 +44,14 @@ def render_time_ms(g, repeats: int = 20) -> float:
     return 1e3 * statistics.median(ts)
 
 
+def _option(name: str, value: object) -> str:
+    """One option as typed on the command line (flags without a value; omitted when off)."""
+    flag = f"--{name.replace('_', '-')}"
+    if isinstance(value, bool):
+        return flag if value else ""
+    return f"{flag} {' '.join(map(str, value)) if isinstance(value, list) else value}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kodak", default="../shared/datasets/kodak")
@@ -70,8 +78,7 @@ def main() -> None:
         "benchmark": "fit_kodak",
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__},
         "command": "python benchmarks/fit_kodak.py " + " ".join(
-            f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-            for k, v in vars(args).items()),
+            filter(None, (_option(k, v) for k, v in vars(args).items()))),
     })
     done = {(r["image"], r["n_gaussians"]) for r in data["runs"]}
     for n in args.gaussians:

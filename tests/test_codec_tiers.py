@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from splatpix.codec.tiers import MAX_SPACING_SQ, assign_tiers, choose_tier_bits, spacing_sq, tier_thresholds
@@ -106,3 +107,43 @@ def test_moderately_clustered_input_uses_the_grid(monkeypatch):
 
     monkeypatch.setattr(tiers, "_spacing_sq_tree", no_tree)
     np.testing.assert_array_equal(spacing_sq(pts, 4), _brute_spacing(pts, 4))
+
+
+@pytest.mark.parametrize("counting", [True, False])
+def test_early_stopping_tiers_equal_searchsorted_of_exact_spacing(monkeypatch, counting):
+    """assign_tiers stops each point's search once its tier is known: it must still equal the tiers of the exact
+    spacing, for thresholds at, between and beyond the spacings (ties included), on uniform, clustered,
+    duplicated and line-shaped inputs, on the grid path and on the tree path."""
+    from splatpix.codec import tiers
+
+    if not counting:  # the stopped grid search alone
+        monkeypatch.setattr(tiers, "_tiers_by_counting", lambda *a: None)
+    rng = np.random.default_rng(11)
+    cases = [
+        rng.integers(0, 3073, size=(1500, 2)),
+        np.concatenate([rng.integers(0, 3073, size=(1200, 2)), rng.integers(1500, 1530, size=(250, 2))]),
+        np.repeat(rng.integers(0, 500, size=(150, 2)), 3, axis=0),
+        np.stack([rng.integers(0, 5000, size=400), np.full(400, 7)], axis=1),
+        np.array([[0, 0], [0, 1], [1, 0], [10 ** 6, 10 ** 6], [10 ** 6 - 1, 10 ** 6], [5, 5]]),
+    ]
+    for pts in cases:
+        pts = pts.astype(np.int64)
+        for k in (k for k in (1, 4, 7) if k < len(pts)):
+            exact = _brute_spacing(pts, k)
+            qs = np.quantile(exact, [0.1, 0.33, 0.5, 0.66, 0.9], method="lower").astype(np.int64)
+            sets = [[], [0], [int(qs[2])], sorted({int(q) for q in qs[[1, 3]]}), sorted({int(q) for q in qs}),
+                    [int(exact.max())], [int(exact.max()) + 1, MAX_SPACING_SQ - 1],
+                    sorted(int(v) for v in rng.integers(0, int(exact.max()) + 2, size=3))]
+            for th in sets:
+                want = np.searchsorted(np.asarray(th, dtype=np.int64), exact, side="left")
+                np.testing.assert_array_equal(assign_tiers(pts, th, k), want, err_msg=f"k={k} th={th}")
+    # the tree path (very clustered input) gives the same tiers
+    pts = np.concatenate([np.zeros((5000, 2), dtype=np.int64), rng.integers(0, 400, size=(50, 2))])
+    exact = _brute_spacing(pts, 4)
+    th = [0, int(np.quantile(exact, 0.995, method="lower"))]
+    np.testing.assert_array_equal(assign_tiers(pts, th, 4), np.searchsorted(th, exact, side="left"))
+    # few points: the highest tier (MAX_SPACING_SQ exceeds every threshold)
+    assert (assign_tiers(np.array([[1, 2], [3, 4]]), [5, 9], 4) == 2).all()
+    monkeypatch.setattr(tiers, "_spacing_sq_tree", lambda *a: (_ for _ in ()).throw(AssertionError("tree")))
+    np.testing.assert_array_equal(assign_tiers(cases[1].astype(np.int64), [100, 900], 4),
+                                  np.searchsorted([100, 900], _brute_spacing(cases[1].astype(np.int64), 4)))

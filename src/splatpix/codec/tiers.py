@@ -90,42 +90,61 @@ def _scan_cell(i: int, px: int, py: int, c: int, spts: np.ndarray, start: np.nda
     return offered
 
 
+@numba.njit(cache=True, inline="always")
+def _tier_of(d: int, th: np.ndarray) -> int:
+    """Number of thresholds ``th`` (ascending) below ``d``: ``searchsorted(th, d, side="left")``."""
+    t = 0
+    while t < th.shape[0] and th[t] < d:
+        t += 1
+    return t
+
+
 @numba.njit(cache=True, parallel=True)
-def _kth_spacing_grid(pts: np.ndarray, k: int, x0: int, y0: int, cell: int, gx: int, gy: int,
-                      start: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Exact squared distance to the ``k``-th nearest other point, by rings of cells around each point.
+def _grid_search(pts: np.ndarray, k: int, x0: int, y0: int, cell: int, gx: int, gy: int,
+                 start: np.ndarray, ids: np.ndarray, th: np.ndarray, tiers: bool) -> np.ndarray:
+    """Per point, the exact squared distance to its ``k``-th nearest other point (``tiers`` False) or its tier,
+    ``searchsorted(th, that distance)`` (``tiers`` True), by rings of cells around each point.
 
     A point outside the box of rings ``0 .. r`` is at least as far, along x or y, as the nearest side of that box
-    that has cells beyond it, so the search stops after ring ``r`` once ``k`` distances are known and the ``k``-th
-    is at most that distance squared (most points stop at ring 1). Each cell is scanned once (ring ``r`` = the
-    cells at Chebyshev distance exactly ``r``); the points are read in cell order."""
+    that has cells beyond it, so after ring ``r`` the k-th distance lies in ``[min(ub, bound^2), ub]`` with ``ub``
+    the k-th distance found so far. The exact search stops once that interval is a single value (most points
+    stop at ring 1); the tier search once both ends have the same tier, and also as soon as ``ub`` is at most the
+    first threshold (tier 0: the densest points, in the most crowded cells, usually stop inside their own cell).
+    Each cell is scanned once (ring ``r`` = the cells at Chebyshev distance exactly ``r``); the points are read
+    in cell order."""
     n = pts.shape[0]
+    big = np.iinfo(np.int64).max
     out = np.empty(n, dtype=np.int64)
     spts = np.empty_like(pts)
     for t in range(n):
         spts[t, 0] = pts[ids[t], 0]
         spts[t, 1] = pts[ids[t], 1]
-    best_all = np.full((n, k), np.iinfo(np.int64).max, dtype=np.int64)
+    first = th[0] if th.shape[0] > 0 else -1
+    best_all = np.full((n, k), big, dtype=np.int64)
     for i in numba.prange(n):
         best = best_all[i]
         px, py = pts[i, 0], pts[i, 1]
         cx, cy = (px - x0) // cell, (py - y0) // cell
         have = 0
         r = 0
-        while True:
+        done = False
+        while not done:
             for yy in range(max(cy - r, 0), min(cy + r, gy - 1) + 1):
-                if yy == cy - r or yy == cy + r:  # top or bottom side of the ring: the whole clipped row
-                    for xx in range(max(cx - r, 0), min(cx + r, gx - 1) + 1):
+                side = yy == cy - r or yy == cy + r  # top or bottom side of the ring: the whole clipped row
+                step = 1 if side or r == 0 else 2 * r  # else the left and right sides only
+                for xx in range(cx - r, cx + r + 1, step):
+                    if 0 <= xx < gx:
                         have += _scan_cell(i, px, py, yy * gx + xx, spts, start, ids, best)
-                else:  # the left and right sides only
-                    if cx - r >= 0:
-                        have += _scan_cell(i, px, py, yy * gx + cx - r, spts, start, ids, best)
-                    if cx + r <= gx - 1:
-                        have += _scan_cell(i, px, py, yy * gx + cx + r, spts, start, ids, best)
+                if tiers and have >= k and best[k - 1] <= first:
+                    done = True  # tier 0 whatever the rest holds
+                    break
+            if done:
+                break
+            ub = best[k - 1] if have >= k else big
             if cx - r <= 0 and cy - r <= 0 and cx + r >= gx - 1 and cy + r >= gy - 1:
-                break  # every cell scanned
+                break  # every cell scanned: ub is exact
             # the unscanned points lie outside the box of rings 0..r: at least this far along x or y
-            bound = np.iinfo(np.int64).max
+            bound = big
             if cx - r > 0:
                 bound = min(bound, px - (x0 + (cx - r) * cell) + 1)
             if cx + r < gx - 1:
@@ -134,11 +153,67 @@ def _kth_spacing_grid(pts: np.ndarray, k: int, x0: int, y0: int, cell: int, gx: 
                 bound = min(bound, py - (y0 + (cy - r) * cell) + 1)
             if cy + r < gy - 1:
                 bound = min(bound, y0 + (cy + r + 1) * cell - py)
-            if have >= k and best[k - 1] <= bound * bound:
+            lb = min(ub, bound * bound)
+            if lb == ub or (tiers and _tier_of(lb, th) == _tier_of(ub, th)):
                 break
             r += 1
-        out[i] = best[k - 1]
+        out[i] = _tier_of(best[k - 1], th) if tiers else best[k - 1]
     return out
+
+
+@numba.njit(cache=True, parallel=True)
+def _count_tiers(pts: np.ndarray, k: int, x0: int, y0: int, cell: int, gx: int, gy: int, start: np.ndarray,
+                 ids: np.ndarray, th: np.ndarray) -> np.ndarray:
+    """Tiers by counting: with ``cell ** 2 >= th[-1]`` every point within ``sqrt(th[-1])`` of a point lies in the
+    3 x 3 cells around it, and the point's k-th distance exceeds ``th[j]`` iff fewer than ``k`` others are within
+    ``th[j]``, so its tier is the number of thresholds with fewer than ``k`` such points (no sorting)."""
+    n = pts.shape[0]
+    m = th.shape[0]
+    out = np.empty(n, dtype=np.int64)
+    spts = np.empty_like(pts)
+    for t in range(n):
+        spts[t, 0] = pts[ids[t], 0]
+        spts[t, 1] = pts[ids[t], 1]
+    cnt_all = np.zeros((n, m), dtype=np.int64)
+    for i in numba.prange(n):
+        cnt = cnt_all[i]
+        px, py = pts[i, 0], pts[i, 1]
+        cx, cy = (px - x0) // cell, (py - y0) // cell
+        for yy in range(max(cy - 1, 0), min(cy + 1, gy - 1) + 1):
+            for xx in range(max(cx - 1, 0), min(cx + 1, gx - 1) + 1):
+                c = yy * gx + xx
+                for t in range(start[c], start[c + 1]):
+                    dx, dy = spts[t, 0] - px, spts[t, 1] - py
+                    d = dx * dx + dy * dy
+                    for j in range(m):
+                        if d <= th[j]:
+                            cnt[j] += 1
+        tier = 0
+        for j in range(m):
+            if cnt[j] - 1 < k:  # the point itself is in every count (distance 0)
+                tier += 1
+        out[i] = tier
+    return out
+
+
+def _tiers_by_counting(pts: np.ndarray, k: int, th: np.ndarray) -> np.ndarray | None:
+    """:func:`_count_tiers` when its grid (cells of side ``ceil(sqrt(th[-1]))``) is small and its scans are
+    bounded (at most ``_MAX_CELL_WORK`` points per point over the 3 x 3 blocks); None otherwise."""
+    n = pts.shape[0]
+    x0, y0 = int(pts[:, 0].min()), int(pts[:, 1].min())
+    w, h = int(pts[:, 0].max()) - x0 + 1, int(pts[:, 1].max()) - y0 + 1
+    cell = max(1, math.isqrt(int(th[-1])))
+    if cell * cell < int(th[-1]):
+        cell += 1
+    gx, gy = (w + cell - 1) // cell, (h + cell - 1) // cell
+    if gx * gy > 4 * n + 16:
+        return None
+    start, ids = _bin_points(pts, x0, y0, cell, gx, gy)
+    counts = np.pad(np.diff(start).reshape(gy, gx), 1)
+    block = sum(counts[1 + a:gy + 1 + a, 1 + b:gx + 1 + b] for a in (-1, 0, 1) for b in (-1, 0, 1))
+    if int((counts[1:-1, 1:-1] * block).sum()) > _MAX_CELL_WORK * n + 4096:
+        return None
+    return _count_tiers(pts, k, x0, y0, cell, gx, gy, start, ids, th)
 
 
 def _spacing_sq_tree(pts: np.ndarray, k: int) -> np.ndarray:
@@ -148,6 +223,27 @@ def _spacing_sq_tree(pts: np.ndarray, k: int) -> np.ndarray:
     # but the (k+1)-th smallest distance including self is the same number either way
     d = pts[idx[:, k]] - pts
     return (d * d).sum(axis=1)
+
+
+def _search(grid: np.ndarray, k: int, th: np.ndarray | None) -> np.ndarray:
+    """:func:`spacing_sq` (``th`` None) or the tiers of ``th`` (:func:`assign_tiers`) of ``grid``."""
+    pts = np.ascontiguousarray(grid, dtype=np.int64)
+    n = pts.shape[0]
+    if n <= k or k < 1:
+        spacing = np.full(n, MAX_SPACING_SQ, dtype=np.int64)
+        return spacing if th is None else np.searchsorted(th, spacing, side="left").astype(np.int64)
+    x0, y0 = int(pts[:, 0].min()), int(pts[:, 1].min())
+    w, h = int(pts[:, 0].max()) - x0 + 1, int(pts[:, 1].max()) - y0 + 1
+    cell = max(1, math.ceil(math.sqrt(_CELL_TARGET * w * h / n)))
+    gx, gy = (w + cell - 1) // cell, (h + cell - 1) // cell
+    if gx * gy <= 4 * n + 16:  # always true up to rounding; guards the allocation anyway
+        start, ids = _bin_points(pts, x0, y0, cell, gx, gy)
+        counts = np.diff(start)
+        if int((counts * counts).sum()) <= _MAX_CELL_WORK * n + 4096:  # bounds the pair scans at O(n)
+            thr = np.zeros(0, dtype=np.int64) if th is None else th
+            return _grid_search(pts, k, x0, y0, cell, gx, gy, start, ids, thr, th is not None)
+    spacing = _spacing_sq_tree(pts, k)
+    return spacing if th is None else np.searchsorted(th, spacing, side="left").astype(np.int64)
 
 
 def spacing_sq(grid: np.ndarray, k: int) -> np.ndarray:
@@ -160,28 +256,24 @@ def spacing_sq(grid: np.ndarray, k: int) -> np.ndarray:
     only beyond 64 per point (e.g. a forged file of repeated points) a k-d tree is used instead (exact too:
     squared distances of integer coordinates below 2^26 are exact in float64, and the neighbour found is
     re-measured in integers)."""
-    pts = np.ascontiguousarray(grid, dtype=np.int64)
-    n = pts.shape[0]
-    out = np.full(n, MAX_SPACING_SQ, dtype=np.int64)
-    if n <= k or k < 1:
-        return out
-    x0, y0 = int(pts[:, 0].min()), int(pts[:, 1].min())
-    w, h = int(pts[:, 0].max()) - x0 + 1, int(pts[:, 1].max()) - y0 + 1
-    cell = max(1, math.ceil(math.sqrt(_CELL_TARGET * w * h / n)))
-    gx, gy = (w + cell - 1) // cell, (h + cell - 1) // cell
-    if gx * gy <= 4 * n + 16:  # always true up to rounding; guards the allocation anyway
-        start, ids = _bin_points(pts, x0, y0, cell, gx, gy)
-        counts = np.diff(start)
-        if int((counts * counts).sum()) <= _MAX_CELL_WORK * n + 4096:  # bounds the pair scans at O(n)
-            return _kth_spacing_grid(pts, k, x0, y0, cell, gx, gy, start, ids)
-    return _spacing_sq_tree(pts, k)
+    return _search(grid, k, None)
 
 
 def assign_tiers(grid: np.ndarray, thresholds: Sequence[int], k: int) -> np.ndarray:
     """Tier of each point: the number of ``thresholds`` (ascending integers) that its squared spacing
-    exceeds, so tier 0 is the densest. ``int64`` array of shape ``(N,)``."""
-    th = np.asarray(thresholds, dtype=np.int64)
-    return np.searchsorted(th, spacing_sq(grid, k), side="left").astype(np.int64)
+    exceeds, so tier 0 is the densest. ``int64`` array of shape ``(N,)``.
+
+    Equal to ``searchsorted(thresholds, spacing_sq(grid, k))`` (the tests compare them), but the grid search
+    computes only the tiers (the decoder's cost of them): by counting the points within each threshold in the
+    3 x 3 cells of side ``sqrt(thresholds[-1])`` around each point, or where that grid would be too large or too
+    crowded, by the grid search of :func:`spacing_sq` stopped as soon as a point's tier is known."""
+    th = np.asarray(thresholds, dtype=np.int64).reshape(-1)
+    pts = np.ascontiguousarray(grid, dtype=np.int64)
+    if th.size and pts.shape[0] > k >= 1:
+        out = _tiers_by_counting(pts, k, th)
+        if out is not None:
+            return out
+    return _search(pts, k, th)
 
 
 def tier_thresholds(grid: np.ndarray, n_tiers: int, k: int) -> list[int]:
