@@ -48,15 +48,14 @@ SGA_FIT_DEFAULTS: dict[str, Any] = {"init": "structure", "colour_solve_init": Tr
 """FitConfig fields the ``sga`` method sets unless the caller's config says otherwise (see :func:`.spix.encode`):
 structure-guided initialisation, the closed-form colour solve, a covariance learning rate 10x the others', and
 above 1000 Gaussians a means' rate proportional to their spacing (x0.45 at N = 5000). No error-guided placement:
-on Kodak it cost +1.9 % BD-rate at the codec's 2000 + 1000 steps and +3.0 % at 1000 + 500 (it paid in 4000-step
-fits at N = 5000, :data:`CONVERGENCE_FIT`; at N = 70 000 it is unstable: kodim03 36.99 dB against 48.11 dB without,
-though kodim01 42.85 dB against 37.48 dB).
+on Kodak it cost +1.9 % BD-rate at the codec's 2000 + 1000 steps, but that was measured before relocation's error
+map used the clamped render (fixed 2026-12-02); it has not been re-measured with the fix.
 Measured: docs/benchmarks.md."""
 
 CONVERGENCE_FIT: dict[str, Any] = {**SGA_FIT_DEFAULTS, "relocate_every": 250, "relocate_fraction": 0.05}
-"""The structure-guided fit for long runs at codec-like N (``fit``, the §5 convergence result): :data:`SGA_FIT_DEFAULTS`
-plus error-guided placement of 5 % of the Gaussians every 250 steps of the first half. Unreliable for dense
-models: at N = 70 000 the fit collapsed during the relocations on kodim03 and kodim23 (and gained 5 dB on kodim01)."""
+"""The structure-guided fit for long runs (``fit``, the §5 convergence and N = 70 000 results): :data:`SGA_FIT_DEFAULTS`
+plus error-guided placement of 5 % of the Gaussians every 250 steps of the first half. At N = 70 000, 3000 steps:
+44.41 / 47.03 / 49.30 dB on kodim01-03 (docs/benchmarks.md)."""
 
 _MAX_SUBDIV = 64
 _MAX_TIERS = 8
