@@ -100,7 +100,7 @@ def _tier_of(d: int, th: np.ndarray) -> int:
 
 
 @numba.njit(cache=True, parallel=True)
-def _grid_search(pts: np.ndarray, k: int, x0: int, y0: int, cell: int, gx: int, gy: int,
+def _grid_search(pts: np.ndarray, spts: np.ndarray, k: int, x0: int, y0: int, cell: int, gx: int, gy: int,
                  start: np.ndarray, ids: np.ndarray, th: np.ndarray, tiers: bool) -> np.ndarray:
     """Per point, the exact squared distance to its ``k``-th nearest other point (``tiers`` False) or its tier,
     ``searchsorted(th, that distance)`` (``tiers`` True), by rings of cells around each point.
@@ -111,14 +111,10 @@ def _grid_search(pts: np.ndarray, k: int, x0: int, y0: int, cell: int, gx: int, 
     stop at ring 1); the tier search once both ends have the same tier, and also as soon as ``ub`` is at most the
     first threshold (tier 0: the densest points, in the most crowded cells, usually stop inside their own cell).
     Each cell is scanned once (ring ``r`` = the cells at Chebyshev distance exactly ``r``); the points are read
-    in cell order."""
+    in cell order (``spts = pts[ids]``, :func:`_binned`)."""
     n = pts.shape[0]
     big = np.iinfo(np.int64).max
     out = np.empty(n, dtype=np.int64)
-    spts = np.empty_like(pts)
-    for t in range(n):
-        spts[t, 0] = pts[ids[t], 0]
-        spts[t, 1] = pts[ids[t], 1]
     first = th[0] if th.shape[0] > 0 else -1
     best_all = np.full((n, k), big, dtype=np.int64)
     for i in numba.prange(n):
@@ -162,18 +158,14 @@ def _grid_search(pts: np.ndarray, k: int, x0: int, y0: int, cell: int, gx: int, 
 
 
 @numba.njit(cache=True, parallel=True)
-def _count_tiers(pts: np.ndarray, k: int, x0: int, y0: int, cell: int, gx: int, gy: int, start: np.ndarray,
-                 ids: np.ndarray, th: np.ndarray) -> np.ndarray:
+def _count_tiers(pts: np.ndarray, spts: np.ndarray, k: int, x0: int, y0: int, cell: int, gx: int, gy: int,
+                 start: np.ndarray, th: np.ndarray) -> np.ndarray:
     """Tiers by counting: with ``cell ** 2 >= th[-1]`` every point within ``sqrt(th[-1])`` of a point lies in the
     3 x 3 cells around it, and the point's k-th distance exceeds ``th[j]`` iff fewer than ``k`` others are within
     ``th[j]``, so its tier is the number of thresholds with fewer than ``k`` such points (no sorting)."""
     n = pts.shape[0]
     m = th.shape[0]
     out = np.empty(n, dtype=np.int64)
-    spts = np.empty_like(pts)
-    for t in range(n):
-        spts[t, 0] = pts[ids[t], 0]
-        spts[t, 1] = pts[ids[t], 1]
     cnt_all = np.zeros((n, m), dtype=np.int64)
     for i in numba.prange(n):
         cnt = cnt_all[i]
@@ -196,24 +188,34 @@ def _count_tiers(pts: np.ndarray, k: int, x0: int, y0: int, cell: int, gx: int, 
     return out
 
 
+def _binned(pts: np.ndarray, cell_of: Callable[[int, int], int]):
+    """Bin ``pts`` into square cells over their bounding box, of side ``cell_of(w, h)``: ``(x0, y0, cell, gx, gy,
+    start, ids, spts)`` (:func:`_bin_points`; ``spts = pts[ids]``, the points in cell order), or None when the grid
+    would have more than ``4 N + 16`` cells."""
+    x0, y0 = int(pts[:, 0].min()), int(pts[:, 1].min())
+    w, h = int(pts[:, 0].max()) - x0 + 1, int(pts[:, 1].max()) - y0 + 1
+    cell = cell_of(w, h)
+    gx, gy = (w + cell - 1) // cell, (h + cell - 1) // cell
+    if gx * gy > 4 * pts.shape[0] + 16:
+        return None
+    start, ids = _bin_points(pts, x0, y0, cell, gx, gy)
+    return x0, y0, cell, gx, gy, start, ids, np.ascontiguousarray(pts[ids])
+
+
 def _tiers_by_counting(pts: np.ndarray, k: int, th: np.ndarray) -> np.ndarray | None:
     """:func:`_count_tiers` when its grid (cells of side ``ceil(sqrt(th[-1]))``) is small and its scans are
     bounded (at most ``_MAX_CELL_WORK`` points per point over the 3 x 3 blocks); None otherwise."""
     n = pts.shape[0]
-    x0, y0 = int(pts[:, 0].min()), int(pts[:, 1].min())
-    w, h = int(pts[:, 0].max()) - x0 + 1, int(pts[:, 1].max()) - y0 + 1
-    cell = max(1, math.isqrt(int(th[-1])))
-    if cell * cell < int(th[-1]):
-        cell += 1
-    gx, gy = (w + cell - 1) // cell, (h + cell - 1) // cell
-    if gx * gy > 4 * n + 16:
+    side = math.isqrt(int(th[-1]))
+    b = _binned(pts, lambda w, h: max(1, side if side * side >= int(th[-1]) else side + 1))
+    if b is None:
         return None
-    start, ids = _bin_points(pts, x0, y0, cell, gx, gy)
+    x0, y0, cell, gx, gy, start, ids, spts = b
     counts = np.pad(np.diff(start).reshape(gy, gx), 1)
-    block = sum(counts[1 + a:gy + 1 + a, 1 + b:gx + 1 + b] for a in (-1, 0, 1) for b in (-1, 0, 1))
+    block = sum(counts[1 + a:gy + 1 + a, 1 + c:gx + 1 + c] for a in (-1, 0, 1) for c in (-1, 0, 1))
     if int((counts[1:-1, 1:-1] * block).sum()) > _MAX_CELL_WORK * n + 4096:
         return None
-    return _count_tiers(pts, k, x0, y0, cell, gx, gy, start, ids, th)
+    return _count_tiers(pts, spts, k, x0, y0, cell, gx, gy, start, th)
 
 
 def _spacing_sq_tree(pts: np.ndarray, k: int) -> np.ndarray:
@@ -231,18 +233,15 @@ def _search(grid: np.ndarray, k: int, th: np.ndarray | None) -> np.ndarray:
     n = pts.shape[0]
     if n <= k or k < 1:
         spacing = np.full(n, MAX_SPACING_SQ, dtype=np.int64)
-        return spacing if th is None else np.searchsorted(th, spacing, side="left").astype(np.int64)
-    x0, y0 = int(pts[:, 0].min()), int(pts[:, 1].min())
-    w, h = int(pts[:, 0].max()) - x0 + 1, int(pts[:, 1].max()) - y0 + 1
-    cell = max(1, math.ceil(math.sqrt(_CELL_TARGET * w * h / n)))
-    gx, gy = (w + cell - 1) // cell, (h + cell - 1) // cell
-    if gx * gy <= 4 * n + 16:  # always true up to rounding; guards the allocation anyway
-        start, ids = _bin_points(pts, x0, y0, cell, gx, gy)
-        counts = np.diff(start)
-        if int((counts * counts).sum()) <= _MAX_CELL_WORK * n + 4096:  # bounds the pair scans at O(n)
-            thr = np.zeros(0, dtype=np.int64) if th is None else th
-            return _grid_search(pts, k, x0, y0, cell, gx, gy, start, ids, thr, th is not None)
-    spacing = _spacing_sq_tree(pts, k)
+    else:
+        b = _binned(pts, lambda w, h: max(1, math.ceil(math.sqrt(_CELL_TARGET * w * h / n))))
+        if b is not None:  # always, up to rounding; guards the allocation anyway
+            x0, y0, cell, gx, gy, start, ids, spts = b
+            counts = np.diff(start)
+            if int((counts * counts).sum()) <= _MAX_CELL_WORK * n + 4096:  # bounds the pair scans at O(n)
+                thr = np.zeros(0, dtype=np.int64) if th is None else th
+                return _grid_search(pts, spts, k, x0, y0, cell, gx, gy, start, ids, thr, th is not None)
+        spacing = _spacing_sq_tree(pts, k)
     return spacing if th is None else np.searchsorted(th, spacing, side="left").astype(np.int64)
 
 
