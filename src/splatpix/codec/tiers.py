@@ -158,33 +158,43 @@ def _grid_search(pts: np.ndarray, spts: np.ndarray, k: int, x0: int, y0: int, ce
 
 
 @numba.njit(cache=True, parallel=True)
-def _count_tiers(pts: np.ndarray, spts: np.ndarray, k: int, x0: int, y0: int, cell: int, gx: int, gy: int,
+def _count_tiers(spts: np.ndarray, ids: np.ndarray, k: int, x0: int, y0: int, cell: int, gx: int, gy: int,
                  start: np.ndarray, th: np.ndarray) -> np.ndarray:
     """Tiers by counting: with ``cell ** 2 >= th[-1]`` every point within ``sqrt(th[-1])`` of a point lies in the
     3 x 3 cells around it, and the point's k-th distance exceeds ``th[j]`` iff fewer than ``k`` others are within
-    ``th[j]``, so its tier is the number of thresholds with fewer than ``k`` such points (no sorting)."""
-    n = pts.shape[0]
+    ``th[j]``, so its tier is the number of thresholds with fewer than ``k`` such points (no sorting).
+
+    The points are visited in cell order (``spts = pts[ids]``), the three cells of a row of the block are one
+    contiguous range of ``spts``, each candidate adds one to the count of the first threshold it is within, and a
+    point stops as soon as ``k`` others are within ``th[0]`` (tier 0, the densest third, whatever the rest holds).
+    """
+    n = spts.shape[0]
     m = th.shape[0]
+    last = th[m - 1]
     out = np.empty(n, dtype=np.int64)
-    cnt_all = np.zeros((n, m), dtype=np.int64)
-    for i in numba.prange(n):
-        cnt = cnt_all[i]
-        px, py = pts[i, 0], pts[i, 1]
+    hist_all = np.zeros((n, m), dtype=np.int64)
+    for s in numba.prange(n):
+        hist = hist_all[s]
+        px, py = spts[s, 0], spts[s, 1]
         cx, cy = (px - x0) // cell, (py - y0) // cell
+        lo_x, hi_x = max(cx - 1, 0), min(cx + 1, gx - 1)
         for yy in range(max(cy - 1, 0), min(cy + 1, gy - 1) + 1):
-            for xx in range(max(cx - 1, 0), min(cx + 1, gx - 1) + 1):
-                c = yy * gx + xx
-                for t in range(start[c], start[c + 1]):
-                    dx, dy = spts[t, 0] - px, spts[t, 1] - py
-                    d = dx * dx + dy * dy
-                    for j in range(m):
-                        if d <= th[j]:
-                            cnt[j] += 1
-        tier = 0
+            for t in range(start[yy * gx + lo_x], start[yy * gx + hi_x + 1]):
+                dx, dy = spts[t, 0] - px, spts[t, 1] - py
+                d = dx * dx + dy * dy
+                if d <= last:
+                    j = 0
+                    while th[j] < d:
+                        j += 1
+                    hist[j] += 1
+            if hist[0] > k:  # the point itself is counted (distance 0): k others within th[0]
+                break
+        tier, within = 0, -1  # within: the other points within th[j] so far (the point itself excluded)
         for j in range(m):
-            if cnt[j] - 1 < k:  # the point itself is in every count (distance 0)
+            within += hist[j]
+            if within < k:
                 tier += 1
-        out[i] = tier
+        out[ids[s]] = tier
     return out
 
 
@@ -215,7 +225,7 @@ def _tiers_by_counting(pts: np.ndarray, k: int, th: np.ndarray) -> np.ndarray | 
     block = sum(counts[1 + a:gy + 1 + a, 1 + c:gx + 1 + c] for a in (-1, 0, 1) for c in (-1, 0, 1))
     if int((counts[1:-1, 1:-1] * block).sum()) > _MAX_CELL_WORK * n + 4096:
         return None
-    return _count_tiers(pts, spts, k, x0, y0, cell, gx, gy, start, th)
+    return _count_tiers(spts, ids, k, x0, y0, cell, gx, gy, start, th)
 
 
 def _spacing_sq_tree(pts: np.ndarray, k: int) -> np.ndarray:
