@@ -23,10 +23,12 @@ RD = ROOT / "rd" / "kodak"
 ABLATION = ROOT / "rd" / "kodak-ablation"
 # sga-prev: method sga with the fitting defaults before per-parameter learning rates and relocation (2026-11-22)
 # sga-means1: sga before the means' rate followed their spacing (lr_means_ref_n; 2026-12-02, first session)
-# sga-reloc: today's sga plus error-guided placement (5 % every 250 steps), the relocation ablation at 2000 steps
-METHODS = ("sga", "sga-means1", "sga-reloc", "sga-prev", "gaussianimage", "jpeg", "webp", "jpeg2000", "avif",
-           "jpegxl")
-ANCHORS = ("gaussianimage", "sga-prev", "sga-means1", "sga-reloc", "jpeg", "webp", "jpeg2000", "avif", "jpegxl")
+# sga-reloc-unclamped: sga-noreloc plus relocation whose error map used the unclamped render (the bug fixed in
+#   75138db); sga-noreloc: sga without relocation (the codec's fit from the second to the fourth 2026-12-02 session)
+METHODS = ("sga", "sga-noreloc", "sga-reloc-unclamped", "sga-means1", "sga-prev", "gaussianimage", "jpeg", "webp",
+           "jpeg2000", "avif", "jpegxl")
+ANCHORS = ("gaussianimage", "sga-noreloc", "sga-reloc-unclamped", "sga-prev", "sga-means1", "jpeg", "webp",
+           "jpeg2000", "avif", "jpegxl")
 ABLATIONS = {  # label -> what it changes (against "sga", the full method, same schedule)
     "gi": "GaussianImage baseline (random init, fp16 positions, 6-bit covariance)",
     "gi-structure": "baseline codec + structure-guided init + colour solve (§1, §5)",
@@ -124,7 +126,8 @@ def main() -> None:
             print(f"| {anchor} | {fmt(row)} |")
         print()
     atomic_write_bytes(RD / "bdrate.json", (json.dumps(bd, indent=1) + "\n").encode())
-    plot = {k: v for k, v in curves.items() if k not in ("sga-means1", "sga-reloc")}  # ablation runs
+    plot = {k: v for k, v in curves.items() if k not in ("sga-means1", "sga-reloc-unclamped",
+                                                          "sga-noreloc")}  # ablation runs
     pub = Path(args.published)
     if pub.is_dir():
         for name, c in load_published(pub).items():

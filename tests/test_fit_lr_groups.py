@@ -86,7 +86,7 @@ def test_cli_fit_and_sga_defaults():
     e = _fit_config(build_parser().parse_args(["encode", "x.png", "-o", "x.spix", "--method", "sga"]))
     for k, v in SGA_FIT_DEFAULTS.items():
         assert getattr(e, k) == v
-    assert e.relocate_every == 0  # relocation did not pay at the codec's schedule
+    assert (e.relocate_every, e.relocate_fraction) == (250, 0.05)  # -1.5 % BD-rate at the codec's schedule
     f = _fit_config(build_parser().parse_args(["encode", "x.png", "-o", "x.spix", "--method", "sga",
                                                "--relocate-every", "250", "--lr-cov-scale", "1"]))
     assert (f.relocate_every, f.lr_cov_scale) == (250, 1.0)  # the user's values win over the method's

@@ -586,8 +586,7 @@ def _add_fit_options(p: argparse.ArgumentParser, gaussians: int, steps: int) -> 
                    help="weight of the geometry-consistent (Sobel-gradient) loss (default 0: off)")
     p.add_argument("--relocate-every", type=int, default=None, metavar="K",
                    help="error-guided placement: every K steps (in the first half) move the least important "
-                        "Gaussians to where the error is largest (default 0: off; 250 pays in long fits, not in encode "
-                        "--method sga's 2000 steps)")
+                        "Gaussians to where the error is largest (default 0: off; 250 for encode --method sga)")
     p.add_argument("--relocate-fraction", type=float, default=None, metavar="F",
                    help=f"fraction of the Gaussians moved each time (default {d['relocate_fraction'].default})")
     p.add_argument("--lr-cov-scale", type=float, default=None, metavar="M",
@@ -727,7 +726,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--colour-solve-every", type=int, help="gaussianimage/sga: closed-form colours every K steps")
     e.add_argument("--geo-weight", type=float, help="gaussianimage/sga: geometry-consistent loss weight")
     e.add_argument("--relocate-every", type=int, metavar="K",
-                   help="gaussianimage/sga: error-guided placement every K steps (default 0: off)")
+                   help="gaussianimage/sga: error-guided placement every K steps (default: 0, off, for "
+                        "gaussianimage; 250 for sga)")
     e.add_argument("--relocate-fraction", type=float, metavar="F",
                    help="gaussianimage/sga: fraction of the Gaussians moved each time (default 0.05)")
     e.add_argument("--lr-cov-scale", type=float, metavar="M",

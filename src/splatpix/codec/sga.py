@@ -44,17 +44,17 @@ from .tiers import assign_tiers, choose_tier_bits, tier_thresholds
 __all__ = ["CONVERGENCE_FIT", "SGA_FIT_DEFAULTS", "SGAConfig", "SGAQuantized", "pack_sga", "unpack_sections"]
 
 SGA_FIT_DEFAULTS: dict[str, Any] = {"init": "structure", "colour_solve_init": True, "lr_cov_scale": 10.0,
-                                    "relocate_every": 0, "lr_means_ref_n": 1000}
+                                    "lr_means_ref_n": 1000, "relocate_every": 250, "relocate_fraction": 0.05}
 """FitConfig fields the ``sga`` method sets unless the caller's config says otherwise (see :func:`.spix.encode`):
-structure-guided initialisation, the closed-form colour solve, a covariance learning rate 10x the others', and
-above 1000 Gaussians a means' rate proportional to their spacing (x0.45 at N = 5000). No error-guided placement:
-on Kodak it cost +1.9 % BD-rate at the codec's 2000 + 1000 steps, but that was measured before relocation's error
-map used the clamped render (fixed 2026-12-02); it has not been re-measured with the fix.
+structure-guided initialisation, the closed-form colour solve, a covariance learning rate 10x the others', above
+1000 Gaussians a means' rate proportional to their spacing (x0.45 at N = 5000), and error-guided placement of 5 %
+of the Gaussians every 250 steps of the first half. On Kodak (kodim01-03, 2000 + 1000 steps) the placement is worth
+-1.5 % BD-rate since its error map uses the clamped render (2026-12-02); before that fix it cost +1.9 %.
 Measured: docs/benchmarks.md."""
 
-CONVERGENCE_FIT: dict[str, Any] = {**SGA_FIT_DEFAULTS, "relocate_every": 250, "relocate_fraction": 0.05}
-"""The structure-guided fit for long runs (``fit``, the §5 convergence and N = 70 000 results): :data:`SGA_FIT_DEFAULTS`
-plus error-guided placement of 5 % of the Gaussians every 250 steps of the first half. At N = 70 000, 3000 steps:
+CONVERGENCE_FIT: dict[str, Any] = dict(SGA_FIT_DEFAULTS)
+"""The structure-guided fit for long runs (``fit``, the §5 convergence and N = 70 000 results); since relocation
+joined :data:`SGA_FIT_DEFAULTS` the two are equal (kept as a name for those results). At N = 70 000, 3000 steps:
 44.41 / 47.03 / 49.30 dB on kodim01-03 (docs/benchmarks.md)."""
 
 _MAX_SUBDIV = 64
