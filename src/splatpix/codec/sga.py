@@ -49,7 +49,8 @@ SGA_FIT_DEFAULTS: dict[str, Any] = {"init": "structure", "colour_solve_init": Tr
 structure-guided initialisation, the closed-form colour solve, a covariance learning rate 10x the others', above
 1000 Gaussians a means' rate proportional to their spacing (x0.45 at N = 5000), and error-guided placement of 5 %
 of the Gaussians every 250 steps of the first half. On Kodak (kodim01-03, 2000 + 1000 steps) the placement is worth
--1.5 % BD-rate since its error map uses the clamped render (2026-12-02); before that fix it cost +1.9 %.
+-0.6 % BD-rate (-1.5 % in an earlier identical run; within the run-to-run spread) since its error map uses the
+clamped render (2026-12-02); before that fix it cost +1.9 %.
 Measured: docs/benchmarks.md."""
 
 CONVERGENCE_FIT: dict[str, Any] = dict(SGA_FIT_DEFAULTS)

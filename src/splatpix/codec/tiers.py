@@ -166,7 +166,7 @@ def _count_tiers(spts: np.ndarray, ids: np.ndarray, k: int, x0: int, y0: int, ce
 
     The points are visited in cell order (``spts = pts[ids]``), the three cells of a row of the block are one
     contiguous range of ``spts``, each candidate adds one to the count of the first threshold it is within, and a
-    point stops as soon as ``k`` others are within ``th[0]`` (tier 0, the densest third, whatever the rest holds).
+    point stops as soon as ``k`` others are within ``th[0]`` (tier 0, the densest, whatever the rest holds).
     """
     n = spts.shape[0]
     m = th.shape[0]
