@@ -6,7 +6,7 @@ Usage (the runs recorded in docs/benchmarks.md):
         --gaussians 70000 --steps 3000 --out benchmarks/results/fit_kodak_70k.json
     python benchmarks/fit_kodak.py --kodak ../shared/datasets/kodak --images kodim01 kodim05 kodim23 \
         --gaussians 800 1000 3000 5000 7000 9000 --steps 2000 --out benchmarks/results/fit_kodak_rate_points.json
-    # CONVERGENCE_FIT (method sga's fit + relocation) at N = 70 000:
+    # CONVERGENCE_FIT (= method sga's fit, relocation included) at N = 70 000:
     python benchmarks/fit_kodak.py --images kodim01 kodim02 kodim03 kodim23 --gaussians 70000 --steps 3000 \
         --optimizer adam --lr 0.01 --lr-decay-every 1000 --init structure --colour-solve-init \
         --lr-cov-scale 10 --relocate-every 250 --relocate-fraction 0.05 --lr-means-ref-n 1000 \
