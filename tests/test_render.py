@@ -330,3 +330,27 @@ def test_8k_output_memory_is_bounded():
     assert rss_numba < 2500, f"numba: peak RSS {rss_numba} MB"
     assert abs(num_total - ref_total) < 1e-5 * abs(ref_total)
     assert abs(num_g - ref_g) < 1e-3 * abs(ref_g)
+
+
+def test_clamp_without_gradient_matches_torch_clamp():
+    """render(clamp=True) clips on numba's threads when no gradient is needed (cpu.clamp01_): the same values as
+    torch's clamp, NaN kept; with a gradient the differentiable torch clamp is used."""
+    from splatpix.render import cpu
+
+    m, q, c = random_case(300, 40, 56, seed=5)
+    arr = rasterize(m.float(), q.float(), c.float() * 3.0, 40, 56)  # colours x3: values well outside [0, 1]
+    assert float(arr.min()) < 0.0 and float(arr.max()) > 1.0
+    arr[0, 3, 4] = float("nan")
+    ref = arr.clamp(0.0, 1.0)
+    got = arr.clone()
+    cpu.clamp01_(got.numpy())
+    assert torch.equal(torch.isnan(got), torch.isnan(ref))
+    assert torch.equal(torch.nan_to_num(got), torch.nan_to_num(ref))
+    g = _model()
+    g.colours.mul_(5)
+    with torch.no_grad():
+        fast = render(g, clamp=True)
+    assert torch.equal(fast, render(g).detach().clamp(0.0, 1.0))
+    g.colours.requires_grad_(True)
+    slow = render(g, clamp=True)
+    assert slow.requires_grad and torch.equal(slow.detach(), fast)

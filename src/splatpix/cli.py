@@ -77,7 +77,7 @@ def _fit_config(args: argparse.Namespace):
     defaults = {name: d[name].default for name in (
         "init", "init_scale", "superpixel_area", "colour_solve_init", "colour_solve_every", "colour_solve_iters",
         "geo_weight", "relocate_every", "relocate_fraction", "lr_means_scale", "lr_cov_scale", "lr_colour_scale",
-        "lr_means_ref_n")}
+        "lr_means_ref_n", "footprint_weight")}
     if getattr(args, "method", None) == "sga":
         from .codec.sga import SGA_FIT_DEFAULTS
 
@@ -132,7 +132,7 @@ _GAINER_MODEL_OPTIONS = ("preset", "gaussians", "k", "batch", "aggregation", "tr
 _GAUSSIANIMAGE_ONLY = ("lr", "optimizer", "lr_decay_every", "param", "log_every", "init", "init_scale",
                        "superpixel_area", "colour_solve_init", "colour_solve_every", "colour_solve_iters",
                        "geo_weight", "backend", "relocate_every", "relocate_fraction", "lr_means_scale",
-                       "lr_cov_scale", "lr_colour_scale", "lr_means_ref_n")
+                       "lr_cov_scale", "lr_colour_scale", "lr_means_ref_n", "footprint_weight")
 _FIT_DEFAULT_GAUSSIANS = 10_000
 _FIT_DEFAULT_STEPS = 10_000
 
@@ -510,7 +510,8 @@ def cmd_eval_rd(args: argparse.Namespace) -> int:
                    "colour_solve_init": args.colour_solve_init, "colour_solve_every": args.colour_solve_every,
                    "geo_weight": args.geo_weight, "relocate_every": args.relocate_every,
                    "relocate_fraction": args.relocate_fraction, "lr_cov_scale": args.lr_cov_scale,
-                   "lr_means_ref_n": args.lr_means_ref_n, "subdiv": args.subdiv, "tier_bits": args.tier_bits,
+                   "lr_means_ref_n": args.lr_means_ref_n, "footprint_weight": args.footprint_weight,
+                   "subdiv": args.subdiv, "tier_bits": args.tier_bits,
                    "cov_context_bits": args.cov_context_bits,
                    "n_tiers": None if args.tier_bits is None else len(args.tier_bits)}
         options = {k: v for k, v in options.items() if v is not None}
@@ -598,7 +599,11 @@ def _add_fit_options(p: argparse.ArgumentParser, gaussians: int, steps: int) -> 
                    help="learning rate of the colours as a multiple of --lr (default 1)")
     p.add_argument("--lr-means-ref-n", type=int, default=None, metavar="R",
                    help="above R Gaussians scale the means' learning rate by sqrt(R/N), keeping a step a fixed "
-                        "fraction of their spacing (default 0: off; 9000 for encode --method sga)")
+                        "fraction of their spacing (default 0: off; 1000 for encode --method sga)")
+    p.add_argument("--footprint-weight", type=float, default=None, metavar="W",
+                   help="penalise the pixels each Gaussian covers (the renderer's work, so decode time): one more "
+                        "(pixel, Gaussian) pair per pixel must lower the MSE by the fraction W (default 0: off; "
+                        "encode: also during QAT)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -735,7 +740,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "gaussianimage, 10 for sga)")
     e.add_argument("--lr-means-ref-n", type=int, metavar="R",
                    help="gaussianimage/sga: above R Gaussians the means' rate scales by sqrt(R/N) (default: off "
-                        "for gaussianimage, 9000 for sga)")
+                        "for gaussianimage, 1000 for sga)")
+    e.add_argument("--footprint-weight", type=float, metavar="W",
+                   help="gaussianimage/sga: penalise the renderer's pairs per pixel in fit and QAT (default 0: off)")
     e.add_argument("--subdiv", type=int, help="sga: position grid steps per pixel")
     e.add_argument("--cov-context-bits", type=int, help="sga: widest l11 context for coding l21/l22 (default 2)")
     e.add_argument("--tier-bits", type=int, nargs="+",

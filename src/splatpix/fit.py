@@ -66,7 +66,7 @@ from .gaussians import PARAMETERISATIONS, Gaussians
 from .init import METHODS as INIT_METHODS
 from .init import initial_raw, random_raw
 from .init.params import ATANH_CLIP, CHOLESKY_BOUND, SCALE_BOUND, build_model
-from .losses import GeometryLoss, clamped_mse
+from .losses import GeometryLoss, clamped_mse, footprint_penalty
 from .metrics import ms_ssim, psnr
 from .optim import Adan
 from .relocate import relocate
@@ -106,6 +106,7 @@ class FitConfig:
     colour_solve_every: int = 0  # k > 0: also every k steps (resets the colours' optimiser state); 0 = never
     colour_solve_iters: int = 20  # CG iterations per colour solve
     geo_weight: float = 0.0  # geometry-consistent loss weight (0 = off); L_geo ~ 10-30x the MSE, try ~0.01
+    footprint_weight: float = 0.0  # > 0: penalise the pairs per pixel the renderer evaluates (losses.footprint)
     # error-guided placement (splatpix.relocate): every k steps move the least important Gaussians to high error
     relocate_every: int = 0  # 0 = off
     relocate_fraction: float = 0.05  # of N per relocation
@@ -157,6 +158,8 @@ class FitConfig:
             raise bad(f"colour_solve_iters must be an integer >= 1, got {self.colour_solve_iters!r}")
         if not _is_finite_number(self.geo_weight) or self.geo_weight < 0:
             raise bad(f"geo_weight must be a finite number >= 0, got {self.geo_weight!r}")
+        if not _is_finite_number(self.footprint_weight) or self.footprint_weight < 0:
+            raise bad(f"footprint_weight must be a finite number >= 0, got {self.footprint_weight!r}")
         if not _is_int(self.relocate_every) or self.relocate_every < 0:
             raise bad(f"relocate_every must be an integer >= 0 (0 = off), got {self.relocate_every!r}")
         for name in ("relocate_fraction", "relocate_until"):
@@ -415,6 +418,9 @@ def fit(
             model = _build(raw, cfg.param, size)
             out = render(model, height, width, backend=cfg.backend)
             loss = clamped_mse(out, target, clamp=cfg.clamp_output)
+            if cfg.footprint_weight > 0:
+                loss = loss + footprint_penalty(loss, model.cov_params, cfg.param, height, width,
+                                                cfg.footprint_weight)
             if geo is not None:
                 loss = loss + cfg.geo_weight * geo(out, clamp=cfg.clamp_output)
             loss_value = float(loss.detach())

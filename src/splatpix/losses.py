@@ -8,6 +8,9 @@ the reference the tests compare against.
 
 ``GeometryLoss(target)`` / ``geometry_loss(out, target)`` is the geometry-consistent regulariser (see
 :class:`GeometryLoss`); ``fit`` adds ``geo_weight`` times it to the clamped MSE.
+
+``footprint(g)`` is the rasteriser's work per pixel (see :func:`footprint`); ``fit`` and QAT add
+``footprint_weight * mse.detach() * footprint(g)`` so that the Gaussians stay as small as the image allows.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ import torch.nn.functional as F
 from numba import njit, prange
 from torch import Tensor
 
-__all__ = ["GeometryLoss", "clamped_mse", "clamped_mse_reference", "geometry_loss", "geometry_loss_reference",
-           "sobel"]
+__all__ = ["GeometryLoss", "clamped_mse", "clamped_mse_reference", "footprint", "footprint_penalty", "geometry_loss",
+           "geometry_loss_reference", "sobel"]
+
+FOOTPRINT_SIGMA = 3.0
+"""The rasteriser's support: a Gaussian touches the pixels inside its 3-sigma ellipse (:mod:`splatpix.render`)."""
 
 
 def clamped_mse_reference(out: Tensor, target: Tensor, clamp: bool = True) -> Tensor:
@@ -153,3 +159,28 @@ def geometry_loss_reference(out: Tensor, target: Tensor, clamp: bool = True) -> 
     ix, iy = derivs(target)
     rx, ry = derivs(r)
     return torch.mean(ix.abs() * (rx - ix) ** 2 + iy.abs() * (ry - iy) ** 2)
+
+
+def footprint(cov_params: Tensor, param: str, height: int, width: int) -> Tensor:
+    """Differentiable estimate of the rasteriser's (pixel, Gaussian) pairs per pixel at the native size.
+
+    A Gaussian's 3-sigma ellipse has area ``9 pi sqrt(det Sigma)`` pixels; summed over the Gaussians and divided by
+    ``H W`` this is the number of pairs the kernels evaluate per pixel (:func:`splatpix.bench.count_pairs` counts
+    them exactly; the estimate ignores clipping at the image border and pixel-centre rounding). With
+    ``sqrt(det Sigma) = |l11 l22|`` (Cholesky) or ``|s1 s2|`` (rotation-scale) it is smooth in the parameters.
+    Decoding time is proportional to it at a given N (docs/benchmarks.md), so ``fit`` can penalise it.
+    """
+    if param == "cholesky":
+        root_det = (cov_params[:, 0] * cov_params[:, 2]).abs()
+    elif param == "rs":
+        root_det = (cov_params[:, 0] * cov_params[:, 1]).abs()
+    else:
+        raise ValueError(f"unknown covariance parameterisation {param!r}")
+    return root_det.sum() * (FOOTPRINT_SIGMA ** 2 * np.pi / (int(height) * int(width)))
+
+
+def footprint_penalty(mse: Tensor, cov_params: Tensor, param: str, height: int, width: int, weight: float) -> Tensor:
+    """``weight * mse.detach() * footprint``: a footprint term relative to the current error, so that ``weight`` is
+    scale-free -- at the optimum one more pair per pixel must lower the MSE by the fraction ``weight`` (0.01: one
+    pair per pixel is worth 1 % of the MSE, 0.043 dB)."""
+    return weight * mse.detach() * footprint(cov_params, param, height, width)

@@ -14,7 +14,8 @@ uniform quantisers for the Cholesky covariance, residual VQ with 2 stages x 8 co
 * **Initialisation** (= naive post-training quantisation, what ``steps=0`` returns): the covariance quantiser
   from the data's min/max, the codebooks by seeded k-means on the colours.
 * **Loss**: ``clamped_mse(render, image) + ResidualVQ.loss(colours)`` (VQ-VAE commitment and codebook terms,
-  weights ``vq_commitment`` = 1 and ``vq_codebook_weight`` = 0; why in :mod:`.quantize`). One optimiser
+  weights ``vq_commitment`` = 1 and ``vq_codebook_weight`` = 0; why in :mod:`.quantize`), plus, when
+  ``footprint_weight > 0``, the footprint term of :func:`splatpix.losses.footprint_penalty`. One optimiser
   (Adan by default, as GaussianImage; or Adam) at a constant ``lr`` for all parameters, quantisers included.
 * **NaN guard** as in :func:`splatpix.fit.fit`: on a non-finite loss or parameter, stop and restore the last good
   state (model and quantisers), ``diverged=True``.
@@ -39,7 +40,7 @@ from torch import Tensor
 from ..errors import SplatpixError
 from ..fit import _check_image
 from ..gaussians import Gaussians
-from ..losses import clamped_mse
+from ..losses import clamped_mse, footprint_penalty
 from ..metrics import psnr
 from ..optim import Adan
 from ..render import render
@@ -75,6 +76,9 @@ class QATConfig:
     vq_commitment: float = 1.0
     vq_codebook_weight: float = 0.0
     kmeans_iters: int = 10
+    # > 0: penalise the renderer's pairs per pixel (splatpix.losses.footprint); None: 0 here, and in
+    # splatpix.codec.spix.encode the fit's FitConfig.footprint_weight
+    footprint_weight: float | None = None
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> SplatpixError:
@@ -102,6 +106,9 @@ class QATConfig:
             v = getattr(self, name)
             if not (_is_number(v) and v >= 0):
                 raise bad(f"{name} must be a finite number >= 0, got {v!r}")
+        if self.footprint_weight is not None and not (_is_number(self.footprint_weight)
+                                                      and self.footprint_weight >= 0):
+            raise bad(f"footprint_weight must be a finite number >= 0, got {self.footprint_weight!r}")
         if not _is_int(self.kmeans_iters) or self.kmeans_iters < 0:
             raise bad(f"kmeans_iters must be an integer >= 0, got {self.kmeans_iters!r}")
 
@@ -268,13 +275,17 @@ def quantization_aware_finetune(
 
         bar = tqdm(total=cfg.steps, desc="qat", unit="step", dynamic_ncols=True, leave=True)
 
+    footprint_weight = cfg.footprint_weight or 0.0
     log_time = 0.0
     t0 = time.perf_counter()
     try:
         for k in range(cfg.steps):
             model = state.fake_quantized()
             out = render(model, height, width)
-            loss = clamped_mse(out, target) + state.aux_loss()
+            mse = clamped_mse(out, target)
+            loss = mse + state.aux_loss()
+            if footprint_weight > 0:
+                loss = loss + footprint_penalty(mse, model.cov_params, model.param, height, width, footprint_weight)
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
                 diverged = True

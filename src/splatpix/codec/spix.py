@@ -22,6 +22,7 @@ the whole file.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import struct
@@ -261,6 +262,9 @@ def encode(image: Tensor, n_gaussians: int, *, method: str = "gaussianimage", fi
     fitted = fit(image, fc, progress=progress)
     if fitted.diverged:
         raise SplatpixError(f"encoding failed: {fitted.message}")
+    qat_config = qat_config if qat_config is not None else QATConfig()
+    if qat_config.footprint_weight is None:  # QAT keeps the Gaussians as small as the fit did
+        qat_config = dataclasses.replace(qat_config, footprint_weight=fc.footprint_weight)
     meta: dict[str, Any] = {"encoder": f"splatpix {__version__}", "method": method, "fit_steps": fitted.steps,
                             "fixed_length": fixed_length}
     extra: dict[str, Any] = {}
@@ -270,7 +274,7 @@ def encode(image: Tensor, n_gaussians: int, *, method: str = "gaussianimage", fi
         sc = sga_config if sga_config is not None else SGAConfig()
         if not isinstance(sc, SGAConfig):
             raise SplatpixError(f"sga_config must be an SGAConfig, got {type(sc).__name__}")
-        qc = qat_config if qat_config is not None else QATConfig()
+        qc = qat_config
         target = image.detach().float()
         g = fitted.gaussians
 
@@ -315,7 +319,7 @@ def encode(image: Tensor, n_gaussians: int, *, method: str = "gaussianimage", fi
         "fit_seconds": fitted.seconds, "qat_steps": qat.steps, "fixed_length": fixed_length, "width": int(w),
         "height": int(h), "fit_config": {k: fc.__dict__[k] for k in (
             "init", "colour_solve_init", "colour_solve_every", "geo_weight", "steps", "lr", "optimizer",
-            "lr_cov_scale", "relocate_every", "relocate_fraction", "lr_means_ref_n")},
+            "lr_cov_scale", "relocate_every", "relocate_fraction", "lr_means_ref_n", "footprint_weight")},
         **extra,
     }
     return EncodeResult(data=data, quantized=qat.quantized, report=report)

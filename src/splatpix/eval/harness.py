@@ -53,7 +53,7 @@ GAUSSIANIMAGE_N_POINTS = (800, 1000, 3000, 5000, 7000, 9000)
 
 
 FIT_OPTIONS = ("init", "colour_solve_init", "colour_solve_every", "geo_weight", "relocate_every", "relocate_fraction",
-               "lr_cov_scale", "lr_means_ref_n")
+               "lr_cov_scale", "lr_means_ref_n", "footprint_weight")
 """Harness options passed to :class:`splatpix.fit.FitConfig` (both Gaussian codecs)."""
 SGA_OPTIONS = ("subdiv", "n_tiers", "tier_k", "tier_bits", "cov_context_bits")
 """Harness options passed to :class:`splatpix.codec.sga.SGAConfig` (method ``sga``)."""

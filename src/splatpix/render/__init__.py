@@ -107,4 +107,11 @@ def render(
     means_px, cov_px = project(g, height, width, window)
     conic, _ = conic_from_covariance(cov_px)
     out = rasterize(means_px, conic, g.colours, height, width, backend=backend)
-    return out.clamp(0.0, 1.0) if clamp else out
+    if not clamp:
+        return out
+    if not out.requires_grad and out.device.type == "cpu" and out.dtype == torch.float32 and out.is_contiguous():
+        from . import cpu
+
+        cpu.clamp01_(out.numpy())  # on numba's threads: see cpu.clamp01_ (a fresh tensor, so in place is safe)
+        return out
+    return out.clamp(0.0, 1.0)

@@ -163,6 +163,56 @@ def _forward(means, conic, colours, y0, y1, offsets, lists, out):
 
 
 @njit(cache=True, parallel=True, fastmath=True)
+def _forward_rgb(means, conic, colours, y0, y1, offsets, lists, out):
+    """:func:`_forward` for three channels, the common case, in one pass per row: each weight is computed and
+    added to the three planes at once instead of being stored and re-read per channel (bit-identical output,
+    ~10 % faster on Kodak models, docs/benchmarks.md)."""
+    height, width = out.shape[1], out.shape[2]
+    n_bands = offsets.shape[0] - 1
+    for bnd in prange(n_bands):
+        xc = np.arange(width).astype(np.float32) + _F(0.5)
+        r0 = bnd * BAND
+        r1 = min(r0 + BAND, height) - 1
+        for k in range(offsets[bnd], offsets[bnd + 1]):
+            i = lists[k]
+            a, b, c, det, inv_a, mx, my, ah, bf, cf, mxf = _setup(means, conic, i)
+            c0, c1, c2 = colours[i, 0], colours[i, 1], colours[i, 2]
+            for y in range(max(y0[i], r0), min(y1[i], r1) + 1):
+                x0, x1, dy = _row_span(a, b, det, inv_a, mx, my, y, width)
+                ux0 = np.uint64(max(x0, 0))
+                nx = np.uint64(max(x1 - x0 + 1, 0))
+                dyf = _F(dy)
+                base = _F(0.5) * cf * dyf * dyf
+                bdy = bf * dyf
+                o0, o1, o2 = out[0, y], out[1, y], out[2, y]
+                for j in range(nx):
+                    x = ux0 + j
+                    dx = xc[x] - mxf
+                    w = _exp_neg(dx * (ah * dx + bdy) + base)
+                    o0[x] += w * c0
+                    o1[x] += w * c1
+                    o2[x] += w * c2
+
+
+@njit(cache=True, parallel=True)
+def clamp01_(out):
+    """Clip a ``(C, H, W)`` float32 image to ``[0, 1]`` in place, on numba's threads.
+
+    ``render(..., clamp=True)`` uses it for numba renders that need no gradient: clamping with torch would start
+    torch's own OpenMP pool, whose threads keep spinning after the op and slow down the next numba kernel on a
+    2-core machine (measured: a 3.1 ms render took 7.9 ms right after a torch clamp; docs/benchmarks.md)."""
+    ch, height, width = out.shape
+    for r in prange(ch * height):
+        row = out[r // height, r % height]
+        for x in range(width):
+            v = row[x]
+            if v < 0.0:
+                row[x] = 0.0
+            elif v > 1.0:
+                row[x] = 1.0
+
+
+@njit(cache=True, parallel=True, fastmath=True)
 def _backward(means, conic, colours, y0, y1, order, n_chunks, grad_out, g_means, g_conic, g_colours):
     ch, height, width = grad_out.shape
     n_ok = order.shape[0]
@@ -257,7 +307,8 @@ def forward(means: np.ndarray, conic: np.ndarray, colours: np.ndarray, height: i
     if n:
         n_bands = (height + BAND - 1) // BAND
         offsets, lists = _bin_rows(y0, y1, ok, n_bands)
-        _forward(means, conic, colours, y0, y1, offsets, lists, out)
+        kernel = _forward_rgb if ch == 3 else _forward
+        kernel(means, conic, colours, y0, y1, offsets, lists, out)
     return out, (y0, y1, ok)
 
 

@@ -1,0 +1,87 @@
+"""Footprint-aware fit of the ``sga`` codec: bpp, PSNR and the rasteriser's pairs per pixel against the footprint
+weight (``FitConfig.footprint_weight`` = ``QATConfig.footprint_weight``), at the RD schedule.
+
+    python benchmarks/footprint.py --images ../shared/datasets/kodak --limit 3 --gaussians 1000 9000 \
+        --weights 0 0.02 0.05 --out benchmarks/results/footprint.json
+
+Decode time at a given N is proportional to the pairs per pixel (docs/benchmarks.md, "Decode time"); the file is
+the codec's real output, PSNR on the 8-bit decoded image, bpp from its bytes. Rows already in ``--out`` are kept
+and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+from splatpix.bench import count_pairs
+from splatpix.codec.qat import QATConfig
+from splatpix.codec.sga import SGA_FIT_DEFAULTS
+from splatpix.codec.spix import encode, unpack
+from splatpix.eval.harness import list_images
+from splatpix.fit import FitConfig
+from splatpix.gaussians import conic_from_covariance, project
+from splatpix.io import atomic_write, load_image
+
+
+def pairs_per_pixel(blob: bytes) -> float:
+    g = unpack(blob)[0].dequantize()
+    with torch.no_grad():
+        means_px, cov_px = project(g, *g.size)
+        conic = conic_from_covariance(cov_px)[0]
+    return count_pairs(means_px.float().contiguous(), conic.float().contiguous(), *g.size) / (g.size[0] * g.size[1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", default="../shared/datasets/kodak")
+    ap.add_argument("--limit", type=int, default=3)
+    ap.add_argument("--names", nargs="*", help="only these image files (e.g. kodim23.png)")
+    ap.add_argument("--gaussians", type=int, nargs="+", default=[1000, 9000])
+    ap.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.02, 0.05])
+    ap.add_argument("--qat-weight", type=float, default=None,
+                    help="QAT's footprint weight (default: the fit's, as splatpix encode does)")
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--qat-steps", type=int, default=1000)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    out = Path(args.out)
+    data = json.loads(out.read_text()) if out.exists() else {"benchmark": "footprint", "rows": []}
+    done = {(r["image"], r["n_gaussians"], r["footprint_weight"], r.get("qat_footprint_weight", r["footprint_weight"]))
+            for r in data["rows"]}
+    images = list_images(args.images, None if args.names else args.limit)
+    if args.names:
+        images = [p for p in images if p.name in args.names]
+    for path in images:
+        img = load_image(path)
+        for n in args.gaussians:
+            for w in args.weights:
+                qw = w if args.qat_weight is None else args.qat_weight
+                if (path.name, n, w, qw) in done:
+                    continue
+                fit_kw = {**SGA_FIT_DEFAULTS, "footprint_weight": w}
+                t0 = time.perf_counter()
+                res = encode(img, n, method="sga",
+                             fit_config=FitConfig(steps=args.steps, optimizer="adam", lr=1e-2,
+                                                  lr_decay_every=max(1, args.steps // 2), **fit_kw),
+                             qat_config=QATConfig(steps=args.qat_steps, optimizer="adam", lr=1e-3,
+                                                  footprint_weight=qw), progress=False)
+                row = {"image": path.name, "n_gaussians": n, "footprint_weight": w, "qat_footprint_weight": qw,
+                       "bpp": res.report["bpp"],
+                       "psnr": res.report["psnr"], "ms_ssim": res.report["ms_ssim"],
+                       "pairs_per_pixel": pairs_per_pixel(res.data), "psnr_fit": res.report["psnr_fit"],
+                       "seconds": time.perf_counter() - t0, "steps": args.steps, "qat_steps": args.qat_steps,
+                       "torch_threads": torch.get_num_threads(), "date": datetime.now(UTC).strftime("%Y-%m-%d")}
+                data["rows"].append(row)
+                print(json.dumps(row), flush=True)
+                with atomic_write(out, "w") as fh:
+                    json.dump(data, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
