@@ -387,3 +387,29 @@ def test_qat_nan_params_restores_last_good(fitted: tuple[Gaussians, torch.Tensor
     monkeypatch.setattr(Adan, "step", real_step)
     assert res.diverged and "non-finite parameters" in res.message and res.steps == 3
     assert _same_quantized(res.quantized, ref.quantized)
+
+
+def test_numpy_decoder_definitions_equal_the_torch_ones_bit_for_bit() -> None:
+    """Decoders dequantise with numpy (no torch thread pool before the numba render): the same float32 bits as
+    the torch definitions that training uses, on random symbols, steps, offsets and codebooks."""
+    from splatpix.codec.positions import _grid_values, grid_levels
+    from splatpix.codec.quantize import _dequant_uniform, _dequant_uniform_np, _rvq_lookup, _rvq_lookup_np
+
+    rng = np.random.default_rng(3)
+    sym = rng.integers(0, 1 << 7, size=(5000, 3))
+    scale = rng.uniform(1e-3, 2.0, size=(4, 3)).astype(np.float32)
+    offset = rng.normal(0, 3, size=(4, 3)).astype(np.float32)
+    tiers = rng.integers(0, 4, size=5000)
+    ref = _dequant_uniform(torch.from_numpy(sym).float(), torch.from_numpy(scale)[torch.from_numpy(tiers)],
+                           torch.from_numpy(offset)[torch.from_numpy(tiers)])
+    assert np.array_equal(_dequant_uniform_np(sym, scale[tiers], offset[tiers]), ref.numpy())
+    books = rng.normal(0, 1, size=(3, 8, 3)).astype(np.float32)
+    idx = rng.integers(0, 8, size=(5000, 3))
+    got = _rvq_lookup_np(books, idx)
+    assert got.dtype == np.float32 and np.array_equal(got, _rvq_lookup(torch.from_numpy(books),
+                                                                        torch.from_numpy(idx)).numpy())
+    lx, ly = grid_levels((37, 53), 4)
+    q = np.stack((rng.integers(0, lx, 5000), rng.integers(0, ly, 5000)), 1)
+    steps = np.array([lx - 1, ly - 1], dtype=np.float64)
+    assert np.array_equal((q / steps).astype(np.float32),
+                          _grid_values(torch.from_numpy(q), torch.from_numpy(steps)).numpy())

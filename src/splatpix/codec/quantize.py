@@ -126,6 +126,13 @@ def _dequant_uniform(q: Tensor, scale: Tensor, offset: Tensor) -> Tensor:
     return q * scale + offset
 
 
+def _dequant_uniform_np(q: np.ndarray, scale: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """:func:`_dequant_uniform` in float32 numpy, bit for bit (IEEE multiply, then add), for decoders: torch's
+    indexing and arithmetic run on its OpenMP pool, whose threads keep spinning afterwards and slow the numba
+    render that follows on a 2-core machine (docs/benchmarks.md, "Decode time")."""
+    return q.astype(np.float32) * scale.astype(np.float32) + offset.astype(np.float32)
+
+
 class LearnedUniformQuantizer(nn.Module):
     """Per-channel uniform quantiser with learned scale and offset (LSQ/LSQ+-style gradients).
 
@@ -267,6 +274,15 @@ def _rvq_lookup(codebooks: Tensor, idx: Tensor) -> Tensor:
     for s in range(1, codebooks.shape[0]):
         out = out + codebooks[s][idx[:, s]]
     return out
+
+
+def _rvq_lookup_np(codebooks: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """:func:`_rvq_lookup` in float32 numpy, bit for bit (same stage order), for decoders (see
+    :func:`_dequant_uniform_np`)."""
+    out = codebooks[0][idx[:, 0]]
+    for s in range(1, codebooks.shape[0]):
+        out = out + codebooks[s][idx[:, s]]
+    return np.ascontiguousarray(out, dtype=np.float32)
 
 
 class ResidualVQ(nn.Module):
@@ -459,10 +475,9 @@ class QuantizedGaussians:
     def dequantize(self) -> Gaussians:
         """The float32 Cholesky :class:`Gaussians` these symbols decode to (CPU tensors)."""
         means = dequantize_positions(self.position_symbols)
-        cov = _dequant_uniform(torch.from_numpy(self.cov_symbols).to(torch.float32),
-                               torch.from_numpy(self.cov_scale.copy()), torch.from_numpy(self.cov_offset.copy()))
-        colours = _rvq_lookup(torch.from_numpy(self.codebooks.copy()), torch.from_numpy(self.colour_indices))
-        return Gaussians(means, cov, colours, "cholesky", self.size)
+        cov = _dequant_uniform_np(self.cov_symbols, self.cov_scale[None, :], self.cov_offset[None, :])
+        colours = _rvq_lookup_np(self.codebooks, self.colour_indices)
+        return Gaussians(means, torch.from_numpy(cov), torch.from_numpy(colours), "cholesky", self.size)
 
 
 def _int_array(a: object, shape: tuple[int, ...], name: str, bad) -> np.ndarray:

@@ -36,9 +36,9 @@ from torch import Tensor
 from ..errors import SplatpixError
 from ..gaussians import Gaussians
 from . import bitstream as bs
-from .positions import decode_grid_points, dequantize_grid, encode_grid_points, grid_ste, quantize_grid
+from .positions import decode_grid_points, encode_grid_points, grid_levels, grid_ste, quantize_grid
 from .qat import QATConfig, trainable_tensors
-from .quantize import LearnedUniformQuantizer, ResidualVQ, _dequant_uniform, _rvq_lookup
+from .quantize import LearnedUniformQuantizer, ResidualVQ, _dequant_uniform_np, _rvq_lookup_np
 from .tiers import assign_tiers, choose_tier_bits, tier_thresholds
 
 __all__ = ["CONVERGENCE_FIT", "SGA_FIT_DEFAULTS", "SGAConfig", "SGAQuantized", "pack_sga", "unpack_sections"]
@@ -188,14 +188,15 @@ class SGAQuantized:
 
     def dequantize(self) -> Gaussians:
         """The float32 Cholesky :class:`Gaussians` these symbols decode to (CPU tensors)."""
-        means = dequantize_grid(self.grid, self.size, self.subdiv)
-        sym = torch.from_numpy(self.cov_symbols).to(torch.float32)
-        tiers = torch.from_numpy(self.tiers)
-        scale = torch.from_numpy(self.cov_scale.copy())[tiers]
-        offset = torch.from_numpy(self.cov_offset.copy())[tiers]
-        cov = _dequant_uniform(sym, scale, offset)
-        colours = _rvq_lookup(torch.from_numpy(self.codebooks.copy()), torch.from_numpy(self.colour_indices))
-        return Gaussians(means, cov, colours, "cholesky", self.size)
+        # numpy, bit-identical to the torch definitions training uses (dequantize_grid, _dequant_uniform,
+        # _rvq_lookup; tested): see quantize._dequant_uniform_np for why a decoder avoids torch here
+        lx, ly = grid_levels(self.size, self.subdiv)
+        steps = np.array([lx - 1, ly - 1], dtype=np.float64)
+        means = (self.grid.astype(np.float64) / steps).astype(np.float32)  # the grid was range-checked on construction
+        cov = _dequant_uniform_np(self.cov_symbols, self.cov_scale[self.tiers], self.cov_offset[self.tiers])
+        colours = _rvq_lookup_np(self.codebooks, self.colour_indices)
+        return Gaussians(torch.from_numpy(means), torch.from_numpy(cov), torch.from_numpy(colours), "cholesky",
+                         self.size)
 
 
 # ----------------------------------------------------------------------------------------------- training
@@ -342,16 +343,21 @@ def _unpack_covariance(cv: memoryview, tiers: np.ndarray, bits: list[int], sourc
         return SplatpixError(f"{source}: corrupt .spix file: {msg}")
 
     n, t = tiers.shape[0], len(bits)
-    sym = np.zeros((n, 3), dtype=np.int64)
     if len(cv) < 1 or cv[0] not in (MODE_FIXED, MODE_ENTROPY, POLICY_CONDITIONAL):
         raise bad("covariance section has an unknown mode")
+    # the symbols of tier i are those of its Gaussians in file order: decode tier by tier into rows start[i]:
+    # start[i + 1] of the tier-sorted array, then scatter once
+    order = np.argsort(tiers, kind="stable")
+    start = np.concatenate(([0], np.cumsum(np.bincount(tiers, minlength=t))))
+    by_tier = np.empty((n, 3), dtype=np.int64)
     if cv[0] != POLICY_CONDITIONAL:
         chunks = _read_chunks(cv[1:], 3 * t, "covariance section", source)
         for i in range(t):
-            m = tiers == i
-            cnt = int(m.sum())
             for j in range(3):
-                sym[m, j] = _uncode(chunks[3 * i + j], cnt, 1 << bits[i], cv[0], source)
+                by_tier[start[i]:start[i + 1], j] = _uncode(chunks[3 * i + j], int(start[i + 1] - start[i]),
+                                                            1 << bits[i], cv[0], source)
+        sym = np.empty_like(by_tier)
+        sym[order] = by_tier
         return sym
     if len(cv) < 1 + t:
         raise bad("covariance section truncated")
@@ -372,18 +378,20 @@ def _unpack_covariance(cv: memoryview, tiers: np.ndarray, bits: list[int], sourc
         return out
 
     for i in range(t):
-        m = np.flatnonzero(tiers == i)
+        rows = by_tier[start[i]:start[i + 1]]
         alphabet = 1 << bits[i]
-        l11 = _uncode(next_chunk(), m.size, alphabet, MODE_ENTROPY, source)
-        sym[m, 0] = l11
+        l11 = _uncode(next_chunk(), rows.shape[0], alphabet, MODE_ENTROPY, source)
+        rows[:, 0] = l11
         ctx = l11 >> (bits[i] - widths[i])
         used = np.unique(ctx)
         for j in (1, 2):
             for v in used:
-                sel = m[ctx == v]
-                sym[sel, j] = _uncode(next_chunk(), sel.size, alphabet, MODE_ENTROPY, source)
+                sel = np.flatnonzero(ctx == v)
+                rows[sel, j] = _uncode(next_chunk(), sel.size, alphabet, MODE_ENTROPY, source)
     if pos != len(rest):
         raise bad(f"{len(rest) - pos} trailing bytes in covariance section")
+    sym = np.empty_like(by_tier)
+    sym[order] = by_tier
     return sym
 
 
