@@ -53,7 +53,7 @@ def test_footprint_estimates_the_exact_pair_count():
 
 
 def test_footprint_is_the_same_for_both_parameterisations_and_has_the_right_gradient():
-    g = _random_interior(50, seed=1)
+    g = _random_interior(50, seed=1)  # sigma >= 1 px: above the floor
     cov = g.covariance_native().double()
     rs = params_from_covariance(cov, "rs")
     a = footprint(g.cov_params.double(), "cholesky", *g.size)
@@ -128,3 +128,15 @@ def test_cli_footprint_weight(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("splatpix: error:") == 1 and "footprint_weight" in err and "Traceback" not in err
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_footprint_stops_at_the_floor():
+    """Below sqrt(det) = FOOTPRINT_FLOOR a Gaussian counts the floor and gets no gradient, so the penalty cannot
+    drive a Cholesky factor through zero (which made the covariance singular and the loss non-finite)."""
+    from splatpix.losses import FOOTPRINT_FLOOR
+
+    p = torch.tensor([[0.1, 0.0, 0.2], [2.0, 0.3, 1.5]], dtype=torch.float64, requires_grad=True)
+    f = footprint(p, "cholesky", 10, 10)
+    assert math.isclose(float(f.detach()), (FOOTPRINT_FLOOR + 3.0) * 9 * math.pi / 100, rel_tol=1e-12)
+    f.backward()
+    assert torch.equal(p.grad[0], torch.zeros(3, dtype=torch.float64)) and bool((p.grad[1, [0, 2]] > 0).all())

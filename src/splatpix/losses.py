@@ -26,6 +26,10 @@ __all__ = ["GeometryLoss", "clamped_mse", "clamped_mse_reference", "footprint", 
 
 FOOTPRINT_SIGMA = 3.0
 """The rasteriser's support: a Gaussian touches the pixels inside its 3-sigma ellipse (:mod:`splatpix.render`)."""
+FOOTPRINT_FLOOR = 0.25
+"""``sqrt(det Sigma)`` (px^2) below which :func:`footprint` stops shrinking a Gaussian (sigma 0.5 px, under a pixel):
+the Cholesky factors of the fit may cross zero, and a penalty that pushed them all the way made the covariance
+singular (a non-finite loss on kodim01 at N = 7000, weight 0.3)."""
 
 
 def clamped_mse_reference(out: Tensor, target: Tensor, clamp: bool = True) -> Tensor:
@@ -167,7 +171,8 @@ def footprint(cov_params: Tensor, param: str, height: int, width: int) -> Tensor
     A Gaussian's 3-sigma ellipse has area ``9 pi sqrt(det Sigma)`` pixels; summed over the Gaussians and divided by
     ``H W`` this is the number of pairs the kernels evaluate per pixel (:func:`splatpix.bench.count_pairs` counts
     them exactly; the estimate ignores clipping at the image border and pixel-centre rounding). With
-    ``sqrt(det Sigma) = |l11 l22|`` (Cholesky) or ``|s1 s2|`` (rotation-scale) it is smooth in the parameters.
+    ``sqrt(det Sigma) = |l11 l22|`` (Cholesky) or ``|s1 s2|`` (rotation-scale) it is smooth in the parameters;
+    each Gaussian counts at least :data:`FOOTPRINT_FLOOR` (no gradient below it).
     Decoding time is proportional to it at a given N (docs/benchmarks.md), so ``fit`` can penalise it.
     """
     if param == "cholesky":
@@ -176,7 +181,7 @@ def footprint(cov_params: Tensor, param: str, height: int, width: int) -> Tensor
         root_det = (cov_params[:, 0] * cov_params[:, 1]).abs()
     else:
         raise ValueError(f"unknown covariance parameterisation {param!r}")
-    return root_det.sum() * (FOOTPRINT_SIGMA ** 2 * np.pi / (int(height) * int(width)))
+    return root_det.clamp_min(FOOTPRINT_FLOOR).sum() * (FOOTPRINT_SIGMA ** 2 * np.pi / (int(height) * int(width)))
 
 
 def footprint_penalty(mse: Tensor, cov_params: Tensor, param: str, height: int, width: int, weight: float) -> Tensor:
