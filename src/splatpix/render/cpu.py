@@ -101,17 +101,21 @@ def _setup(means, conic, i):
 
 
 @njit(cache=True, fastmath=True, inline="always")
-def _row_weights(gs, y, width, xc, wbuf):
-    """Weights of one Gaussian on row ``y``: fills ``wbuf[x0 : x0 + n]``; returns ``(x0, n, dy)``, n = 0 if empty.
-
-    Indices are unsigned so that numba emits no wrap-around checks and the loop compiles to contiguous SIMD."""
+def _row_setup(gs, y, width):
+    """One Gaussian's row ``y``: ``(x0, n, dy, base, bdy)`` with the pixels ``x0 .. x0 + n - 1`` (n = 0 if empty) and
+    ``power(dx) = dx (ah dx + bdy) + base``. Indices are unsigned so that numba emits no wrap-around checks and the
+    pixel loops compile to contiguous SIMD."""
     a, b, c, det, inv_a, mx, my, ah, bf, cf, mxf = gs
     x0, x1, dy = _row_span(a, b, det, inv_a, mx, my, y, width)
-    ux0 = np.uint64(max(x0, 0))
-    nx = np.uint64(max(x1 - x0 + 1, 0))
     dyf = _F(dy)
-    base = _F(0.5) * cf * dyf * dyf
-    bdy = bf * dyf
+    return np.uint64(max(x0, 0)), np.uint64(max(x1 - x0 + 1, 0)), dy, _F(0.5) * cf * dyf * dyf, bf * dyf
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def _row_weights(gs, y, width, xc, wbuf):
+    """Weights of one Gaussian on row ``y``: fills ``wbuf[x0 : x0 + n]``; returns ``(x0, n, dy)``, n = 0 if empty."""
+    ah, mxf = gs[7], gs[10]
+    ux0, nx, dy, base, bdy = _row_setup(gs, y, width)
     for j in range(nx):
         x = ux0 + j
         dx = xc[x] - mxf
@@ -175,15 +179,11 @@ def _forward_rgb(means, conic, colours, y0, y1, offsets, lists, out):
         r1 = min(r0 + BAND, height) - 1
         for k in range(offsets[bnd], offsets[bnd + 1]):
             i = lists[k]
-            a, b, c, det, inv_a, mx, my, ah, bf, cf, mxf = _setup(means, conic, i)
+            gs = _setup(means, conic, i)
+            ah, mxf = gs[7], gs[10]
             c0, c1, c2 = colours[i, 0], colours[i, 1], colours[i, 2]
             for y in range(max(y0[i], r0), min(y1[i], r1) + 1):
-                x0, x1, dy = _row_span(a, b, det, inv_a, mx, my, y, width)
-                ux0 = np.uint64(max(x0, 0))
-                nx = np.uint64(max(x1 - x0 + 1, 0))
-                dyf = _F(dy)
-                base = _F(0.5) * cf * dyf * dyf
-                bdy = bf * dyf
+                ux0, nx, dy, base, bdy = _row_setup(gs, y, width)
                 o0, o1, o2 = out[0, y], out[1, y], out[2, y]
                 for j in range(nx):
                     x = ux0 + j
