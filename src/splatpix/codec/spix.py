@@ -263,6 +263,8 @@ def encode(image: Tensor, n_gaussians: int, *, method: str = "gaussianimage", fi
     if fitted.diverged:
         raise SplatpixError(f"encoding failed: {fitted.message}")
     qat_config = qat_config if qat_config is not None else QATConfig()
+    if not isinstance(qat_config, QATConfig):
+        raise SplatpixError(f"qat_config must be a QATConfig, got {type(qat_config).__name__}")
     if qat_config.footprint_weight is None:  # QAT keeps the Gaussians as small as the fit did
         qat_config = dataclasses.replace(qat_config, footprint_weight=fc.footprint_weight)
     meta: dict[str, Any] = {"encoder": f"splatpix {__version__}", "method": method, "fit_steps": fitted.steps,
