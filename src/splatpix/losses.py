@@ -9,8 +9,8 @@ the reference the tests compare against.
 ``GeometryLoss(target)`` / ``geometry_loss(out, target)`` is the geometry-consistent regulariser (see
 :class:`GeometryLoss`); ``fit`` adds ``geo_weight`` times it to the clamped MSE.
 
-``footprint(g)`` is the rasteriser's work per pixel (see :func:`footprint`); ``fit`` and QAT add
-``footprint_weight * mse.detach() * footprint(g)`` so that the Gaussians stay as small as the image allows.
+``footprint(cov_params, param, H, W)`` is the rasteriser's work per pixel; ``fit`` and QAT add
+``footprint_weight * mse.detach() * footprint(...)`` (:func:`footprint_penalty`) so that the Gaussians stay as small as the image allows.
 """
 
 from __future__ import annotations

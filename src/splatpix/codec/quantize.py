@@ -129,7 +129,7 @@ def _dequant_uniform(q: Tensor, scale: Tensor, offset: Tensor) -> Tensor:
 def _dequant_uniform_np(q: np.ndarray, scale: np.ndarray, offset: np.ndarray) -> np.ndarray:
     """:func:`_dequant_uniform` in float32 numpy, bit for bit (IEEE multiply, then add), for decoders: torch's
     indexing and arithmetic run on its OpenMP pool, whose threads keep spinning afterwards and slow the numba
-    render that follows on a 2-core machine (docs/benchmarks.md, "Decode time")."""
+    render that follows on a 2-core machine (docs/benchmarks.md, "Decode speed at equal N")."""
     return q.astype(np.float32) * scale.astype(np.float32) + offset.astype(np.float32)
 
 
