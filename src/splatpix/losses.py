@@ -10,7 +10,8 @@ the reference the tests compare against.
 :class:`GeometryLoss`); ``fit`` adds ``geo_weight`` times it to the clamped MSE.
 
 ``footprint(cov_params, param, H, W)`` is the rasteriser's work per pixel; ``fit`` and QAT add
-``footprint_weight * mse.detach() * footprint(...)`` (:func:`footprint_penalty`) so that the Gaussians stay as small as the image allows.
+``footprint_weight * mse.detach() * footprint(...)`` (:func:`footprint_penalty`) so that the Gaussians stay as
+small as the image allows.
 """
 
 from __future__ import annotations
