@@ -317,6 +317,65 @@ def test_varint_kernel_matches_numpy_reference() -> None:
     assert min(outcomes.values()) > 300
 
 
+def test_histogram_kernel_matches_reference() -> None:
+    """The compiled histogram parser accepts exactly what :func:`read_histogram` accepts, with the same
+    symbols, counts and size, on valid histograms (both set codings) and on flipped, truncated, forged ones."""
+    rng = np.random.default_rng(5)
+    outcomes = {"error": 0, "ok": 0}
+    for trial in range(1500):
+        alphabet = int(rng.choice([2, 10, 64, 300, 65536]))
+        n = int(rng.integers(0, 200))
+        x = _skewed(rng, n, alphabet, max(1.0, alphabet / 8)) if n else np.zeros(0, dtype=np.int64)
+        data = bytearray(encode_categorical(x, alphabet))
+        op = trial % 5
+        if op == 1 and data:
+            data[rng.integers(len(data))] ^= 1 << int(rng.integers(8))
+        elif op == 2:
+            data = data[: rng.integers(0, len(data) + 1)]
+        elif op == 3:
+            p = int(rng.integers(0, min(len(data), 6) + 1))
+            data[p:p + 1] = _varint(int(rng.choice([0, 1, 9, 300, 65536, 1 << 20])))
+        elif op == 4:
+            n = int(rng.choice([0, 1, max(n - 1, 0), n + 1]))
+        try:
+            want = read_histogram(bytes(data), n, alphabet)
+        except SplatpixError:
+            want = None
+        ok, used, counts, size = entropy._histogram_kernel(np.frombuffer(bytes(data), dtype=np.uint8), n, alphabet)
+        assert ok == (want is not None), trial
+        if want is not None:
+            np.testing.assert_array_equal(used, want.symbols)
+            np.testing.assert_array_equal(counts, want.counts)
+            assert size == want.size
+        outcomes["ok" if ok else "error"] += 1
+    assert min(outcomes.values()) > 300
+
+
+def test_map_symbols_matches_numpy() -> None:
+    """The fused check-and-gather after ANS decoding equals ``symbols[index]`` and flags an out-of-range index
+    or a histogram mismatch as the numpy checks would."""
+    rng = np.random.default_rng(6)
+    for trial in range(300):
+        k = int(rng.integers(1, 20))
+        symbols = np.sort(rng.choice(1000, k, replace=False)).astype(np.int64)
+        index = rng.integers(0, k, int(rng.integers(1, 100))).astype(np.int32)
+        counts = np.bincount(index, minlength=k).astype(np.int64)
+        if trial % 3 == 1:
+            index[rng.integers(index.size)] = int(rng.choice([-1, k, k + 5]))
+        elif trial % 3 == 2:
+            counts[rng.integers(k)] += 1
+        out = np.empty(index.size, dtype=np.int64)
+        status = entropy._map_symbols(index, symbols, counts, out)
+        in_range = bool(index.min() >= 0 and index.max() < k)
+        if not in_range:
+            assert status == entropy._MAP_RANGE
+        elif not np.array_equal(np.bincount(index, minlength=k), counts):
+            assert status == entropy._MAP_MISMATCH
+        else:
+            assert status == entropy._MAP_OK
+            np.testing.assert_array_equal(out, symbols[index])
+
+
 def test_no_constriction_exception_escapes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Even an unexpected failure inside constriction (a Rust panic is a BaseException) is a SplatpixError."""
     import constriction

@@ -10,6 +10,7 @@ import torch
 
 from splatpix.codec.entropy import encode_categorical
 from splatpix.codec.positions import (
+    _LEN_SYMBOLS,
     ORDER_MORTON,
     ORDER_RASTER,
     decode_grid_points,
@@ -266,3 +267,78 @@ def test_forged_payloads() -> None:
     data, _ = encode_grid_points(np.array([[5, 0]]), levels, order=ORDER_RASTER, model_bits=0)
     assert data[-1] == 0b01 and _decode_ok_or_splatpix_error(data, 1, levels)
     assert not _decode_ok_or_splatpix_error(data[:-1] + bytes([data[-1] | 0x80]), 1, levels)
+
+
+# ------------------------------------------------------------------------------------ kernel vs oracle
+
+
+def _kernel_or_error(sym: np.ndarray, t: int, raw: np.ndarray, order: int, lx: int, ly: int) -> np.ndarray | str:
+    from splatpix.codec.positions import _PTS_OK, _bitlen, _code_space, _points_error, _points_kernel
+
+    out = np.empty((sym.size, 2), dtype=np.int64)
+    status, expected = _points_kernel(sym, t, raw, order, lx, ly, _bitlen(lx - 1), _bitlen(ly - 1),
+                                      _code_space(order, lx, ly), out)
+    return out if status == _PTS_OK else _points_error(status, raw.size, expected)
+
+
+def _reference_or_error(sym: np.ndarray, t: int, raw: np.ndarray, order: int, lx: int, ly: int) -> np.ndarray | str:
+    from splatpix.codec.positions import _points_reference
+
+    try:
+        return _points_reference(sym, t, raw, order, lx, ly)
+    except SplatpixError as e:
+        return str(e)
+
+
+def _split_payload(data: bytes, n: int) -> tuple[np.ndarray, int, int, np.ndarray]:
+    """(gap symbols, t, order, raw bytes) of an :func:`encode_grid_points` payload of ``n`` points."""
+    from splatpix.codec.entropy import decode_categorical
+    from splatpix.codec.positions import _LEN_SYMBOLS, _read_varint
+
+    order, t = data[0] & 3, (data[0] >> 2) & 3
+    cat_len, pos = _read_varint(data, 1, SplatpixError)
+    sym = decode_categorical(data[pos:pos + cat_len], n, _LEN_SYMBOLS << t)
+    return sym, t, order, np.frombuffer(data, dtype=np.uint8, offset=pos + cat_len)
+
+
+def _same(a: np.ndarray | str, b: np.ndarray | str) -> None:
+    assert type(a) is type(b), (a, b)
+    if isinstance(a, str):
+        assert a == b
+    else:
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("order", [ORDER_MORTON, ORDER_RASTER])
+@pytest.mark.parametrize("t", [0, 1, 3])
+@pytest.mark.parametrize("levels", [(3073, 2049), (49, 33), (2, 9000), (5000, 3)])
+def test_points_kernel_matches_oracle(order: int, t: int, levels: tuple[int, int]) -> None:
+    """The numba decoder of the gaps equals its numpy oracle on valid payloads (clustered and uniform points,
+    duplicates) and on the same payloads with corrupted symbols or raw bits (same points or same message)."""
+    lx, ly = levels
+    rng = np.random.default_rng(lx + 7 * t + order)
+    for trial in range(6):
+        n = int(rng.integers(1, 400))
+        if trial % 2:
+            q = np.stack((rng.integers(0, lx, n), rng.integers(0, ly, n)), axis=1)
+        else:  # clusters and duplicates
+            c = np.stack((rng.integers(0, lx, 4), rng.integers(0, ly, 4)), axis=1)
+            q = np.clip(c[rng.integers(0, 4, n)] + rng.integers(-3, 4, (n, 2)), 0, [lx - 1, ly - 1])
+        data, _ = encode_grid_points(q, levels, order=order, model_bits=t)
+        sym, tt, oo, raw = _split_payload(data, n)
+        good = _kernel_or_error(sym, tt, raw, oo, lx, ly)
+        assert isinstance(good, np.ndarray)
+        _same(good, _reference_or_error(sym, tt, raw, oo, lx, ly))
+        for _ in range(20):
+            bad_sym, bad_raw = sym.copy(), raw.copy()
+            what = int(rng.integers(3))
+            if what == 0:
+                bad_sym[rng.integers(n)] = rng.integers(0, _LEN_SYMBOLS << tt)
+            elif what == 1 and raw.size:
+                bad_raw[rng.integers(raw.size)] ^= np.uint8(1 << int(rng.integers(8)))
+            else:
+                bad_raw = np.concatenate((raw, np.zeros(int(rng.integers(1, 3)), dtype=np.uint8)))[
+                    : max(raw.size + int(rng.integers(-2, 3)), 0)]
+            args = (bad_sym, tt, bad_raw, oo, lx, ly)
+            _same(_kernel_or_error(*args), _reference_or_error(*args))
+

@@ -44,6 +44,7 @@ memory are ``O(n + len(data))``; ``n`` and ``levels`` are the caller's to check 
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import torch
 from torch import Tensor
@@ -428,27 +429,128 @@ def decode_grid_points(data: bytes, n: int, levels: tuple[int, int], source: str
     pos += cat_len
 
     space = _code_space(order, lx, ly)
+    pts = np.empty((n, 2), dtype=np.int64)
+    status, expected = _points_kernel(sym, t, np.frombuffer(data, dtype=np.uint8, offset=pos), order, lx, ly,
+                                      _bitlen(lx - 1), _bitlen(ly - 1), space, pts)
+    if status != _PTS_OK:
+        raise bad(_points_error(status, len(data) - pos, expected))
+    return pts
+
+
+def _points_reference(sym: np.ndarray, t: int, raw_bytes: np.ndarray, order: int, lx: int, ly: int) -> np.ndarray:
+    """Numpy oracle of :func:`_points_kernel` (the tests compare the two on valid and corrupt input): the points
+    of the gap symbols ``sym`` (``(L << t) | top``) and the raw mantissa bits ``raw_bytes``, or
+    :class:`SplatpixError` with the kernel's message (a stream with several defects may name a different one)."""
+    space = _code_space(order, lx, ly)
     max_len = _bitlen(space - 1)  # the longest possible gap
     lengths, top = sym >> t, sym & ((1 << t) - 1)
     mant_bits = np.maximum(lengths - 1, 0)
     top_bits = np.minimum(mant_bits, t)
     if int(lengths.max()) > max_len or np.any(top >> top_bits):
-        raise bad("grid positions: invalid gap symbol")
+        raise SplatpixError(_points_error(_PTS_SYMBOL, 0, 0))
     raw_bits = mant_bits - top_bits
     total = int(raw_bits.sum())
     expected = (total + 7) // 8
-    if len(data) - pos != expected:
-        raise bad(f"grid positions: {len(data) - pos} bytes of raw bits, expected {expected}")
-    raw_bytes = np.frombuffer(data, dtype=np.uint8, offset=pos)
+    if raw_bytes.size != expected:
+        raise SplatpixError(_points_error(_PTS_LENGTH, raw_bytes.size, expected))
     if total % 8 and int(raw_bytes[-1]) >> (total % 8):
-        raise bad("grid positions: nonzero padding bits")
+        raise SplatpixError(_points_error(_PTS_PADDING, 0, 0))
     raw = _read_bits(raw_bytes, raw_bits)
     nz = lengths > 0
     gaps = np.where(nz, (np.int64(1) << mant_bits) + (top << raw_bits) + raw, 0)
     codes = np.cumsum(gaps)  # each gap < 2^48: a wrap-around shows up as a decrease
     if np.any(codes[1:] < codes[:-1]) or int(codes[0]) < 0 or int(codes[-1]) >= space:
-        raise bad("grid positions: cell codes outside the grid")
+        raise SplatpixError(_points_error(_PTS_CODE, 0, 0))
     pts = _cell_points(codes, order, lx, ly)
     if int(pts[:, 0].max()) >= lx or int(pts[:, 1].max()) >= ly:
-        raise bad("grid positions: point outside the grid")
+        raise SplatpixError(_points_error(_PTS_POINT, 0, 0))
     return pts
+
+
+_PTS_OK, _PTS_SYMBOL, _PTS_LENGTH, _PTS_PADDING, _PTS_CODE, _PTS_POINT = range(6)
+
+
+def _points_error(status: int, got: int, expected: int) -> str:
+    if status == _PTS_SYMBOL:
+        return "grid positions: invalid gap symbol"
+    if status == _PTS_LENGTH:
+        return f"grid positions: {got} bytes of raw bits, expected {expected}"
+    if status == _PTS_PADDING:
+        return "grid positions: nonzero padding bits"
+    if status == _PTS_CODE:
+        return "grid positions: cell codes outside the grid"
+    return "grid positions: point outside the grid"
+
+
+@numba.njit(cache=True, inline="always")
+def _compact1(v: int) -> int:
+    """:func:`_compact` of one int64 (``0 <= v < 2^62``)."""
+    v &= 0x5555555555555555
+    v = (v | (v >> 1)) & 0x3333333333333333
+    v = (v | (v >> 2)) & 0x0F0F0F0F0F0F0F0F
+    v = (v | (v >> 4)) & 0x00FF00FF00FF00FF
+    v = (v | (v >> 8)) & 0x0000FFFF0000FFFF
+    return (v | (v >> 16)) & 0x00000000FFFFFFFF
+
+
+@numba.njit(cache=True)
+def _points_kernel(sym: np.ndarray, t: int, raw: np.ndarray, order: int, lx: int, ly: int, bx: int, by: int,
+                   space: int, out: np.ndarray) -> tuple[int, int]:
+    """The grid points of a decoded gap-symbol stream, in one pass after a validating one: each gap's raw mantissa
+    bits (LSB first), the running cell code and its cell, into ``out`` ``(n, 2)``. Returns ``(status, expected
+    raw bytes)``; :func:`_points_reference` is its numpy oracle and names the same defects (a symbol that cannot
+    occur, the raw bits' exact length and zero padding, a code outside the code space, a point outside the grid).
+    Codes stay below ``space <= 2^48`` after every step, so nothing overflows."""
+    n = sym.shape[0]
+    max_len = 0
+    while (space - 1) >> max_len:
+        max_len += 1
+    tmask = (1 << t) - 1
+    total = 0
+    for i in range(n):
+        length = sym[i] >> t
+        mb = max(length - 1, 0)
+        tb = min(mb, t)
+        if length > max_len or ((sym[i] & tmask) >> tb) != 0:
+            return _PTS_SYMBOL, 0
+        total += mb - tb
+    expected = (total + 7) // 8
+    if raw.shape[0] != expected:
+        return _PTS_LENGTH, expected
+    if total % 8 and (np.int64(raw[expected - 1]) >> (total % 8)) != 0:
+        return _PTS_PADDING, expected
+    m = min(bx, by)
+    low_mask = (1 << (2 * m)) - 1
+    bit = 0
+    code = 0
+    for i in range(n):
+        length = sym[i] >> t
+        if length > 0:
+            mb = length - 1
+            tb = min(mb, t)
+            rb = mb - tb
+            v = 0
+            got = 0
+            while got < rb:
+                off = bit & 7
+                take = min(8 - off, rb - got)
+                v |= ((np.int64(raw[bit >> 3]) >> off) & ((1 << take) - 1)) << got
+                got += take
+                bit += take
+            code += (1 << mb) + ((sym[i] & tmask) << rb) + v
+        if code >= space:
+            return _PTS_CODE, expected
+        if order == ORDER_RASTER:
+            x, y = code % lx, code // lx
+        else:
+            low = code & low_mask
+            x, y = _compact1(low), _compact1(low >> 1)
+            if bx >= by:
+                x |= (code >> (2 * m)) << m
+            else:
+                y |= (code >> (2 * m)) << m
+        if x >= lx or y >= ly:
+            return _PTS_POINT, expected
+        out[i, 0] = x
+        out[i, 1] = y
+    return _PTS_OK, expected
