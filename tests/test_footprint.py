@@ -120,8 +120,12 @@ def test_cli_footprint_weight(tmp_path, capsys):
     assert json.loads(rep.read_text())["config"]["footprint_weight"] == 0.02
     assert main(["encode", str(tmp_path / "in.png"), "-o", str(tmp_path / "o.spix"), "-n", "50", "--steps", "10",
                  "--qat-steps", "5", "--method", "sga", "--footprint-weight", "0.02", "--report", str(rep),
-                 "--quiet"]) == 0
-    assert json.loads(rep.read_text())["fit_config"]["footprint_weight"] == 0.02
+                 "--vq-codebook", "16", "--quiet"]) == 0
+    report = json.loads(rep.read_text())
+    assert report["fit_config"]["footprint_weight"] == 0.02 and report["vq_codebook"] == 16
+    from splatpix.codec.spix import unpack
+
+    assert unpack((tmp_path / "o.spix").read_bytes())[0].codebooks.shape == (2, 16, 3)
     capsys.readouterr()
     assert main(["fit", str(tmp_path / "in.png"), "-o", str(tmp_path / "x.safetensors"), "-n", "50",
                  "--footprint-weight", "-1", "--quiet"]) == 2

@@ -361,7 +361,8 @@ def _encode_cli(args: argparse.Namespace):
 
     image = load_image(args.image, max_pixels=args.max_pixels)
     fit_cfg = _fit_config(argparse.Namespace(**{**vars(args), "gaussians": args.gaussians or 1}))
-    qat_cfg = QATConfig(steps=args.qat_steps, lr=args.qat_lr, optimizer=args.qat_optimizer, seed=args.seed)
+    qat_cfg = QATConfig(steps=args.qat_steps, lr=args.qat_lr, optimizer=args.qat_optimizer, seed=args.seed,
+                        vq_stages=args.vq_stages, vq_codebook=args.vq_codebook)
     progress = not args.quiet
     sga_cfg = None
     if args.method == "sga":
@@ -512,7 +513,8 @@ def cmd_eval_rd(args: argparse.Namespace) -> int:
                    "relocate_fraction": args.relocate_fraction, "lr_cov_scale": args.lr_cov_scale,
                    "lr_means_ref_n": args.lr_means_ref_n, "footprint_weight": args.footprint_weight,
                    "subdiv": args.subdiv, "tier_bits": args.tier_bits,
-                   "cov_context_bits": args.cov_context_bits,
+                   "cov_context_bits": args.cov_context_bits, "vq_stages": args.vq_stages,
+                   "vq_codebook": args.vq_codebook,
                    "n_tiers": None if args.tier_bits is None else len(args.tier_bits)}
         options = {k: v for k, v in options.items() if v is not None}
     label = args.label or args.method
@@ -677,6 +679,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qat-steps", type=int, default=2000, help="quantisation-aware fine-tuning steps")
     p.add_argument("--qat-lr", type=float, default=1e-3)
     p.add_argument("--qat-optimizer", choices=("adan", "adam"), default="adam")
+    p.add_argument("--vq-stages", type=int, default=2, help="colour residual VQ stages (default 2, GaussianImage's)")
+    p.add_argument("--vq-codebook", type=int, default=8,
+                   help="codewords per colour VQ stage (default 8, GaussianImage's; 16 or 32 pays on smooth "
+                        "colourful images, docs/benchmarks.md)")
     _add_fit_options(p, gaussians=None, steps=2000)
     _add_common(p)
     p.set_defaults(func=cmd_encode, optimizer="adam", lr=1e-2, lr_decay_every=1000)
@@ -747,6 +753,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--cov-context-bits", type=int, help="sga: widest l11 context for coding l21/l22 (default 2)")
     e.add_argument("--tier-bits", type=int, nargs="+",
                    help="sga: fixed covariance bits per tier (default: chosen RD-aware per image)")
+    e.add_argument("--vq-stages", type=int, help="gaussianimage/sga: colour residual VQ stages (default 2)")
+    e.add_argument("--vq-codebook", type=int, help="gaussianimage/sga: codewords per colour VQ stage (default 8)")
     e.add_argument("--out", required=True, help="output folder (per-image JSON and the mean curve)")
     e.add_argument("--jobs", type=int, default=1, help="worker processes")
     e.add_argument("--limit", type=int, help="use only the first K images (sorted by name)")

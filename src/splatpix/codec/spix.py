@@ -319,7 +319,8 @@ def encode(image: Tensor, n_gaussians: int, *, method: str = "gaussianimage", fi
         "bytes_fixed_length": len(packer(qat.quantized, True)), "method": method,
         "psnr_fit": fitted.psnr, "psnr_before_qat": qat.psnr_before, "fit_steps": fitted.steps,
         "fit_seconds": fitted.seconds, "qat_steps": qat.steps, "fixed_length": fixed_length, "width": int(w),
-        "height": int(h), "fit_config": {k: fc.__dict__[k] for k in (
+        "height": int(h), "vq_stages": qat_config.vq_stages, "vq_codebook": qat_config.vq_codebook,
+        "fit_config": {k: fc.__dict__[k] for k in (
             "init", "colour_solve_init", "colour_solve_every", "geo_weight", "steps", "lr", "optimizer",
             "lr_cov_scale", "relocate_every", "relocate_fraction", "lr_means_ref_n", "footprint_weight")},
         **extra,

@@ -55,6 +55,8 @@ GAUSSIANIMAGE_N_POINTS = (800, 1000, 3000, 5000, 7000, 9000)
 FIT_OPTIONS = ("init", "colour_solve_init", "colour_solve_every", "geo_weight", "relocate_every", "relocate_fraction",
                "lr_cov_scale", "lr_means_ref_n", "footprint_weight")
 """Harness options passed to :class:`splatpix.fit.FitConfig` (both Gaussian codecs)."""
+QAT_OPTIONS = ("vq_stages", "vq_codebook")
+"""QATConfig fields the Gaussian codecs' options may set (the colour quantiser)."""
 SGA_OPTIONS = ("subdiv", "n_tiers", "tier_k", "tier_bits", "cov_context_bits")
 """Harness options passed to :class:`splatpix.codec.sga.SGAConfig` (method ``sga``)."""
 
@@ -79,14 +81,15 @@ def _gaussian_codec(method: str, options: dict[str, Any]) -> PointFn:
         extra.update({k: options[k] for k in FIT_OPTIONS if options.get(k) is not None})
         fit_cfg = FitConfig(steps=steps, optimizer="adam", lr=1e-2, lr_decay_every=max(1, steps // 2),
                             seed=int(options.get("seed", 0)), **extra)
-        qat_cfg = QATConfig(steps=int(options.get("qat_steps", 1000)), optimizer="adam", lr=1e-3)
+        qat_cfg = QATConfig(steps=int(options.get("qat_steps", 1000)), optimizer="adam", lr=1e-3,
+                            **{k: options[k] for k in QAT_OPTIONS if options.get(k) is not None})
         r = encode(img, int(point), method=method, fit_config=fit_cfg, qat_config=qat_cfg, sga_config=sga_cfg,
                    progress=False).report
         out = {"bpp": r["bpp"], "psnr": r["psnr"], "ms_ssim": r["ms_ssim"], "encoding_time": r["encode_seconds"],
                "decoding_time": r["decode_seconds"], "n_gaussians": r["n_gaussians"], "bytes": r["bytes"],
                "psnr_fit": r["psnr_fit"], "fit_steps": r["fit_steps"], "qat_steps": r["qat_steps"],
                "fit_seconds": r["fit_seconds"]}
-        for k in ("tier_bits", "tier_thresholds"):
+        for k in ("tier_bits", "tier_thresholds", "vq_stages", "vq_codebook"):
             if k in r:
                 out[k] = r[k]
         return out
@@ -97,7 +100,8 @@ def _gaussian_codec(method: str, options: dict[str, Any]) -> PointFn:
 def available_methods(options: dict[str, Any] | None = None) -> dict[str, tuple[PointFn, tuple[float, ...]]]:
     """Method name -> (point function, default points). ``options`` (Gaussian codecs): ``steps`` (fit steps,
     Adam lr 1e-2 halved at half-way), ``qat_steps`` (QAT, Adam lr 1e-3), ``seed``, the fitting options
-    :data:`FIT_OPTIONS` and (``sga``) :data:`SGA_OPTIONS`; points are N values."""
+    :data:`FIT_OPTIONS`, the colour quantiser's :data:`QAT_OPTIONS` and (``sga``) :data:`SGA_OPTIONS`; points
+    are N values."""
     from .baselines import CODECS
 
     methods: dict[str, tuple[PointFn, tuple[float, ...]]] = {
