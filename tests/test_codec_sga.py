@@ -13,7 +13,7 @@ from PIL import Image
 from splatpix.cli import main
 from splatpix.codec import bitstream as bs
 from splatpix.codec.qat import QATConfig
-from splatpix.codec.sga import SGAConfig, SGAQuantized, pack_sga
+from splatpix.codec.sga import SGA_VQ_CODEBOOK, SGAConfig, SGAQuantized, pack_sga
 from splatpix.codec.spix import decode_bytes, encode, unpack
 from splatpix.errors import SplatpixError
 from splatpix.fit import FitConfig
@@ -55,6 +55,23 @@ def test_round_trip_is_exact_and_tiers_are_signalled(encoded):
     assert fixed.report["tier_bits"] == [6, 6, 6]
     assert res.report["bpp"] == len(res.data) * 8 / (48 * 64)
     assert res.report["psnr"] > 20
+    # the colour codebook size follows the method unless given (QATConfig.vq_codebook None)
+    assert q.codebooks.shape == (2, SGA_VQ_CODEBOOK, 3) and res.report["vq_codebook"] == SGA_VQ_CODEBOOK == 16
+
+
+def test_colour_codebook_default_is_per_method():
+    from splatpix.codec.qat import GI_VQ_CODEBOOK, quantization_aware_finetune
+    from splatpix.fit import fit
+
+    img = _image()[:, :24, :32]
+    fc = FitConfig(steps=20, optimizer="adam", lr=1e-2, n_gaussians=40)
+    qc = QATConfig(steps=5, optimizer="adam", lr=1e-3)
+    gi = encode(img, 40, fit_config=fc, qat_config=qc, progress=False)
+    assert unpack(gi.data)[0].codebooks.shape == (2, GI_VQ_CODEBOOK, 3) == (2, 8, 3)
+    sga8 = encode(img, 40, method="sga", fit_config=fc, qat_config=QATConfig(steps=5, vq_codebook=8), progress=False)
+    assert unpack(sga8.data)[0].codebooks.shape == (2, 8, 3) and sga8.report["vq_codebook"] == 8
+    alone = quantization_aware_finetune(fit(img, fc, progress=False).gaussians, img, qc, progress=False)
+    assert alone.quantized.codebooks.shape == (2, GI_VQ_CODEBOOK, 3)
 
 
 def test_sga_positions_cost_less_than_fp16(encoded):

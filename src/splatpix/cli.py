@@ -680,9 +680,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qat-lr", type=float, default=1e-3)
     p.add_argument("--qat-optimizer", choices=("adan", "adam"), default="adam")
     p.add_argument("--vq-stages", type=int, default=2, help="colour residual VQ stages (default 2, GaussianImage's)")
-    p.add_argument("--vq-codebook", type=int, default=8,
-                   help="codewords per colour VQ stage (default 8, GaussianImage's; 16 or 32 pays on smooth "
-                        "colourful images, docs/benchmarks.md)")
+    p.add_argument("--vq-codebook", type=int,
+                   help="codewords per colour VQ stage (default: 8 for gaussianimage, GaussianImage's; 16 for sga)")
     _add_fit_options(p, gaussians=None, steps=2000)
     _add_common(p)
     p.set_defaults(func=cmd_encode, optimizer="adam", lr=1e-2, lr_decay_every=1000)
@@ -754,7 +753,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--tier-bits", type=int, nargs="+",
                    help="sga: fixed covariance bits per tier (default: chosen RD-aware per image)")
     e.add_argument("--vq-stages", type=int, help="gaussianimage/sga: colour residual VQ stages (default 2)")
-    e.add_argument("--vq-codebook", type=int, help="gaussianimage/sga: codewords per colour VQ stage (default 8)")
+    e.add_argument("--vq-codebook", type=int,
+                   help="gaussianimage/sga: codewords per colour VQ stage (default: 8 for gaussianimage, 16 for sga)")
     e.add_argument("--out", required=True, help="output folder (per-image JSON and the mean curve)")
     e.add_argument("--jobs", type=int, default=1, help="worker processes")
     e.add_argument("--limit", type=int, help="use only the first K images (sorted by name)")

@@ -28,6 +28,7 @@ uniform quantisers for the Cholesky covariance, residual VQ with 2 stages x 8 co
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -46,7 +47,7 @@ from ..optim import Adan
 from ..render import render
 from .quantize import LearnedUniformQuantizer, QuantizedGaussians, ResidualVQ, fp16_ste, quantize_positions
 
-__all__ = ["QATConfig", "QATResult", "QuantizedGaussians", "quantization_aware_finetune"]
+__all__ = ["GI_VQ_CODEBOOK", "QATConfig", "QATResult", "QuantizedGaussians", "quantization_aware_finetune"]
 
 OPTIMIZERS = ("adan", "adam")
 _ATANH_CLIP = 1.0 - 1e-4  # as in splatpix.fit: |xy| <= ~4.95
@@ -60,6 +61,10 @@ def _is_number(x: object) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
+GI_VQ_CODEBOOK = 8
+"""Codewords per colour VQ stage of GaussianImage's codec (2 stages x 8: 6 bits per Gaussian)."""
+
+
 @dataclass
 class QATConfig:
     """QAT options. GaussianImage fine-tunes 50k steps; ``steps=0`` gives naive post-training quantisation."""
@@ -69,7 +74,9 @@ class QATConfig:
     optimizer: str = "adan"
     cov_bits: int = 6
     vq_stages: int = 2
-    vq_codebook: int = 8
+    # codewords per colour VQ stage; None: the codec's default (8, GaussianImage's; method sga: 16,
+    # splatpix.codec.sga.SGA_VQ_CODEBOOK), resolved by splatpix.codec.spix.encode / quantization_aware_finetune
+    vq_codebook: int | None = None
     seed: int = 0
     log_every: int = 100
     position_bits: int = 16  # fp16; the only supported value for now
@@ -94,7 +101,7 @@ class QATConfig:
             raise bad(f"cov_bits must be an integer in [1, 16], got {self.cov_bits!r}")
         if not _is_int(self.vq_stages) or not 1 <= self.vq_stages <= 8:
             raise bad(f"vq_stages must be an integer in [1, 8], got {self.vq_stages!r}")
-        if not _is_int(self.vq_codebook) or not 1 <= self.vq_codebook <= 4096:
+        if self.vq_codebook is not None and (not _is_int(self.vq_codebook) or not 1 <= self.vq_codebook <= 4096):
             raise bad(f"vq_codebook must be an integer in [1, 4096], got {self.vq_codebook!r}")
         if not _is_int(self.seed):
             raise bad(f"seed must be an integer, got {self.seed!r}")
@@ -231,6 +238,8 @@ def quantization_aware_finetune(
     (``tensors``, ``fake_quantized``, ``aux_loss``, ``refresh``, ``encode``).
     """
     cfg = QATConfig() if cfg is None else cfg
+    if cfg.vq_codebook is None:
+        cfg = dataclasses.replace(cfg, vq_codebook=GI_VQ_CODEBOOK)
     if not isinstance(cfg, QATConfig):
         raise SplatpixError(f"cfg must be a QATConfig, got {type(cfg).__name__}")
     if not isinstance(g, Gaussians):

@@ -41,7 +41,8 @@ from .qat import QATConfig, trainable_tensors
 from .quantize import LearnedUniformQuantizer, ResidualVQ, _dequant_uniform_np, _rvq_lookup_np
 from .tiers import assign_tiers, choose_tier_bits, tier_thresholds
 
-__all__ = ["CONVERGENCE_FIT", "SGA_FIT_DEFAULTS", "SGAConfig", "SGAQuantized", "pack_sga", "unpack_sections"]
+__all__ = ["CONVERGENCE_FIT", "SGA_FIT_DEFAULTS", "SGA_VQ_CODEBOOK", "SGAConfig", "SGAQuantized", "pack_sga",
+           "unpack_sections"]
 
 SGA_FIT_DEFAULTS: dict[str, Any] = {"init": "structure", "colour_solve_init": True, "lr_cov_scale": 10.0,
                                     "lr_means_ref_n": 1000, "relocate_every": 250, "relocate_fraction": 0.05}
@@ -52,6 +53,13 @@ of the Gaussians every 250 steps of the first half. On Kodak (kodim01-03, 2000 +
 -0.6 % BD-rate (-1.5 % in an earlier identical run; within the run-to-run spread) since its error map uses the
 clamped render (2026-12-02); before that fix it cost +1.9 %.
 Measured: docs/benchmarks.md."""
+
+SGA_VQ_CODEBOOK = 16
+"""Codewords per colour VQ stage of method ``sga`` (GaussianImage's codec: 8). 2 x 16 codewords cost ~2 bits more
+per Gaussian than 2 x 8 and keep much more of the fitted quality through QAT on smooth, colourful images: on
+kodim23 at N = 3000 (RD schedule) the PSNR after QAT is 30.67 / 32.38 / 33.74 / 34.32 dB with 8 / 16 / 32 / 64
+codewords (fit: 35.38 dB) for 0.310 / 0.330 / 0.353 / 0.385 bpp; kodim01 gains only 0.2 dB. Measured on the RD
+curve: docs/benchmarks.md ("Colour codebook size")."""
 
 CONVERGENCE_FIT: dict[str, Any] = dict(SGA_FIT_DEFAULTS)
 """The structure-guided fit for long runs (``fit``, the §5 convergence and N = 70 000 results); since relocation

@@ -267,6 +267,12 @@ def encode(image: Tensor, n_gaussians: int, *, method: str = "gaussianimage", fi
         raise SplatpixError(f"qat_config must be a QATConfig, got {type(qat_config).__name__}")
     if qat_config.footprint_weight is None:  # QAT keeps the Gaussians as small as the fit did
         qat_config = dataclasses.replace(qat_config, footprint_weight=fc.footprint_weight)
+    if qat_config.vq_codebook is None:  # the method's colour codebook size
+        from .qat import GI_VQ_CODEBOOK
+        from .sga import SGA_VQ_CODEBOOK
+
+        qat_config = dataclasses.replace(qat_config,
+                                         vq_codebook=SGA_VQ_CODEBOOK if method == "sga" else GI_VQ_CODEBOOK)
     meta: dict[str, Any] = {"encoder": f"splatpix {__version__}", "method": method, "fit_steps": fitted.steps,
                             "fixed_length": fixed_length}
     extra: dict[str, Any] = {}
