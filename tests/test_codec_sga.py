@@ -68,10 +68,15 @@ def test_colour_codebook_default_is_per_method():
     qc = QATConfig(steps=5, optimizer="adam", lr=1e-3)
     gi = encode(img, 40, fit_config=fc, qat_config=qc, progress=False)
     assert unpack(gi.data)[0].codebooks.shape == (2, GI_VQ_CODEBOOK, 3) == (2, 8, 3)
-    sga8 = encode(img, 40, method="sga", fit_config=fc, qat_config=QATConfig(steps=5, vq_codebook=8), progress=False)
+    fitted = fit(img, fc, progress=False)
+    sga8 = encode(img, 40, method="sga", fit_config=fc, qat_config=QATConfig(steps=5, vq_codebook=8), progress=False,
+                  fitted=fitted)
     assert unpack(sga8.data)[0].codebooks.shape == (2, 8, 3) and sga8.report["vq_codebook"] == 8
-    alone = quantization_aware_finetune(fit(img, fc, progress=False).gaussians, img, qc, progress=False)
+    assert sga8.report["psnr_fit"] == fitted.psnr  # the given fit was quantised, not a new one
+    alone = quantization_aware_finetune(fitted.gaussians, img, qc, progress=False)
     assert alone.quantized.codebooks.shape == (2, GI_VQ_CODEBOOK, 3)
+    with pytest.raises(SplatpixError, match="fitted must be"):
+        encode(img, 41, method="sga", fit_config=fc, qat_config=qc, progress=False, fitted=fitted)
 
 
 def test_sga_positions_cost_less_than_fp16(encoded):

@@ -37,7 +37,7 @@ from torch import Tensor
 
 from .._version import __version__
 from ..errors import SplatpixError
-from ..fit import FitConfig, fit
+from ..fit import FitConfig, FitResult, fit
 from ..gaussians import Gaussians
 from ..io import atomic_write_bytes
 from ..metrics import ms_ssim, psnr
@@ -239,13 +239,15 @@ METHODS = ("gaussianimage", "sga")
 
 def encode(image: Tensor, n_gaussians: int, *, method: str = "gaussianimage", fit_config: FitConfig | None = None,
            qat_config: QATConfig | None = None, sga_config: Any = None, fixed_length: bool = False,
-           progress: bool = True) -> EncodeResult:
+           progress: bool = True, fitted: FitResult | None = None) -> EncodeResult:
     """Fit ``n_gaussians`` to ``image`` (``(C, H, W)`` in ``[0, 1]``), fine-tune with quantisation, and code it.
 
     ``method``: ``"gaussianimage"`` (GaussianImage's codec) or ``"sga"`` (structure-guided, :mod:`.sga`; with
     ``fit_config=None`` it fits with :data:`.sga.SGA_FIT_DEFAULTS`; ``sga_config`` is a :class:`.sga.SGAConfig`).
     The report's ``psnr`` / ``ms_ssim`` are measured on the image decoded *from the produced bytes* (8-bit
-    rounded); ``bpp`` is ``len(bytes) * 8 / (H * W)``.
+    rounded); ``bpp`` is ``len(bytes) * 8 / (H * W)``. ``fitted``: the result of ``fit(image, fit_config)`` to
+    quantise instead of fitting again (sweeps of the quantisation settings on one fit, e.g.
+    benchmarks/colour_codebook.py); it must be a model of ``n_gaussians`` Cholesky Gaussians of this image.
     """
     if method not in METHODS:
         raise SplatpixError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
@@ -259,7 +261,11 @@ def encode(image: Tensor, n_gaussians: int, *, method: str = "gaussianimage", fi
     else:
         fc = FitConfig()
     fc = FitConfig(**{**fc.__dict__, "n_gaussians": int(n_gaussians), "param": "cholesky"})
-    fitted = fit(image, fc, progress=progress)
+    if fitted is None:
+        fitted = fit(image, fc, progress=progress)
+    elif not isinstance(fitted, FitResult) or fitted.gaussians.n != int(n_gaussians) or \
+            fitted.gaussians.param != "cholesky" or tuple(fitted.gaussians.size) != tuple(image.shape[1:]):
+        raise SplatpixError(f"fitted must be the FitResult of {int(n_gaussians)} Cholesky Gaussians of this image")
     if fitted.diverged:
         raise SplatpixError(f"encoding failed: {fitted.message}")
     qat_config = qat_config if qat_config is not None else QATConfig()
