@@ -147,3 +147,21 @@ def test_early_stopping_tiers_equal_searchsorted_of_exact_spacing(monkeypatch, c
     monkeypatch.setattr(tiers, "_spacing_sq_tree", lambda *a: (_ for _ in ()).throw(AssertionError("tree")))
     np.testing.assert_array_equal(assign_tiers(cases[1].astype(np.int64), [100, 900], 4),
                                   np.searchsorted([100, 900], _brute_spacing(cases[1].astype(np.int64), 4)))
+
+
+def test_block_work_matches_numpy():
+    """The compiled scan bound of the counting path equals the numpy sum over cells of count x 3 x 3 block count."""
+    from splatpix.codec import tiers
+
+    rng = np.random.default_rng(2)
+    for _ in range(40):
+        n = int(rng.integers(5, 2000))
+        pts = rng.integers(0, int(rng.integers(10, 3000)), size=(n, 2)).astype(np.int64)
+        cell = int(rng.integers(1, 60))
+        b = tiers._binned(pts, lambda w, h, c=cell: c)
+        if b is None:
+            continue
+        _, _, _, gx, gy, start, _, _ = b
+        counts = np.pad(np.diff(start).reshape(gy, gx), 1)
+        block = sum(counts[1 + a:gy + 1 + a, 1 + c:gx + 1 + c] for a in (-1, 0, 1) for c in (-1, 0, 1))
+        assert tiers._block_work(start, gx, gy) == int((counts[1:-1, 1:-1] * block).sum())

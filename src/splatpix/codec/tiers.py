@@ -158,44 +158,58 @@ def _grid_search(pts: np.ndarray, spts: np.ndarray, k: int, x0: int, y0: int, ce
 
 
 @numba.njit(cache=True, parallel=True)
-def _count_tiers(spts: np.ndarray, ids: np.ndarray, k: int, x0: int, y0: int, cell: int, gx: int, gy: int,
-                 start: np.ndarray, th: np.ndarray) -> np.ndarray:
+def _count_tiers(xs: np.ndarray, ys: np.ndarray, ids: np.ndarray, k: int, x0: int, y0: int, cell: int, gx: int,
+                 gy: int, start: np.ndarray, th: np.ndarray) -> np.ndarray:
     """Tiers by counting: with ``cell ** 2 >= th[-1]`` every point within ``sqrt(th[-1])`` of a point lies in the
     3 x 3 cells around it, and the point's k-th distance exceeds ``th[j]`` iff fewer than ``k`` others are within
-    ``th[j]``, so its tier is the number of thresholds with fewer than ``k`` such points (no sorting).
+    ``th[j]``. The counts grow with ``j``, so the tier is the first ``j`` with ``k`` others within ``th[j]`` (or the
+    number of thresholds): the densest points need one counting pass, the sparsest one per threshold.
 
-    The points are visited in cell order (``spts = pts[ids]``), the three cells of a row of the block are one
-    contiguous range of ``spts``, each candidate adds one to the count of the first threshold it is within, and a
-    point stops as soon as ``k`` others are within ``th[0]`` (tier 0, the densest, whatever the rest holds).
+    The points are visited in cell order (``xs, ys`` = the coordinates of ``pts[ids]`` as float64, exact: squared
+    distances of integer coordinates below 2^26 are exact, and farther points compare correctly against any
+    threshold), the three cells of a row of the block are one contiguous range, and a pass is a branch-free count
+    that compiles to SIMD (2026-12-03: about 3x faster than inserting each candidate into a histogram).
     """
-    n = spts.shape[0]
+    n = xs.shape[0]
     m = th.shape[0]
-    last = th[m - 1]
+    thf = th.astype(np.float64)
     out = np.empty(n, dtype=np.int64)
-    hist_all = np.zeros((n, m), dtype=np.int64)
     for s in numba.prange(n):
-        hist = hist_all[s]
-        px, py = spts[s, 0], spts[s, 1]
-        cx, cy = (px - x0) // cell, (py - y0) // cell
+        px, py = xs[s], ys[s]
+        cx, cy = (np.int64(px) - x0) // cell, (np.int64(py) - y0) // cell
         lo_x, hi_x = max(cx - 1, 0), min(cx + 1, gx - 1)
-        for yy in range(max(cy - 1, 0), min(cy + 1, gy - 1) + 1):
-            for t in range(start[yy * gx + lo_x], start[yy * gx + hi_x + 1]):
-                dx, dy = spts[t, 0] - px, spts[t, 1] - py
-                d = dx * dx + dy * dy
-                if d <= last:
-                    j = 0
-                    while th[j] < d:
-                        j += 1
-                    hist[j] += 1
-            if hist[0] > k:  # the point itself is counted (distance 0): k others within th[0]
-                break
-        tier, within = 0, -1  # within: the other points within th[j] so far (the point itself excluded)
+        r0, r1 = max(cy - 1, 0), min(cy + 1, gy - 1)
+        tier = 0
         for j in range(m):
-            within += hist[j]
-            if within < k:
-                tier += 1
+            t2 = thf[j]
+            c = 0
+            for yy in range(r0, r1 + 1):
+                for t in range(start[yy * gx + lo_x], start[yy * gx + hi_x + 1]):
+                    dx = xs[t] - px
+                    dy = ys[t] - py
+                    c += dx * dx + dy * dy <= t2
+            if c > k:  # the point itself is counted (distance 0): k others within th[j]
+                break
+            tier += 1
         out[ids[s]] = tier
     return out
+
+
+@numba.njit(cache=True)
+def _block_work(start: np.ndarray, gx: int, gy: int) -> int:
+    """Sum over cells of (points in the cell) x (points in its 3 x 3 block): the candidate scans of
+    :func:`_count_tiers` per threshold pass (one compiled loop; it was nine shifted numpy sums)."""
+    work = 0
+    for yy in range(gy):
+        for xx in range(gx):
+            c = start[yy * gx + xx + 1] - start[yy * gx + xx]
+            if c:
+                lo, hi = max(xx - 1, 0), min(xx + 1, gx - 1)
+                block = 0
+                for y2 in range(max(yy - 1, 0), min(yy + 1, gy - 1) + 1):
+                    block += start[y2 * gx + hi + 1] - start[y2 * gx + lo]
+                work += c * block
+    return work
 
 
 def _binned(pts: np.ndarray, cell_of: Callable[[int, int], int]):
@@ -221,11 +235,10 @@ def _tiers_by_counting(pts: np.ndarray, k: int, th: np.ndarray) -> np.ndarray | 
     if b is None:
         return None
     x0, y0, cell, gx, gy, start, ids, spts = b
-    counts = np.pad(np.diff(start).reshape(gy, gx), 1)
-    block = sum(counts[1 + a:gy + 1 + a, 1 + c:gx + 1 + c] for a in (-1, 0, 1) for c in (-1, 0, 1))
-    if int((counts[1:-1, 1:-1] * block).sum()) > _MAX_CELL_WORK * n + 4096:
+    if _block_work(start, gx, gy) > _MAX_CELL_WORK * n + 4096:
         return None
-    return _count_tiers(spts, ids, k, x0, y0, cell, gx, gy, start, th)
+    return _count_tiers(spts[:, 0].astype(np.float64), spts[:, 1].astype(np.float64), ids, k, x0, y0, cell, gx, gy,
+                        start, th)
 
 
 def _spacing_sq_tree(pts: np.ndarray, k: int) -> np.ndarray:
