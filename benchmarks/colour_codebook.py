@@ -14,18 +14,18 @@ appended to ``--out`` (one fit per image/N/weight: re-running adds rows).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 
+from splatpix.bench import append_row, load_rows
 from splatpix.codec.qat import QATConfig
 from splatpix.codec.sga import SGA_FIT_DEFAULTS
 from splatpix.codec.spix import encode
 from splatpix.fit import FitConfig, fit
-from splatpix.io import atomic_write, load_image
+from splatpix.io import load_image
 
 
 def main() -> None:
@@ -38,7 +38,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     out = Path(args.out)
-    data = json.loads(out.read_text()) if out.exists() else {"benchmark": "colour_codebook", "rows": []}
+    data = load_rows(out, "colour_codebook")
     for name in args.images:
         img = load_image(Path(args.kodak) / name)
         for n in args.gaussians:
@@ -53,10 +53,7 @@ def main() -> None:
                        "vq_codebook": k, "bpp": res.report["bpp"], "psnr": res.report["psnr"],
                        "psnr_fit": res.report["psnr_fit"], "qat_seconds": time.perf_counter() - t0,
                        "torch_threads": torch.get_num_threads(), "date": datetime.now(UTC).strftime("%Y-%m-%d")}
-                data["rows"].append(row)
-                print(json.dumps(row), flush=True)
-                with atomic_write(out, "w") as fh:
-                    json.dump(data, fh, indent=1)
+                append_row(out, data, row)
 
 
 if __name__ == "__main__":

@@ -12,21 +12,20 @@ and skipped.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 
-from splatpix.bench import count_pairs
+from splatpix.bench import append_row, count_pairs, load_rows
 from splatpix.codec.qat import QATConfig
 from splatpix.codec.sga import SGA_FIT_DEFAULTS
 from splatpix.codec.spix import encode, unpack
 from splatpix.eval.harness import list_images
 from splatpix.fit import FitConfig
 from splatpix.gaussians import conic_from_covariance, project
-from splatpix.io import atomic_write, load_image
+from splatpix.io import load_image
 
 
 def pairs_per_pixel(blob: bytes) -> float:
@@ -51,7 +50,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     out = Path(args.out)
-    data = json.loads(out.read_text()) if out.exists() else {"benchmark": "footprint", "rows": []}
+    data = load_rows(out, "footprint")
     done = {(r["image"], r["n_gaussians"], r["footprint_weight"], r.get("qat_footprint_weight", r["footprint_weight"]))
             for r in data["rows"]}
     images = list_images(args.images, None if args.names else args.limit)
@@ -77,10 +76,7 @@ def main() -> None:
                        "pairs_per_pixel": pairs_per_pixel(res.data), "psnr_fit": res.report["psnr_fit"],
                        "seconds": time.perf_counter() - t0, "steps": args.steps, "qat_steps": args.qat_steps,
                        "torch_threads": torch.get_num_threads(), "date": datetime.now(UTC).strftime("%Y-%m-%d")}
-                data["rows"].append(row)
-                print(json.dumps(row), flush=True)
-                with atomic_write(out, "w") as fh:
-                    json.dump(data, fh, indent=1)
+                append_row(out, data, row)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ Used to time two versions of the decoder on identical files: run it once per che
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from datetime import UTC, datetime
@@ -19,8 +18,8 @@ import numba
 import torch
 
 import splatpix
+from splatpix.bench import append_row, load_rows
 from splatpix.codec.spix import unpack
-from splatpix.io import atomic_write
 
 
 def main() -> None:
@@ -31,7 +30,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     out = Path(args.out)
-    data = json.loads(out.read_text()) if out.exists() else {"benchmark": "parse_time", "rows": []}
+    data = load_rows(out, "parse_time")
     for f in args.files:
         blob = Path(f).read_bytes()
         unpack(blob)[0].dequantize()
@@ -43,10 +42,7 @@ def main() -> None:
         row = {"file": Path(f).name, "label": args.label, "splatpix": str(Path(splatpix.__file__).parent),
                "parse_dequantise_ms": 1e3 * statistics.median(ts), "numba_threads": numba.get_num_threads(),
                "torch_threads": torch.get_num_threads(), "date": datetime.now(UTC).strftime("%Y-%m-%d")}
-        data["rows"].append(row)
-        print(json.dumps(row), flush=True)
-    with atomic_write(out, "w") as fh:
-        json.dump(data, fh, indent=1)
+        append_row(out, data, row)
 
 
 if __name__ == "__main__":
