@@ -7,7 +7,8 @@ footprint weight, then QAT + coding with each K, so that only the colour quantis
         --codebooks 8 32 --out benchmarks/results/colour_codebook.json
 
 RD schedule (2000 fit steps, Adam 1e-2 halved at 1000, sga's fitting defaults; 1000 QAT steps, Adam 1e-3). Per row:
-bpp from the file's bytes, PSNR of the 8-bit decoded image, and the fit's PSNR (before any quantisation). Rows are
+bpp from the file's bytes, PSNR of the 8-bit decoded image, the fit's PSNR (before any quantisation) and, as
+``psnr_ptq``, the PSNR with the fitted colours quantised by the initial (k-means) codebooks, before QAT. Rows are
 appended to ``--out`` (one fit per image/N/weight: re-running adds rows).
 """
 
@@ -22,10 +23,14 @@ import torch
 
 from splatpix.bench import append_row, load_rows
 from splatpix.codec.qat import QATConfig
+from splatpix.codec.quantize import ResidualVQ
 from splatpix.codec.sga import SGA_FIT_DEFAULTS
 from splatpix.codec.spix import encode
 from splatpix.fit import FitConfig, fit
+from splatpix.gaussians import Gaussians
 from splatpix.io import load_image
+from splatpix.metrics import psnr
+from splatpix.render import render
 
 
 def main() -> None:
@@ -46,12 +51,17 @@ def main() -> None:
                            param="cholesky", **{**SGA_FIT_DEFAULTS, "footprint_weight": args.footprint_weight})
             fitted = fit(img, fc, progress=False)
             for k in args.codebooks:
+                g = fitted.gaussians
+                with torch.no_grad():  # post-training quantisation of the fitted colours alone (no QAT)
+                    vq = ResidualVQ(g.channels, 2, k).init_from(g.colours, seed=0)
+                    ptq = psnr(render(Gaussians(g.means, g.cov_params, vq(g.colours), "cholesky", g.size),
+                                      clamp=True), img)
                 t0 = time.perf_counter()
                 res = encode(img, n, method="sga", fit_config=fc, fitted=fitted, progress=False,
                              qat_config=QATConfig(steps=1000, optimizer="adam", lr=1e-3, vq_codebook=k))
                 row = {"image": name, "n_gaussians": n, "footprint_weight": args.footprint_weight, "vq_stages": 2,
                        "vq_codebook": k, "bpp": res.report["bpp"], "psnr": res.report["psnr"],
-                       "psnr_fit": res.report["psnr_fit"], "qat_seconds": time.perf_counter() - t0,
+                       "psnr_fit": res.report["psnr_fit"], "psnr_ptq": ptq, "qat_seconds": time.perf_counter() - t0,
                        "torch_threads": torch.get_num_threads(), "date": datetime.now(UTC).strftime("%Y-%m-%d")}
                 append_row(out, data, row)
 
