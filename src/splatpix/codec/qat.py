@@ -182,7 +182,8 @@ class _State:
         self.xy, self.chol, self.colours = trainable_tensors(g, device)
         self.size = g.size
         self.cov_q = LearnedUniformQuantizer(3, cfg.cov_bits).to(device).init_from(self.chol)
-        self.vq = ResidualVQ(g.channels, cfg.vq_stages, cfg.vq_codebook, kmeans_iters=cfg.kmeans_iters,
+        k = GI_VQ_CODEBOOK if cfg.vq_codebook is None else cfg.vq_codebook
+        self.vq = ResidualVQ(g.channels, cfg.vq_stages, k, kmeans_iters=cfg.kmeans_iters,
                              commitment=cfg.vq_commitment, codebook_weight=cfg.vq_codebook_weight)
         self.vq = self.vq.to(device).init_from(self.colours, seed=cfg.seed)
 

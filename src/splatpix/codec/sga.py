@@ -227,7 +227,8 @@ class SGAState:
         for t, b in enumerate(self.tier_bits):
             members = self.chol[self.tier_mask[:, t]] if bool(self.tier_mask[:, t].any()) else self.chol
             self.cov_q.append(LearnedUniformQuantizer(3, b).to(device).init_from(members))
-        self.vq = ResidualVQ(g.channels, cfg.vq_stages, cfg.vq_codebook, kmeans_iters=cfg.kmeans_iters,
+        k = SGA_VQ_CODEBOOK if cfg.vq_codebook is None else cfg.vq_codebook
+        self.vq = ResidualVQ(g.channels, cfg.vq_stages, k, kmeans_iters=cfg.kmeans_iters,
                              commitment=cfg.vq_commitment, codebook_weight=cfg.vq_codebook_weight)
         self.vq = self.vq.to(device).init_from(self.colours, seed=cfg.seed)
 
