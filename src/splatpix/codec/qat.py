@@ -28,7 +28,6 @@ uniform quantisers for the Cholesky covariance, residual VQ with 2 stages x 8 co
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -75,7 +74,7 @@ class QATConfig:
     cov_bits: int = 6
     vq_stages: int = 2
     # codewords per colour VQ stage; None: the codec's default (8, GaussianImage's; method sga: 16,
-    # splatpix.codec.sga.SGA_VQ_CODEBOOK), resolved by splatpix.codec.spix.encode / quantization_aware_finetune
+    # splatpix.codec.sga.SGA_VQ_CODEBOOK), resolved by each codec's QAT state (and in the encode report)
     vq_codebook: int | None = None
     seed: int = 0
     log_every: int = 100
@@ -239,8 +238,6 @@ def quantization_aware_finetune(
     (``tensors``, ``fake_quantized``, ``aux_loss``, ``refresh``, ``encode``).
     """
     cfg = QATConfig() if cfg is None else cfg
-    if cfg.vq_codebook is None:
-        cfg = dataclasses.replace(cfg, vq_codebook=GI_VQ_CODEBOOK)
     if not isinstance(cfg, QATConfig):
         raise SplatpixError(f"cfg must be a QATConfig, got {type(cfg).__name__}")
     if not isinstance(g, Gaussians):

@@ -165,10 +165,11 @@ def _count_tiers(xs: np.ndarray, ys: np.ndarray, ids: np.ndarray, k: int, x0: in
     ``th[j]``. The counts grow with ``j``, so the tier is the first ``j`` with ``k`` others within ``th[j]`` (or the
     number of thresholds): the densest points need one counting pass, the sparsest one per threshold.
 
-    The points are visited in cell order (``xs, ys`` = the coordinates of ``pts[ids]`` as float64, exact: squared
-    distances of integer coordinates below 2^26 are exact, and farther points compare correctly against any
-    threshold), the three cells of a row of the block are one contiguous range, and a pass is a branch-free count
-    that compiles to SIMD (2026-12-03: about 3x faster than inserting each candidate into a histogram).
+    The points are visited in cell order (``xs, ys`` = the coordinates of ``pts[ids]`` as float64: squared
+    distances below 2^53, i.e. any two points less than 2^26 grid units apart, are exact, which covers every
+    threshold of a real image; beyond that encoder and decoder still agree, both running this function), the three
+    cells of a row of the block are one contiguous range, and a pass is a branch-free count that compiles to SIMD
+    (2026-12-03: about 3x faster than inserting each candidate into a histogram).
     """
     n = xs.shape[0]
     m = th.shape[0]
