@@ -413,3 +413,42 @@ def test_numpy_decoder_definitions_equal_the_torch_ones_bit_for_bit() -> None:
     steps = np.array([lx - 1, ly - 1], dtype=np.float64)
     assert np.array_equal((q / steps).astype(np.float32),
                           _grid_values(torch.from_numpy(q), torch.from_numpy(steps)).numpy())
+
+
+def test_compiled_dequantisers_equal_the_numpy_definitions_bit_for_bit() -> None:
+    """The compiled decoder forms (dequant_uniform_rows, rvq_lookup) give the numpy definitions' float32 bits (and
+    so the torch ones, above), over random shapes, bit depths, quantisers, stages and codebook sizes."""
+    from splatpix.codec.quantize import _dequant_uniform_np, _rvq_lookup_np, dequant_uniform_rows, rvq_lookup
+
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        n = int(rng.integers(0, 3000))
+        t, c = int(rng.integers(1, 6)), int(rng.integers(1, 5))
+        sym = rng.integers(0, 1 << int(rng.integers(1, 17)), size=(n, c))
+        scale = rng.uniform(1e-4, 3.0, size=(t, c)).astype(np.float32)
+        offset = rng.normal(0, 3, size=(t, c)).astype(np.float32)
+        rows = rng.integers(0, t, size=n)
+        got = dequant_uniform_rows(sym, rows, scale, offset)
+        assert got.dtype == np.float32 and got.shape == (n, c)
+        assert np.array_equal(got, _dequant_uniform_np(sym, scale[rows], offset[rows]))
+        stages, k = int(rng.integers(1, 4)), int(rng.integers(1, 65))
+        books = rng.normal(0, 1, size=(stages, k, c)).astype(np.float32)
+        idx = rng.integers(0, k, size=(n, stages))
+        got = rvq_lookup(books, idx)
+        assert got.dtype == np.float32 and got.shape == (n, c) and np.array_equal(got, _rvq_lookup_np(books, idx))
+
+
+def test_compiled_dequantisers_reject_out_of_range_indices() -> None:
+    """The compiled gathers check their indices (numba does not): a bad row or codeword index raises."""
+    from splatpix.codec.quantize import dequant_uniform_rows, rvq_lookup
+
+    scale = np.ones((2, 3), dtype=np.float32)
+    with pytest.raises(ValueError):
+        dequant_uniform_rows(np.zeros((4, 3), dtype=np.int64), np.array([0, 1, 2, 0]), scale, scale)
+    with pytest.raises(ValueError):
+        dequant_uniform_rows(np.zeros((4, 3), dtype=np.int64), np.array([0, -1, 1, 0]), scale, scale)
+    books = np.zeros((2, 8, 3), dtype=np.float32)
+    with pytest.raises(ValueError):
+        rvq_lookup(books, np.array([[0, 8]]))
+    with pytest.raises(ValueError):
+        rvq_lookup(books, np.array([[0, 1, 2]]))

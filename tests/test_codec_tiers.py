@@ -165,3 +165,37 @@ def test_block_work_matches_numpy():
         counts = np.pad(np.diff(start).reshape(gy, gx), 1)
         block = sum(counts[1 + a:gy + 1 + a, 1 + c:gx + 1 + c] for a in (-1, 0, 1) for c in (-1, 0, 1))
         assert tiers._block_work(start, gx, gy) == int((counts[1:-1, 1:-1] * block).sum())
+
+
+def test_tier_order_is_a_stable_argsort():
+    """The counting sort the covariance parser uses equals numpy's stable argsort, with the tier boundaries."""
+    from splatpix.codec.tiers import tier_order
+
+    rng = np.random.default_rng(5)
+    for _ in range(30):
+        t = int(rng.integers(1, 9))
+        tiers = rng.integers(0, t, size=int(rng.integers(0, 3000)))
+        order, start = tier_order(tiers, t)
+        np.testing.assert_array_equal(order, np.argsort(tiers, kind="stable"))
+        np.testing.assert_array_equal(start, np.concatenate(([0], np.cumsum(np.bincount(tiers, minlength=t)))))
+    with pytest.raises(ValueError):
+        tier_order(np.array([0, 3]), 3)
+
+
+def test_binned_points_are_in_cell_order():
+    """_binned's compiled bounding box and gather: ``spts == pts[ids]``, cells ascending, the box is the min/max."""
+    from splatpix.codec import tiers
+
+    rng = np.random.default_rng(6)
+    for _ in range(30):
+        n = int(rng.integers(1, 2000))
+        pts = rng.integers(0, int(rng.integers(1, 3000)), size=(n, 2)).astype(np.int64)
+        assert tuple(tiers._bbox(pts)) == (pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max())
+        cell = int(rng.integers(1, 60))
+        b = tiers._binned(pts, lambda w, h, c=cell: c)
+        if b is None:
+            continue
+        x0, y0, cell, gx, gy, start, ids, spts = b
+        np.testing.assert_array_equal(spts, pts[ids])
+        cid = ((spts[:, 1] - y0) // cell) * gx + (spts[:, 0] - x0) // cell
+        assert (np.diff(cid) >= 0).all() and np.array_equal(np.searchsorted(cid, np.arange(gx * gy + 1)), start)

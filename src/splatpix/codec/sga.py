@@ -38,8 +38,8 @@ from ..gaussians import Gaussians
 from . import bitstream as bs
 from .positions import decode_grid_points, encode_grid_points, grid_levels, grid_ste, quantize_grid
 from .qat import QATConfig, trainable_tensors
-from .quantize import LearnedUniformQuantizer, ResidualVQ, _dequant_uniform_np, _rvq_lookup_np
-from .tiers import assign_tiers, choose_tier_bits, tier_thresholds
+from .quantize import LearnedUniformQuantizer, ResidualVQ, dequant_uniform_rows, rvq_lookup
+from .tiers import assign_tiers, choose_tier_bits, tier_order, tier_thresholds
 
 __all__ = ["CONVERGENCE_FIT", "SGA_FIT_DEFAULTS", "SGA_VQ_CODEBOOK", "SGAConfig", "SGAQuantized", "pack_sga",
            "unpack_sections"]
@@ -201,8 +201,8 @@ class SGAQuantized:
         lx, ly = grid_levels(self.size, self.subdiv)
         steps = np.array([lx - 1, ly - 1], dtype=np.float64)
         means = (self.grid.astype(np.float64) / steps).astype(np.float32)  # the grid was range-checked on construction
-        cov = _dequant_uniform_np(self.cov_symbols, self.cov_scale[self.tiers], self.cov_offset[self.tiers])
-        colours = _rvq_lookup_np(self.codebooks, self.colour_indices)
+        cov = dequant_uniform_rows(self.cov_symbols, self.tiers, self.cov_scale, self.cov_offset)
+        colours = rvq_lookup(self.codebooks, self.colour_indices)
         return Gaussians(torch.from_numpy(means), torch.from_numpy(cov), torch.from_numpy(colours), "cholesky",
                          self.size)
 
@@ -356,8 +356,7 @@ def _unpack_covariance(cv: memoryview, tiers: np.ndarray, bits: list[int], sourc
         raise bad("covariance section has an unknown mode")
     # the symbols of tier i are those of its Gaussians in file order: decode tier by tier into rows start[i]:
     # start[i + 1] of the tier-sorted array, then scatter once
-    order = np.argsort(tiers, kind="stable")
-    start = np.concatenate(([0], np.cumsum(np.bincount(tiers, minlength=t))))
+    order, start = tier_order(tiers, t)
     by_tier = np.empty((n, 3), dtype=np.int64)
     if cv[0] != POLICY_CONDITIONAL:
         chunks = _read_chunks(cv[1:], 3 * t, "covariance section", source)
@@ -391,11 +390,12 @@ def _unpack_covariance(cv: memoryview, tiers: np.ndarray, bits: list[int], sourc
         alphabet = 1 << bits[i]
         l11 = _uncode(next_chunk(), rows.shape[0], alphabet, MODE_ENTROPY, source)
         rows[:, 0] = l11
-        ctx = l11 >> (bits[i] - widths[i])
-        used = np.unique(ctx)
+        # the rows of each context in ascending row order (a stable counting sort), the contexts that occur ascending
+        by_ctx, cstart = tier_order(l11 >> (bits[i] - widths[i]), 1 << widths[i])
+        used = np.flatnonzero(np.diff(cstart))
         for j in (1, 2):
             for v in used:
-                sel = np.flatnonzero(ctx == v)
+                sel = by_ctx[cstart[v]:cstart[v + 1]]
                 rows[sel, j] = _uncode(next_chunk(), sel.size, alphabet, MODE_ENTROPY, source)
     if pos != len(rest):
         raise bad(f"{len(rest) - pos} trailing bytes in covariance section")

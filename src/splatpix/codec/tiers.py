@@ -35,7 +35,7 @@ from torch import Tensor
 
 from .entropy import ideal_code_length_bits
 
-__all__ = ["ALPHA", "assign_tiers", "choose_tier_bits", "spacing_sq", "tier_thresholds"]
+__all__ = ["ALPHA", "assign_tiers", "choose_tier_bits", "spacing_sq", "tier_order", "tier_thresholds"]
 
 ALPHA = 0.69
 """Exponent of ``D ~ N^-alpha`` (MSE against the number of Gaussians; see the module docs)."""
@@ -48,8 +48,22 @@ _MAX_CELL_WORK = 64  # sum of squared cell counts per point above which (very cl
 
 
 @numba.njit(cache=True)
-def _bin_points(pts: np.ndarray, x0: int, y0: int, cell: int, gx: int, gy: int) -> tuple[np.ndarray, np.ndarray]:
-    """Counting sort of the points into ``gx * gy`` square cells of side ``cell``: (cell start offsets, ids)."""
+def _bbox(pts: np.ndarray) -> tuple[int, int, int, int]:
+    """``(min x, min y, max x, max y)`` of the (non-empty) ``(N, 2)`` points in one pass."""
+    x0, y0 = pts[0, 0], pts[0, 1]
+    x1, y1 = x0, y0
+    for i in range(1, pts.shape[0]):
+        x, y = pts[i, 0], pts[i, 1]
+        x0, x1 = min(x0, x), max(x1, x)
+        y0, y1 = min(y0, y), max(y1, y)
+    return x0, y0, x1, y1
+
+
+@numba.njit(cache=True)
+def _bin_points(pts: np.ndarray, x0: int, y0: int, cell: int, gx: int,
+                gy: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Counting sort of the points into ``gx * gy`` square cells of side ``cell``: (cell start offsets, ids, the
+    points in cell order ``pts[ids]``)."""
     n = pts.shape[0]
     start = np.zeros(gx * gy + 1, dtype=np.int64)
     cid = np.empty(n, dtype=np.int64)
@@ -61,10 +75,14 @@ def _bin_points(pts: np.ndarray, x0: int, y0: int, cell: int, gx: int, gy: int) 
         start[c + 1] += start[c]
     fill = start[:-1].copy()
     ids = np.empty(n, dtype=np.int64)
+    spts = np.empty((n, 2), dtype=np.int64)
     for i in range(n):
-        ids[fill[cid[i]]] = i
-        fill[cid[i]] += 1
-    return start, ids
+        f = fill[cid[i]]
+        ids[f] = i
+        spts[f, 0] = pts[i, 0]
+        spts[f, 1] = pts[i, 1]
+        fill[cid[i]] = f + 1
+    return start, ids, spts
 
 
 @numba.njit(cache=True)
@@ -158,22 +176,27 @@ def _grid_search(pts: np.ndarray, spts: np.ndarray, k: int, x0: int, y0: int, ce
 
 
 @numba.njit(cache=True, parallel=True)
-def _count_tiers(xs: np.ndarray, ys: np.ndarray, ids: np.ndarray, k: int, x0: int, y0: int, cell: int, gx: int,
+def _count_tiers(spts: np.ndarray, ids: np.ndarray, k: int, x0: int, y0: int, cell: int, gx: int,
                  gy: int, start: np.ndarray, th: np.ndarray) -> np.ndarray:
     """Tiers by counting: with ``cell ** 2 >= th[-1]`` every point within ``sqrt(th[-1])`` of a point lies in the
     3 x 3 cells around it, and the point's k-th distance exceeds ``th[j]`` iff fewer than ``k`` others are within
     ``th[j]``. The counts grow with ``j``, so the tier is the first ``j`` with ``k`` others within ``th[j]`` (or the
     number of thresholds): the densest points need one counting pass, the sparsest one per threshold.
 
-    The points are visited in cell order (``xs, ys`` = the coordinates of ``pts[ids]`` as float64: squared
+    The points are visited in cell order (``spts = pts[ids]``, copied to float64 columns ``xs, ys``: squared
     distances below 2^53, i.e. any two points less than 2^26 grid units apart, are exact, which covers every
     threshold of a real image; beyond that encoder and decoder still agree, both running this function), the three
     cells of a row of the block are one contiguous range, and a pass is a branch-free count that compiles to SIMD
     (2026-12-03: about 3x faster than inserting each candidate into a histogram).
     """
-    n = xs.shape[0]
+    n = spts.shape[0]
     m = th.shape[0]
     thf = th.astype(np.float64)
+    xs = np.empty(n, dtype=np.float64)
+    ys = np.empty(n, dtype=np.float64)
+    for s in range(n):
+        xs[s] = spts[s, 0]
+        ys[s] = spts[s, 1]
     out = np.empty(n, dtype=np.int64)
     for s in numba.prange(n):
         px, py = xs[s], ys[s]
@@ -213,18 +236,42 @@ def _block_work(start: np.ndarray, gx: int, gy: int) -> int:
     return work
 
 
+@numba.njit(cache=True)
+def _tier_order_kernel(tiers: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
+    start = np.zeros(t + 1, dtype=np.int64)
+    for i in range(tiers.shape[0]):
+        start[tiers[i] + 1] += 1
+    for j in range(t):
+        start[j + 1] += start[j]
+    fill = start[:-1].copy()
+    order = np.empty(tiers.shape[0], dtype=np.int64)
+    for i in range(tiers.shape[0]):
+        order[fill[tiers[i]]] = i
+        fill[tiers[i]] += 1
+    return order, start
+
+
+def tier_order(tiers: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(argsort(tiers, kind="stable"), start)`` by one counting sort, ``start[j]:start[j + 1]`` the rows of tier
+    ``j`` in the sorted order (``start`` has ``t + 1`` entries); ``tiers`` must lie in ``[0, t)``."""
+    tiers = np.ascontiguousarray(tiers, dtype=np.int64)
+    if tiers.size and (tiers.min() < 0 or tiers.max() >= t):
+        raise ValueError("tier outside [0, t)")
+    return _tier_order_kernel(tiers, int(t))
+
+
 def _binned(pts: np.ndarray, cell_of: Callable[[int, int], int]):
     """Bin ``pts`` into square cells over their bounding box, of side ``cell_of(w, h)``: ``(x0, y0, cell, gx, gy,
     start, ids, spts)`` (:func:`_bin_points`; ``spts = pts[ids]``, the points in cell order), or None when the grid
     would have more than ``4 N + 16`` cells."""
-    x0, y0 = int(pts[:, 0].min()), int(pts[:, 1].min())
-    w, h = int(pts[:, 0].max()) - x0 + 1, int(pts[:, 1].max()) - y0 + 1
+    x0, y0, x1, y1 = (int(v) for v in _bbox(pts))
+    w, h = x1 - x0 + 1, y1 - y0 + 1
     cell = cell_of(w, h)
     gx, gy = (w + cell - 1) // cell, (h + cell - 1) // cell
     if gx * gy > 4 * pts.shape[0] + 16:
         return None
-    start, ids = _bin_points(pts, x0, y0, cell, gx, gy)
-    return x0, y0, cell, gx, gy, start, ids, np.ascontiguousarray(pts[ids])
+    start, ids, spts = _bin_points(pts, x0, y0, cell, gx, gy)
+    return x0, y0, cell, gx, gy, start, ids, spts
 
 
 def _tiers_by_counting(pts: np.ndarray, k: int, th: np.ndarray) -> np.ndarray | None:
@@ -238,8 +285,7 @@ def _tiers_by_counting(pts: np.ndarray, k: int, th: np.ndarray) -> np.ndarray | 
     x0, y0, cell, gx, gy, start, ids, spts = b
     if _block_work(start, gx, gy) > _MAX_CELL_WORK * n + 4096:
         return None
-    return _count_tiers(spts[:, 0].astype(np.float64), spts[:, 1].astype(np.float64), ids, k, x0, y0, cell, gx, gy,
-                        start, th)
+    return _count_tiers(spts, ids, k, x0, y0, cell, gx, gy, start, th)
 
 
 def _spacing_sq_tree(pts: np.ndarray, k: int) -> np.ndarray:
