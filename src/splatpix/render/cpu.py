@@ -6,12 +6,8 @@ Gaussians whose 3-sigma ellipse (``power <= 4.5``) contains the pixel centre. No
 
 How it is fast (2-core x86 target):
 * Exact per-row spans of the ellipse: for a row at offset ``dy`` the covered ``dx`` solve
-  ``a dx^2 + 2 b dy dx + c dy^2 <= 9``, i.e. ``dx in (-b dy +- sqrt(9 a - det dy^2)) / a``; a pixel outside
-  the ellipse never contributes.
-* Whole SIMD vectors per row: a span is widened to the next multiple of 8 pixels (shifted left at the image's
-  right edge) and the pixels outside it get weight exactly 0 (a select, not a product), so the pixel loops run
-  as full 8-lane vectors with no scalar remainder. Spans are short (median 15 px for a 768 x 512 Kodak model of
-  9000 Gaussians), where the remainder loop had been ~70 % of the iterations.
+  ``a dx^2 + 2 b dy dx + c dy^2 <= 9``, i.e. ``dx in (-b dy +- sqrt(9 a - det dy^2)) / a``; no pixel outside
+  the ellipse is ever visited.
 * A vectorisable exponential (``(Taylor_6(-p/16))^16`` on ``0 <= p <= 4.5``, abs. error < 3e-7) so the inner
   loops over contiguous pixels of planar ``(C, H, W)`` buffers compile to SIMD.
 * Forward: Gaussians are binned into bands of rows; each band is written by one thread (no atomics).
@@ -115,34 +111,17 @@ def _row_setup(gs, y, width):
     return np.uint64(max(x0, 0)), np.uint64(max(x1 - x0 + 1, 0)), dy, _F(0.5) * cf * dyf * dyf, bf * dyf
 
 
-_LANES = np.uint64(8)
-
-
-@njit(cache=True, inline="always")
-def _vector_span(ux0, nx, uwidth):
-    """The span ``ux0 .. ux0 + nx - 1`` widened to whole vectors: ``(xs, nv, lo, hi)``, the pixels ``xs .. xs + nv -
-    1`` (``nv`` a multiple of 8, or the image width if that is smaller) of which lanes ``lo <= j < hi`` are the
-    span's. ``nv = 0`` for an empty span."""
-    nv = (nx + _LANES - np.uint64(1)) // _LANES * _LANES
-    if nv > uwidth:
-        nv = uwidth
-    xs = min(ux0, uwidth - nv)
-    return xs, nv, ux0 - xs, ux0 - xs + nx
-
-
 @njit(cache=True, fastmath=True, inline="always")
 def _row_weights(gs, y, width, xc, wbuf):
-    """Weights of one Gaussian on row ``y`` over its whole-vector span (:func:`_vector_span`): fills ``wbuf[xs : xs
-    + nv]``, 0 outside the ellipse; returns ``(xs, nv, dy)``, ``nv = 0`` if the row is empty."""
+    """Weights of one Gaussian on row ``y``: fills ``wbuf[x0 : x0 + n]``; returns ``(x0, n, dy)``, n = 0 if empty."""
     ah, mxf = gs[7], gs[10]
     ux0, nx, dy, base, bdy = _row_setup(gs, y, width)
-    xs, nv, lo, hi = _vector_span(ux0, nx, np.uint64(width))
-    for j in range(nv):
-        x = xs + j
+    for j in range(nx):
+        x = ux0 + j
         dx = xc[x] - mxf
-        w = _exp_neg(dx * (ah * dx + bdy) + base)
-        wbuf[x] = w if (j >= lo and j < hi) else _F(0.0)
-    return xs, nv, dy
+        p = dx * (ah * dx + bdy) + base
+        wbuf[x] = _exp_neg(p)
+    return ux0, nx, dy
 
 
 @njit(cache=True)
@@ -179,11 +158,11 @@ def _forward(means, conic, colours, y0, y1, offsets, lists, out):
             i = lists[k]
             gs = _setup(means, conic, i)
             for y in range(max(y0[i], r0), min(y1[i], r1) + 1):
-                xs, nv, dy = _row_weights(gs, y, width, xc, wbuf)
+                ux0, nx, dy = _row_weights(gs, y, width, xc, wbuf)
                 for q in range(ch):
                     col = colours[i, q]
-                    for j in range(nv):
-                        x = xs + j
+                    for j in range(nx):
+                        x = ux0 + j
                         out[q, y, x] += wbuf[x] * col
 
 
@@ -193,7 +172,6 @@ def _forward_rgb(means, conic, colours, y0, y1, offsets, lists, out):
     added to the three planes at once instead of being stored and re-read per channel (bit-identical output,
     ~10 % faster on Kodak models, docs/benchmarks.md)."""
     height, width = out.shape[1], out.shape[2]
-    uwidth = np.uint64(width)
     n_bands = offsets.shape[0] - 1
     for bnd in prange(n_bands):
         xc = np.arange(width).astype(np.float32) + _F(0.5)
@@ -206,13 +184,11 @@ def _forward_rgb(means, conic, colours, y0, y1, offsets, lists, out):
             c0, c1, c2 = colours[i, 0], colours[i, 1], colours[i, 2]
             for y in range(max(y0[i], r0), min(y1[i], r1) + 1):
                 ux0, nx, dy, base, bdy = _row_setup(gs, y, width)
-                xs, nv, lo, hi = _vector_span(ux0, nx, uwidth)
                 o0, o1, o2 = out[0, y], out[1, y], out[2, y]
-                for j in range(nv):
-                    x = xs + j
+                for j in range(nx):
+                    x = ux0 + j
                     dx = xc[x] - mxf
                     w = _exp_neg(dx * (ah * dx + bdy) + base)
-                    w = w if (j >= lo and j < hi) else _F(0.0)  # a select: exactly 0 whatever the polynomial gives
                     o0[x] += w * c0
                     o1[x] += w * c1
                     o2[x] += w * c2
@@ -254,14 +230,14 @@ def _backward(means, conic, colours, y0, y1, order, n_chunks, grad_out, g_means,
             s_mx = 0.0
             s_my = 0.0
             for y in range(y0[i], y1[i] + 1):
-                xs, nv, dy = _row_weights(gs, y, width, xc, wbuf)
-                for j in range(nv):
-                    gw[xs + j] = _F(0.0)
+                ux0, nx, dy = _row_weights(gs, y, width, xc, wbuf)
+                for j in range(nx):
+                    gw[ux0 + j] = _F(0.0)
                 for q in range(ch - 1):
                     col = colours[i, q]
                     acc = _F(0.0)
-                    for j in range(nv):
-                        x = xs + j
+                    for j in range(nx):
+                        x = ux0 + j
                         gv = grad_out[q, y, x]
                         acc += wbuf[x] * gv
                         gw[x] += col * gv
@@ -273,8 +249,8 @@ def _backward(means, conic, colours, y0, y1, order, n_chunks, grad_out, g_means,
                 m0 = _F(0.0)
                 m1 = _F(0.0)
                 m2 = _F(0.0)
-                for j in range(nv):
-                    x = xs + j
+                for j in range(nx):
+                    x = ux0 + j
                     gv = grad_out[q, y, x]
                     w = wbuf[x]
                     acc += w * gv
