@@ -63,8 +63,8 @@ def test_reference_matches_brute_force(channels):
 
 
 @pytest.mark.parametrize("seed,channels,size", [(0, 3, (64, 80)), (1, 1, (33, 47)), (2, 4, (50, 29)),
-                                                # widths below and just above one 8-lane vector: spans wider than
-                                                # the image and widened spans shifted left at the right edge
+                                                # narrow images, around one 8-lane SIMD vector: spans wider than
+                                                # the image, clipped at both edges
                                                 (3, 3, (9, 5)), (4, 3, (21, 13)), (5, 1, (12, 7)), (6, 2, (8, 8))])
 def test_numba_matches_reference_values_and_gradients(seed, channels, size):
     h, w = size
