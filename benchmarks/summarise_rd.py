@@ -26,11 +26,13 @@ ABLATION = ROOT / "rd" / "kodak-ablation"
 # sga-reloc-unclamped: sga-noreloc plus relocation whose error map used the unclamped render (the bug fixed in
 #   75138db); sga-noreloc: sga without relocation (the codec's fit from the second to the fourth 2026-12-02 session)
 # sga-fp0.3: sga with the footprint term at weight 0.3 (--footprint-weight 0.3, fit and QAT; 2026-12-03): Gaussians
-#   as small as the baseline's, for its decode speed at equal N
+#   as small as the baseline's, for its decode speed at equal N (2 x 8 colour codewords, the default then);
+#   sga-fp0.3-vq16: the same with today's 2 x 16 codewords (2026-12-03, later session)
 # sga-vq8: sga with GaussianImage's 2 x 8 colour codewords (the default until 2026-12-03); sga-vq16 / sga-vq32: the
 #   codebook size that is not the default (sga uses SGA_VQ_CODEBOOK; the curve descriptions record the options)
-METHODS = ("sga", "sga-vq8", "sga-vq16", "sga-vq32", "sga-fp0.3", "sga-noreloc", "sga-reloc-unclamped", "sga-means1",
-           "sga-prev", "gaussianimage", "jpeg", "webp", "jpeg2000", "avif", "jpegxl")
+METHODS = ("sga", "sga-vq8", "sga-vq16", "sga-vq32", "sga-fp0.3", "sga-fp0.3-vq16", "sga-noreloc",
+           "sga-reloc-unclamped", "sga-means1", "sga-prev", "gaussianimage", "jpeg", "webp", "jpeg2000", "avif",
+           "jpegxl")
 ANCHORS = ("gaussianimage", "sga", "sga-vq8", "sga-vq16", "sga-vq32", "sga-noreloc", "sga-reloc-unclamped", "sga-prev",
            "sga-means1", "jpeg", "webp", "jpeg2000", "avif", "jpegxl")
 ABLATIONS = {  # label -> what it changes (against "sga", the full method, same schedule)
@@ -118,7 +120,7 @@ def main() -> None:
             print(f"| {i} | {b:.4f} | {p:.2f} | {ms} | {e} | {d} |")
         print()
     bd = {}
-    for test in ("gaussianimage", "sga", "sga-vq8", "sga-vq16", "sga-vq32", "sga-fp0.3"):
+    for test in ("gaussianimage", "sga", "sga-vq8", "sga-vq16", "sga-vq32", "sga-fp0.3", "sga-fp0.3-vq16"):
         if test not in curves:
             continue
         print(f"| anchor | BD-rate of {test} (akima) | BD-PSNR |\n|---|---|---|")
@@ -131,7 +133,8 @@ def main() -> None:
         print()
     atomic_write_bytes(RD / "bdrate.json", (json.dumps(bd, indent=1) + "\n").encode())
     plot = {k: v for k, v in curves.items() if k not in ("sga-means1", "sga-reloc-unclamped", "sga-noreloc",
-                                                          "sga-vq16", "sga-vq32")}  # ablation runs
+                                                          "sga-vq16", "sga-vq32", "sga-fp0.3")}  # ablation
+    # runs; sga-fp0.3 is superseded in the plot by sga-fp0.3-vq16 (today's colour codebook)
     pub = Path(args.published)
     if pub.is_dir():
         for name, c in load_published(pub).items():

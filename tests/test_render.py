@@ -358,3 +358,17 @@ def test_clamp_without_gradient_matches_torch_clamp():
     g.colours.requires_grad_(True)
     slow = render(g, clamp=True)
     assert slow.requires_grad and torch.equal(slow.detach(), fast)
+
+
+def test_nearly_degenerate_gaussian_renders_finite():
+    """A nearly degenerate Gaussian (a thin line: conic ~1e6 whose float32 determinant is mostly rounding; taken from
+    a QAT render of kodim23 at N = 9000 that produced inf) renders finite values bounded by its colour, with finite
+    gradients: the kernels clamp the power to the support [0, 4.5] before the polynomial exponential."""
+    m = torch.tensor([[189.0, 232.75]], requires_grad=True)
+    q = torch.tensor([[1.1507456e6, 9.1476769e5, 7.2718062e5]], requires_grad=True)
+    c = torch.tensor([[0.18, 0.176, 0.13]], requires_grad=True)
+    out = rasterize(m, q, c, 512, 768, backend="numba")
+    assert bool(torch.isfinite(out).all())
+    assert bool((out.detach().abs() <= c.detach().abs().reshape(3, 1, 1) + 1e-6).all())
+    out.sum().backward()
+    assert all(bool(torch.isfinite(t.grad).all()) for t in (m, q, c))

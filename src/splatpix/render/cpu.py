@@ -28,7 +28,11 @@ _F = np.float32
 
 @njit(cache=True, fastmath=True, inline="always")
 def _exp_neg(p):
-    # exp(-p) for p in [0, 4.5]: (e^(-p/16))^16 with a degree-6 Taylor polynomial.
+    # exp(-p) for p in [0, 4.5]: (e^(-p/16))^16 with a degree-6 Taylor polynomial. p is clamped to that range first:
+    # inside the span it holds up to rounding, but for a nearly degenerate Gaussian (a conic of ~1e6 whose float32
+    # determinant is mostly rounding) the float32 power cancels to large negative or positive values where the
+    # polynomial overflows (found as an inf in a QAT render of kodim23, N = 9000; tests/test_render.py).
+    p = min(max(p, _F(0.0)), _F(4.5))
     z = p * _F(-0.0625)
     e = _F(1.0) + z * (_F(1.0) + z * (_F(0.5) + z * (_F(1.0 / 6.0) + z * (
         _F(1.0 / 24.0) + z * (_F(1.0 / 120.0) + z * _F(1.0 / 720.0))))))
