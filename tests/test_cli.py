@@ -114,6 +114,61 @@ def test_nan_during_training_keeps_last_good_model(tmp_path, image, capsys, monk
     assert json.loads((tmp_path / "r.json").read_text())["diverged"] is True
 
 
+@pytest.mark.parametrize("method", ["gaussianimage", "sga"])
+def test_nan_during_qat_writes_the_last_good_state(tmp_path, image, capsys, monkeypatch, method):
+    """A QAT divergence in `encode` writes the file of the last good QAT state (complete and decodable), the report
+    with diverged = true, one error line, and exits with status 3."""
+    qat_mod = importlib.import_module("splatpix.codec.qat")
+    real_render = qat_mod.render
+    calls = {"n": 0}
+
+    def flaky_render(*a, **k):
+        out = real_render(*a, **k)
+        if torch.is_grad_enabled():
+            calls["n"] += 1
+            if calls["n"] > 5:
+                return out * float("nan")
+        return out
+
+    monkeypatch.setattr(qat_mod, "render", flaky_render)
+    out_path = tmp_path / "x.spix"
+    code, _, err = run(capsys, "encode", image, "-o", out_path, "-n", 40, "--method", method, "--steps", 20,
+                       "--qat-steps", 30, "--quiet", "--report", tmp_path / "r.json")
+    assert code == EXIT_DIVERGED
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "diverged" in lines[0] and str(out_path) in lines[0] and "Traceback" not in err
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["diverged"] is True and rep["qat_steps"] == 4 and rep["bytes"] == out_path.stat().st_size
+    monkeypatch.setattr(qat_mod, "render", real_render)
+    code, _, _ = run(capsys, "decode", out_path, "-o", tmp_path / "y.png")
+    assert code == 0 and (tmp_path / "y.png").exists()
+
+
+def test_nan_during_encode_fit_quantises_the_last_good_fit(tmp_path, image, capsys, monkeypatch):
+    """A divergence in `encode`'s fit: the last good fit is quantised and written, exit status 3, one line."""
+    real_render = fit_mod.render
+    calls = {"n": 0}
+
+    def flaky_render(*a, **k):
+        out = real_render(*a, **k)
+        if torch.is_grad_enabled():
+            calls["n"] += 1
+            if calls["n"] > 8:
+                return out * float("nan")
+        return out
+
+    monkeypatch.setattr(fit_mod, "render", flaky_render)
+    out_path = tmp_path / "x.spix"
+    code, _, err = run(capsys, "encode", image, "-o", out_path, "-n", 40, "--steps", 30, "--qat-steps", 5, "--quiet",
+                       "--report", tmp_path / "r.json")
+    assert code == EXIT_DIVERGED
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "during the fit" in lines[0] and str(out_path) in lines[0]
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["diverged"] is True and rep["fit_steps"] < 30 and rep["qat_steps"] == 5
+    assert rep["bytes"] == out_path.stat().st_size
+
+
 def test_console_script_usage_error_is_one_line():
     res = subprocess.run([sys.executable, "-m", "splatpix.cli", "render"], capture_output=True, text=True)
     assert res.returncode == 2 and "Traceback" not in res.stderr

@@ -402,7 +402,13 @@ def cmd_encode(args: argparse.Namespace) -> int:
     check_not_input(args.output, args.image)
     _report_path_ok(args.report, args.image)
     t0 = time.perf_counter()
-    res = _encode_cli(args)
+    from .codec.spix import EncodeDiverged
+
+    diverged: EncodeDiverged | None = None
+    try:
+        res = _encode_cli(args)
+    except EncodeDiverged as e:  # write the last good state, then fail (nothing trained is lost)
+        res, diverged = e.result, e
     atomic_write_bytes(args.output, res.data)
     report = dict(res.report, image=str(args.image), output=str(args.output), method=args.method,
                   total_seconds=time.perf_counter() - t0)
@@ -410,6 +416,11 @@ def cmd_encode(args: argparse.Namespace) -> int:
         raise SplatpixError(f"{args.output}: written size differs from the encoded size")
     if args.report:
         _write_json(args.report, report)
+    if diverged is not None:
+        err = SplatpixError(f"{diverged}; wrote that state to {args.output} ({report['bpp']:.4f} bpp, PSNR "
+                            f"{report['psnr']:.2f} dB)")
+        err.exit_code = EXIT_DIVERGED  # type: ignore[attr-defined]
+        raise err
     ms = report["ms_ssim"]
     print(f"{args.image}: {report['n_gaussians']} Gaussians, {report['bytes']} bytes = {report['bpp']:.4f} bpp, "
           f"PSNR {report['psnr']:.2f} dB" + (f", MS-SSIM {ms:.4f}" if ms is not None else "")

@@ -266,8 +266,7 @@ def encode(image: Tensor, n_gaussians: int, *, method: str = "gaussianimage", fi
     elif not isinstance(fitted, FitResult) or fitted.gaussians.n != int(n_gaussians) or \
             fitted.gaussians.param != "cholesky" or tuple(fitted.gaussians.size) != tuple(image.shape[1:]):
         raise SplatpixError(f"fitted must be the FitResult of {int(n_gaussians)} Cholesky Gaussians of this image")
-    if fitted.diverged:
-        raise SplatpixError(f"encoding failed: {fitted.message}")
+    # a diverged fit is its last good state: quantise that, and raise EncodeDiverged (with the file) at the end
     qat_config = qat_config if qat_config is not None else QATConfig()
     if not isinstance(qat_config, QATConfig):
         raise SplatpixError(f"qat_config must be a QATConfig, got {type(qat_config).__name__}")
@@ -313,8 +312,6 @@ def encode(image: Tensor, n_gaussians: int, *, method: str = "gaussianimage", fi
 
         def packer(q: Any, fixed: bool) -> bytes:
             return pack(q, fixed_length=fixed, metadata=meta)
-    if qat.diverged:
-        raise SplatpixError(f"encoding failed during quantisation-aware fine-tuning: {qat.message}")
     meta["qat_steps"] = qat.steps
     data = packer(qat.quantized, fixed_length)
     encode_seconds = time.perf_counter() - t0
@@ -337,7 +334,23 @@ def encode(image: Tensor, n_gaussians: int, *, method: str = "gaussianimage", fi
             "lr_cov_scale", "relocate_every", "relocate_fraction", "lr_means_ref_n", "footprint_weight")},
         **extra,
     }
-    return EncodeResult(data=data, quantized=qat.quantized, report=report)
+    result = EncodeResult(data=data, quantized=qat.quantized, report=report)
+    if fitted.diverged or qat.diverged:  # the last good state is a complete, valid file: hand it over with the error
+        msg = (f"encoding failed during quantisation-aware fine-tuning: {qat.message}" if qat.diverged else
+               f"encoding failed during the fit: {fitted.message} (that state was quantised)")
+        report.update(diverged=True, message=msg)
+        raise EncodeDiverged(msg, result)
+    return result
+
+
+class EncodeDiverged(SplatpixError):
+    """The fit or quantisation-aware fine-tuning diverged. ``result`` is the :class:`EncodeResult` of the last good
+    state (the last good fit, quantised, or the last good QAT state): a complete, decodable file with
+    ``report["diverged"]`` True, so that nothing trained is lost. The CLI writes it and exits with status 3."""
+
+    def __init__(self, message: str, result: EncodeResult) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 def side_bits_estimate(channels: int = 3, stages: int = 2, k: int = 8) -> int:
