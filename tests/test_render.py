@@ -360,15 +360,28 @@ def test_clamp_without_gradient_matches_torch_clamp():
     assert slow.requires_grad and torch.equal(slow.detach(), fast)
 
 
-def test_nearly_degenerate_gaussian_renders_finite():
-    """A nearly degenerate Gaussian (a thin line: conic ~1e6 whose float32 determinant is mostly rounding; taken from
-    a QAT render of kodim23 at N = 9000 that produced inf) renders finite values bounded by its colour, with finite
-    gradients: the kernels clamp the power to the support [0, 4.5] before the polynomial exponential."""
+def test_needle_gaussians_are_not_drawn():
+    """A needle (conic ~1e6 whose float32 determinant is mostly rounding; taken from a QAT render of kodim23 at
+    N = 9000 that produced inf) is outside both rasterisers' support (a c > MAX_CONDITION det): finite, zero output and
+    gradients; a Gaussian just inside the bound is drawn by both, and they agree."""
+    from splatpix.render import cpu, reference
+
+    assert cpu.MAX_CONDITION == reference.MAX_CONDITION
     m = torch.tensor([[189.0, 232.75]], requires_grad=True)
     q = torch.tensor([[1.1507456e6, 9.1476769e5, 7.2718062e5]], requires_grad=True)
     c = torch.tensor([[0.18, 0.176, 0.13]], requires_grad=True)
-    out = rasterize(m, q, c, 512, 768, backend="numba")
-    assert bool(torch.isfinite(out).all())
-    assert bool((out.detach().abs() <= c.detach().abs().reshape(3, 1, 1) + 1e-6).all())
-    out.sum().backward()
-    assert all(bool(torch.isfinite(t.grad).all()) for t in (m, q, c))
+    for backend in ("numba", "reference"):
+        out = rasterize(m, q, c, 512, 768, backend=backend)
+        assert bool(torch.isfinite(out).all()) and float(out.detach().abs().max()) == 0.0
+        out.sum().backward()
+        assert all(bool(torch.isfinite(t.grad).all()) for t in (m, q, c))
+    # an elongated Gaussian inside the bound (a c / det = 0.9e6): drawn, and the kernels agree with the oracle
+    a, cc = 1.0, 4.0
+    b = -math.sqrt(a * cc * (1 - 1 / 0.9e6))
+    q2 = torch.tensor([[a, b, cc]], dtype=torch.float64)
+    m2 = torch.tensor([[40.3, 30.6]], dtype=torch.float64)
+    c2 = torch.tensor([[0.5, -0.2, 0.1]], dtype=torch.float64)
+    ref = rasterize(m2, q2, c2, 64, 80, backend="reference")
+    got = rasterize(m2.float(), q2.float(), c2.float(), 64, 80, backend="numba")
+    assert float(ref.abs().max()) > 0.1
+    assert float((got.double() - ref).abs().max()) < 1e-2

@@ -2,7 +2,8 @@
 
 Same maths and support rule as :mod:`splatpix.render.reference` (the oracle the tests compare against):
 ``out[:, y, x] = sum_i colour_i * exp(-power_i)``, ``power = 0.5 (a dx^2 + 2 b dx dy + c dy^2)``, summed over
-Gaussians whose 3-sigma ellipse (``power <= 4.5``) contains the pixel centre. No cap per pixel or tile.
+Gaussians whose 3-sigma ellipse (``power <= 4.5``) contains the pixel centre. No cap per pixel or tile. Needles
+(:data:`MAX_CONDITION`) are not drawn.
 
 How it is fast (2-core x86 target):
 * Exact per-row spans of the ellipse: for a row at offset ``dy`` the covered ``dx`` solve
@@ -22,17 +23,20 @@ import numpy as np
 from numba import njit, prange
 
 BAND = 8  # rows per forward band
+MAX_CONDITION = 1e6
+"""Gaussians with ``a c > MAX_CONDITION * det`` (conic ``(a, b, c)``, ``det = a c - b^2``; an axis ratio above ~2000)
+are not drawn, by both rasterisers. In float32 the power of such a needle cancels: its error is about
+``1e-7 * 9 a c / det`` (0.5 at the bound), and beyond it the power of a pixel in the span can come out far below 0
+or above 4.5, where the polynomial exponential overflows to inf. Found as a QAT divergence (kodim23, N = 9000,
+``--footprint-weight 0.3``): one Gaussian with ``a c / det ~ 3e15``. Same value as
+:data:`splatpix.render.reference.MAX_CONDITION` (tested)."""
 
 _F = np.float32
 
 
 @njit(cache=True, fastmath=True, inline="always")
 def _exp_neg(p):
-    # exp(-p) for p in [0, 4.5]: (e^(-p/16))^16 with a degree-6 Taylor polynomial. p is clamped to that range first:
-    # inside the span it holds up to rounding, but for a nearly degenerate Gaussian (a conic of ~1e6 whose float32
-    # determinant is mostly rounding) the float32 power cancels to large negative or positive values where the
-    # polynomial overflows (found as an inf in a QAT render of kodim23, N = 9000; tests/test_render.py).
-    p = min(max(p, _F(0.0)), _F(4.5))
+    # exp(-p) for p in [0, 4.5]: (e^(-p/16))^16 with a degree-6 Taylor polynomial.
     z = p * _F(-0.0625)
     e = _F(1.0) + z * (_F(1.0) + z * (_F(0.5) + z * (_F(1.0 / 6.0) + z * (
         _F(1.0 / 24.0) + z * (_F(1.0 / 120.0) + z * _F(1.0 / 720.0))))))
@@ -56,7 +60,8 @@ def _prepare(means, conic, height, width, y0, y1, ok):
         ok[i] = False
         y0[i] = 0
         y1[i] = -1
-        if not (det > 0.0 and a > 0.0 and c > 0.0 and np.isfinite(det) and np.isfinite(mx) and np.isfinite(my)):
+        if not (det > 0.0 and a > 0.0 and c > 0.0 and np.isfinite(det) and np.isfinite(mx) and np.isfinite(my)
+                and a * c <= MAX_CONDITION * det):
             continue
         ex = 3.0 * np.sqrt(c / det)
         ey = 3.0 * np.sqrt(a / det)

@@ -4,8 +4,8 @@ Computes GaussianImage's order-free accumulated sum
 
     out[:, y, x] = sum_i colour_i * exp(-power_i(x, y)),   power = 0.5 d^T Sigma^-1 d,
 
-over the Gaussians whose 3-sigma ellipse (``power <= 4.5``) contains the pixel centre ``(x + 0.5, y + 0.5)``.
-There is no cap on the number of Gaussians per pixel or per tile.
+over the Gaussians whose 3-sigma ellipse (``power <= 4.5``) contains the pixel centre ``(x + 0.5, y + 0.5)``,
+except needles (:data:`MAX_CONDITION`). There is no cap on the number of Gaussians per pixel or per tile.
 
 Memory stays bounded for any image size: (Gaussian, tile) pairs are listed from each Gaussian's
 bounding box, and the pixel-level work is done a chunk of pairs at a time. With gradients enabled each
@@ -21,6 +21,10 @@ from torch.utils.checkpoint import checkpoint
 
 TILE = 16
 SUPPORT_POWER = 4.5  # 3-sigma ellipse: 0.5 * 3^2
+MAX_CONDITION = 1e6
+"""Gaussians with ``a c > MAX_CONDITION * det`` (conic ``(a, b, c)``; an axis ratio above ~2000) are not drawn: the
+float32 kernel cannot evaluate such needles (:data:`splatpix.render.cpu.MAX_CONDITION`, the same value), and the
+oracle follows the same support rule."""
 DEFAULT_CHUNK_ELEMENTS = 1 << 22  # pixel-Gaussian evaluations per chunk
 
 
@@ -30,7 +34,7 @@ def bounding_boxes(means_px: Tensor, conic: Tensor, height: int, width: int) -> 
     with torch.no_grad():
         a, b, c = conic[:, 0].double(), conic[:, 1].double(), conic[:, 2].double()
         det = a * c - b * b
-        ok = (det > 0) & (a > 0) & (c > 0) & torch.isfinite(det)
+        ok = (det > 0) & (a > 0) & (c > 0) & torch.isfinite(det) & (a * c <= MAX_CONDITION * det)
         det_safe = torch.where(ok, det, torch.ones_like(det))
         # half extents of {d : d^T Q d <= 9}: 3 * sqrt(Sigma_xx), 3 * sqrt(Sigma_yy)
         ex = 3.0 * torch.sqrt(torch.where(ok, c / det_safe, torch.zeros_like(c)))
