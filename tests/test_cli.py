@@ -114,23 +114,28 @@ def test_nan_during_training_keeps_last_good_model(tmp_path, image, capsys, monk
     assert json.loads((tmp_path / "r.json").read_text())["diverged"] is True
 
 
-@pytest.mark.parametrize("method", ["gaussianimage", "sga"])
-def test_nan_during_qat_writes_the_last_good_state(tmp_path, image, capsys, monkeypatch, method):
-    """A QAT divergence in `encode` writes the file of the last good QAT state (complete and decodable), the report
-    with diverged = true, one error line, and exits with status 3."""
-    qat_mod = importlib.import_module("splatpix.codec.qat")
-    real_render = qat_mod.render
+def _nan_after(real_render, n_good: int):
+    """``real_render`` whose training renders (gradient enabled) turn to NaN after the first ``n_good``."""
     calls = {"n": 0}
 
     def flaky_render(*a, **k):
         out = real_render(*a, **k)
         if torch.is_grad_enabled():
             calls["n"] += 1
-            if calls["n"] > 5:
+            if calls["n"] > n_good:
                 return out * float("nan")
         return out
 
-    monkeypatch.setattr(qat_mod, "render", flaky_render)
+    return flaky_render
+
+
+@pytest.mark.parametrize("method", ["gaussianimage", "sga"])
+def test_nan_during_qat_writes_the_last_good_state(tmp_path, image, capsys, monkeypatch, method):
+    """A QAT divergence in `encode` writes the file of the last good QAT state (complete and decodable), the report
+    with diverged = true, one error line, and exits with status 3."""
+    qat_mod = importlib.import_module("splatpix.codec.qat")
+    real_render = qat_mod.render
+    monkeypatch.setattr(qat_mod, "render", _nan_after(real_render, 5))
     out_path = tmp_path / "x.spix"
     code, _, err = run(capsys, "encode", image, "-o", out_path, "-n", 40, "--method", method, "--steps", 20,
                        "--qat-steps", 30, "--quiet", "--report", tmp_path / "r.json")
@@ -146,18 +151,7 @@ def test_nan_during_qat_writes_the_last_good_state(tmp_path, image, capsys, monk
 
 def test_nan_during_encode_fit_quantises_the_last_good_fit(tmp_path, image, capsys, monkeypatch):
     """A divergence in `encode`'s fit: the last good fit is quantised and written, exit status 3, one line."""
-    real_render = fit_mod.render
-    calls = {"n": 0}
-
-    def flaky_render(*a, **k):
-        out = real_render(*a, **k)
-        if torch.is_grad_enabled():
-            calls["n"] += 1
-            if calls["n"] > 8:
-                return out * float("nan")
-        return out
-
-    monkeypatch.setattr(fit_mod, "render", flaky_render)
+    monkeypatch.setattr(fit_mod, "render", _nan_after(fit_mod.render, 8))
     out_path = tmp_path / "x.spix"
     code, _, err = run(capsys, "encode", image, "-o", out_path, "-n", 40, "--steps", 30, "--qat-steps", 5, "--quiet",
                        "--report", tmp_path / "r.json")
