@@ -324,8 +324,8 @@ def _rvq_lookup_kernel(codebooks: np.ndarray, idx: np.ndarray, out: np.ndarray) 
 
 def rvq_lookup(codebooks: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """:func:`_rvq_lookup_np` in one compiled pass (the decoders' form; tested bit for bit against it and the torch
-    definition): ``idx`` ``(N, stages)`` must already be range-checked against ``codebooks`` ``(stages, K, C)``
-    (the quantised-model classes do on construction)."""
+    definition): ``idx`` ``(N, stages)`` into ``codebooks`` ``(stages, K, C)``. The indices are checked here as
+    well as by the quantised-model classes (numba does not bound-check): out of range raises ValueError."""
     codebooks = np.ascontiguousarray(codebooks, dtype=np.float32)
     idx = np.ascontiguousarray(idx, dtype=np.int64)
     if idx.ndim != 2 or idx.shape[1] != codebooks.shape[0] or (idx.size and (
