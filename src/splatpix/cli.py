@@ -616,7 +616,7 @@ def _add_fit_options(p: argparse.ArgumentParser, gaussians: int, steps: int) -> 
     p.add_argument("--footprint-weight", type=float, default=None, metavar="W",
                    help="penalise the pixels each Gaussian covers (the renderer's work, so decode time): one more "
                         "(pixel, Gaussian) pair per pixel must lower the MSE by the fraction W (default 0: off; "
-                        "encode: also during QAT)")
+                        "encode: also during QAT; with --method sga, 0.3 renders at GaussianImage's speed at equal N)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -758,7 +758,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gaussianimage/sga: above R Gaussians the means' rate scales by sqrt(R/N) (default: off "
                         "for gaussianimage, 1000 for sga)")
     e.add_argument("--footprint-weight", type=float, metavar="W",
-                   help="gaussianimage/sga: penalise the renderer's pairs per pixel in fit and QAT (default 0: off)")
+                   help="gaussianimage/sga: penalise the renderer's pairs per pixel in fit and QAT (default 0: off; "
+                        "sga at 0.3 renders at GaussianImage's speed at equal N)")
     e.add_argument("--subdiv", type=int, help="sga: position grid steps per pixel")
     e.add_argument("--cov-context-bits", type=int, help="sga: widest l11 context for coding l21/l22 (default 2)")
     e.add_argument("--tier-bits", type=int, nargs="+",
