@@ -181,14 +181,13 @@ def _count_tiers(spts: np.ndarray, ids: np.ndarray, k: int, x0: int, y0: int, ce
     """Tiers by counting: with ``cell ** 2 >= th[-1]`` every point within ``sqrt(th[-1])`` of a point lies in the
     3 x 3 cells around it, and the point's k-th distance exceeds ``th[j]`` iff fewer than ``k`` others are within
     ``th[j]``. The counts grow with ``j``, so the tier is the first ``j`` with ``k`` others within ``th[j]`` (or the
-    number of thresholds): the densest points need one counting pass, the sparsest one per threshold.
+    number of thresholds); a pass counts two thresholds at once, so three tiers (the default) take one pass.
 
     The points are visited in cell order (``spts = pts[ids]``, copied to float64 columns ``xs, ys``: squared
     distances below 2^53, i.e. any two points less than 2^26 grid units apart, are exact, which covers every
     threshold of a real image; beyond that encoder and decoder still agree, both running this function), the three
     cells of a row of the block are one contiguous range, and a pass is a branch-free count that compiles to SIMD
-    (2026-12-03: about 3x faster than inserting each candidate into a histogram). With two thresholds (three
-    tiers, the default) both counts are taken in one pass.
+    (2026-12-03: about 3x faster than inserting each candidate into a histogram).
     """
     n = spts.shape[0]
     m = th.shape[0]
@@ -204,31 +203,28 @@ def _count_tiers(spts: np.ndarray, ids: np.ndarray, k: int, x0: int, y0: int, ce
         cx, cy = (np.int64(px) - x0) // cell, (np.int64(py) - y0) // cell
         lo_x, hi_x = max(cx - 1, 0), min(cx + 1, gx - 1)
         r0, r1 = max(cy - 1, 0), min(cy + 1, gy - 1)
+        # thresholds two at a time (one pass for the default three tiers): the tier is the first j with k others
+        # within th[j] (the point itself is counted, at distance 0), or m
         tier = 0
-        if m == 2:  # the usual three tiers: both counts in one pass
-            t0, t1 = thf[0], thf[1]
-            c0 = 0
-            c1 = 0
+        j = 0
+        while j < m:
+            ta, tb = thf[j], thf[min(j + 1, m - 1)]
+            ca = 0
+            cb = 0
             for yy in range(r0, r1 + 1):
                 for t in range(start[yy * gx + lo_x], start[yy * gx + hi_x + 1]):
                     dx = xs[t] - px
                     dy = ys[t] - py
                     d = dx * dx + dy * dy
-                    c0 += d <= t0
-                    c1 += d <= t1
-            tier = 0 if c0 > k else (1 if c1 > k else 2)
-        else:
-            for j in range(m):
-                t2 = thf[j]
-                c = 0
-                for yy in range(r0, r1 + 1):
-                    for t in range(start[yy * gx + lo_x], start[yy * gx + hi_x + 1]):
-                        dx = xs[t] - px
-                        dy = ys[t] - py
-                        c += dx * dx + dy * dy <= t2
-                if c > k:  # the point itself is counted (distance 0): k others within th[j]
-                    break
-                tier += 1
+                    ca += d <= ta
+                    cb += d <= tb
+            if ca > k:
+                break
+            tier += 1
+            if j + 1 >= m or cb > k:
+                break
+            tier += 1
+            j += 2
         out[ids[s]] = tier
     return out
 
