@@ -14,9 +14,9 @@ from PIL import Image
 
 from splatpix.cli import EXIT_DIVERGED, main
 from splatpix.io import load_image
-from splatpix.model_io import load_model
+from splatpix.model.files import load_model
 
-fit_mod = importlib.import_module("splatpix.fit")
+fit_mod = importlib.import_module("splatpix.train.loop")
 
 
 @pytest.fixture

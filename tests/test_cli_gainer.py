@@ -11,12 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from splatpix import cli
 from splatpix.cli import EXIT_DIVERGED, EXIT_ERROR, main
+from splatpix.cli import model as cli
 from splatpix.gainer import load_gainer
 from splatpix.io import load_image
 from splatpix.metrics import psnr
-from splatpix.model_io import load_model
+from splatpix.model.files import load_model
 
 train_mod = importlib.import_module("splatpix.gainer.train")
 
@@ -214,11 +214,11 @@ def test_gaussianimage_default_is_unchanged(tmp_path, capsys, monkeypatch):
     seen = {}
 
     def fake_run_fit(image_path, model_path, args, report_path):
-        cfg = cli._fit_config(args)  # what the real _run_fit trains with
+        cfg = cli.fit_config(args)  # what the real _run_fit trains with
         seen.update(gaussians=cfg.n_gaussians, steps=cfg.steps)
         return {"ms_ssim": None, "n_gaussians": cfg.n_gaussians, "steps": cfg.steps, "seconds": 0.0, "psnr": 0.0}
 
-    monkeypatch.setattr(cli, "_run_fit", fake_run_fit)
+    monkeypatch.setattr(cli, "run_fit", fake_run_fit)
     code, _, err = run(capsys, "fit", image, "-o", tmp_path / "d.safetensors")
     assert code == 0, err
     assert seen == {"gaussians": 10_000, "steps": 10_000}

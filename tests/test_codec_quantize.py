@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from splatpix.codec.methods.gaussianimage import GaussianImageState
 from splatpix.codec.qat import QATConfig, QATResult, quantization_aware_finetune
 from splatpix.codec.quantize import (
     LearnedUniformQuantizer,
@@ -21,11 +22,11 @@ from splatpix.codec.quantize import (
     quantize_positions,
 )
 from splatpix.errors import SplatpixError
-from splatpix.fit import FitConfig, fit
-from splatpix.gaussians import Gaussians
 from splatpix.metrics import psnr
-from splatpix.optim import Adan
+from splatpix.model.gaussians import Gaussians
 from splatpix.render import render
+from splatpix.train.loop import FitConfig, fit
+from splatpix.train.optim import Adan
 
 qat_mod = importlib.import_module("splatpix.codec.qat")
 
@@ -285,7 +286,7 @@ def test_qat_beats_naive_ptq(fitted: tuple[Gaussians, torch.Tensor]) -> None:
 def test_dequantize_is_bit_exact_with_trained_model(fitted: tuple[Gaussians, torch.Tensor]) -> None:
     g, img = fitted
     cfg = QATConfig(steps=5, lr=1e-2)
-    state = qat_mod._State(g, cfg, torch.device("cpu"))
+    state = GaussianImageState(g, cfg, torch.device("cpu"))
     opt = Adan(list(state.tensors().values()), lr=cfg.lr)
     for _ in range(5):
         loss = qat_mod.clamped_mse(render(state.fake_quantized()), img) + state.vq.loss(state.colours)

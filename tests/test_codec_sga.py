@@ -12,12 +12,12 @@ from PIL import Image
 
 from splatpix.cli import main
 from splatpix.codec import bitstream as bs
+from splatpix.codec.api import decode_bytes, encode, unpack
+from splatpix.codec.methods.sga import SGA_VQ_CODEBOOK, SGAConfig, SGAQuantized, pack_sga
 from splatpix.codec.qat import QATConfig
-from splatpix.codec.sga import SGA_VQ_CODEBOOK, SGAConfig, SGAQuantized, pack_sga
-from splatpix.codec.spix import decode_bytes, encode, unpack
 from splatpix.errors import SplatpixError
-from splatpix.fit import FitConfig
 from splatpix.render import render
+from splatpix.train.loop import FitConfig
 
 
 def _image(h=48, w=64):
@@ -36,7 +36,7 @@ def encoded():
     img = _image()
     rd = encode(img, 150, method="sga", fit_config=FIT, qat_config=QAT, progress=False)
     fixed = encode(img, 150, method="sga", fit_config=FIT, qat_config=QAT, progress=False,
-                   sga_config=SGAConfig(tier_bits=(6, 6, 6)))
+                   options=SGAConfig(tier_bits=(6, 6, 6)))
     return img, rd, fixed
 
 
@@ -60,8 +60,9 @@ def test_round_trip_is_exact_and_tiers_are_signalled(encoded):
 
 
 def test_colour_codebook_default_is_per_method():
-    from splatpix.codec.qat import GI_VQ_CODEBOOK, quantization_aware_finetune
-    from splatpix.fit import fit
+    from splatpix.codec.methods.gaussianimage import VQ_CODEBOOK as GI_VQ_CODEBOOK
+    from splatpix.codec.qat import quantization_aware_finetune
+    from splatpix.train.loop import fit
 
     img = _image()[:, :24, :32]
     fc = FitConfig(steps=20, optimizer="adam", lr=1e-2, n_gaussians=40)
@@ -193,7 +194,7 @@ def test_covariance_context_coding_round_trips_and_saves_bits(encoded):
     policy, and its context widths are checked on decoding."""
     import copy
 
-    from splatpix.codec.sga import POLICY_CONDITIONAL, unpack_sections
+    from splatpix.codec.methods.sga import POLICY_CONDITIONAL, unpack_sections
 
     q = copy.copy(unpack(encoded[1].data)[0])  # in file order; the module's fixture stays untouched
     sizes = {}
@@ -205,8 +206,8 @@ def test_covariance_context_coding_round_trips_and_saves_bits(encoded):
         np.testing.assert_array_equal(q2.colour_indices, q.colour_indices)
     assert sizes[4] <= sizes[2] <= sizes[1] <= sizes[0]
     # synthetic symbols (3000 Gaussians, 3 tiers) where l22 follows l11: context coding must win and be chosen
-    from splatpix.codec.sga import _pack_covariance, _unpack_covariance
-    from splatpix.codec.spix import MODE_ENTROPY
+    from splatpix.codec.methods.sga import _pack_covariance, _unpack_covariance
+    from splatpix.codec.symbols import MODE_ENTROPY
 
     rng = np.random.default_rng(0)
     tiers = rng.integers(0, 3, size=3000)

@@ -11,11 +11,11 @@ import torch
 from PIL import Image
 
 from splatpix.cli import main
+from splatpix.codec.api import decode_bytes, encode, unpack
 from splatpix.codec.qat import QATConfig
-from splatpix.codec.spix import decode_bytes, encode, unpack
 from splatpix.errors import SplatpixError
-from splatpix.fit import FitConfig
 from splatpix.render import render
+from splatpix.train.loop import FitConfig
 
 
 def _image(h=48, w=64):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from splatpix.colour_solve import LinearRender, solve_colours
 from splatpix.errors import SplatpixError
-from splatpix.gaussians import Gaussians
 from splatpix.init import initialise
 from splatpix.io import load_image, sample_image_path
+from splatpix.model.gaussians import Gaussians
 from splatpix.render import render
+from splatpix.train.colour_solve import LinearRender, solve_colours
 
 
 def natural(h: int, w: int) -> torch.Tensor:

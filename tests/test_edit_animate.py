@@ -15,7 +15,7 @@ from splatpix.edit import Rotate, animate, load_spec, parse_spec
 from splatpix.edit.spec import EASINGS, Keyframes
 from splatpix.edit.writers import open_writer
 from splatpix.errors import SplatpixError
-from splatpix.gaussians import Gaussians, params_from_covariance
+from splatpix.model.gaussians import Gaussians, params_from_covariance
 
 H, W = 24, 32
 

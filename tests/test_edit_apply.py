@@ -24,7 +24,7 @@ from splatpix.edit import (
 )
 from splatpix.errors import SplatpixError
 from splatpix.gainer import GainerConfig, GainerField, HashGridConfig
-from splatpix.gaussians import Gaussians, params_from_covariance
+from splatpix.model.gaussians import Gaussians, params_from_covariance
 
 H, W = 40, 60
 C = (30.0, 20.0)

@@ -16,12 +16,12 @@ import torch
 from PIL import Image
 
 from splatpix import cli
-from splatpix.cli_edit import add_parsers, load_any_model
+from splatpix.cli.edit import add_parsers, load_any_model
 from splatpix.errors import SplatpixError
 from splatpix.gainer import GainerConfig, GainerField, HashGridConfig, save_gainer
-from splatpix.gaussians import Gaussians, params_from_covariance
 from splatpix.io import load_image
-from splatpix.model_io import save_model
+from splatpix.model.files import save_model
+from splatpix.model.gaussians import Gaussians, params_from_covariance
 
 H, W = 24, 32
 

@@ -20,7 +20,7 @@ from splatpix.edit import (
 from splatpix.edit.composite import gainer_coverage, prepare_background
 from splatpix.errors import SplatpixError
 from splatpix.gainer import GainerConfig, GainerField, HashGridConfig
-from splatpix.gaussians import Gaussians, params_from_covariance
+from splatpix.model.gaussians import Gaussians, params_from_covariance
 from splatpix.render import render
 
 H, W = 24, 32

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from splatpix.errors import SplatpixError
-from splatpix.fit import FitConfig, FitResult, fit
-from splatpix.gaussians import Gaussians
-from splatpix.optim import Adan
+from splatpix.model.gaussians import Gaussians
+from splatpix.train.loop import FitConfig, FitResult, fit
+from splatpix.train.optim import Adan
 
-fit_mod = importlib.import_module("splatpix.fit")  # the module (splatpix.fit is also the function)
+fit_mod = importlib.import_module("splatpix.train.loop")  # the module (splatpix.train.loop is also the function)
 
 # ------------------------------------------------------------------------------------------------- Adan
 

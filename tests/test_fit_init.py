@@ -10,12 +10,13 @@ import pytest
 import torch
 from PIL import Image
 
-from splatpix.cli import _fit_config, build_parser, main
+from splatpix.cli import build_parser, main
+from splatpix.cli.model import fit_config
 from splatpix.errors import SplatpixError
-from splatpix.fit import FitConfig, fit
 from splatpix.io import load_image, sample_image_path
+from splatpix.train.loop import FitConfig, fit
 
-fit_mod = importlib.import_module("splatpix.fit")
+fit_mod = importlib.import_module("splatpix.train.loop")
 
 
 def natural(h: int = 64, w: int = 96) -> torch.Tensor:
@@ -152,10 +153,10 @@ def test_cli_flags_reach_the_config() -> None:
                                       "--colour-solve-init", "--colour-solve-every", "7", "--colour-solve-iters",
                                       "9", "--geo-weight", "0.02", "--init-scale", "0.8", "--superpixel-area",
                                       "512"])
-    c = _fit_config(args)
+    c = fit_config(args)
     assert (c.init, c.colour_solve_init, c.colour_solve_every, c.colour_solve_iters) == ("structure", True, 7, 9)
     assert (c.geo_weight, c.init_scale, c.superpixel_area) == (0.02, 0.8, 512.0)
-    d = _fit_config(build_parser().parse_args(["fit", "x.png", "-o", "m.safetensors"]))
+    d = fit_config(build_parser().parse_args(["fit", "x.png", "-o", "m.safetensors"]))
     assert (d.init, d.colour_solve_init, d.colour_solve_every, d.geo_weight, d.init_scale) == (
         "random", False, 0, 0.0, None)
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from splatpix.cli import _fit_config, build_parser
-from splatpix.codec.sga import SGA_FIT_DEFAULTS
+from splatpix.cli import build_parser
+from splatpix.cli.codec import encode_settings
+from splatpix.cli.model import fit_config
+from splatpix.codec.api import encode_configs
+from splatpix.codec.methods.sga import SGA_FIT_DEFAULTS
 from splatpix.errors import SplatpixError
-from splatpix.eval.harness import FIT_OPTIONS
-from splatpix.fit import FitConfig, _param_groups, fit
 from splatpix.init import random_raw
+from splatpix.train.loop import FitConfig, _param_groups, fit
 
 
 @pytest.mark.parametrize("param", ["cholesky", "rs"])
@@ -35,10 +37,10 @@ def test_unit_scales_equal_one_optimiser_group(optimizer):
     cfg = FitConfig(n_gaussians=30, steps=12, optimizer=optimizer, lr=1e-2, lr_decay_every=5)
     res = fit(img, cfg, progress=False)
 
-    from splatpix.fit import _build
-    from splatpix.losses import clamped_mse
-    from splatpix.optim import Adan
     from splatpix.render import render
+    from splatpix.train.loop import _build
+    from splatpix.train.losses import clamped_mse
+    from splatpix.train.optim import Adan
 
     raw = {k: v.requires_grad_(True) for k, v in random_raw(30, 3, "cholesky", 0).items()}
     params = list(raw.values())
@@ -79,28 +81,29 @@ def test_bad_scale(name, value):
 def test_cli_fit_and_sga_defaults():
     args = build_parser().parse_args(["fit", "x.png", "-o", "m.safetensors", "--lr-cov-scale", "4",
                                       "--lr-means-scale", "0.5", "--lr-colour-scale", "2"])
-    c = _fit_config(args)
+    c = fit_config(args)
     assert (c.lr_cov_scale, c.lr_means_scale, c.lr_colour_scale) == (4.0, 0.5, 2.0)
-    d = _fit_config(build_parser().parse_args(["fit", "x.png", "-o", "m.safetensors"]))
+    d = fit_config(build_parser().parse_args(["fit", "x.png", "-o", "m.safetensors"]))
     assert (d.lr_cov_scale, d.relocate_every) == (1.0, 0)  # plain fit: GaussianImage's single rate, no moves
-    e = _fit_config(build_parser().parse_args(["encode", "x.png", "-o", "x.spix", "--method", "sga"]))
+    e = encode_settings(build_parser().parse_args(["encode", "x.png", "-o", "x.spix", "--method", "sga"]))[0]
     for k, v in SGA_FIT_DEFAULTS.items():
         assert getattr(e, k) == v
     assert (e.relocate_every, e.relocate_fraction) == (250, 0.05)  # -0.6 % BD-rate at the codec's schedule
-    f = _fit_config(build_parser().parse_args(["encode", "x.png", "-o", "x.spix", "--method", "sga",
-                                               "--relocate-every", "0", "--lr-cov-scale", "1"]))
+    f = encode_settings(build_parser().parse_args(["encode", "x.png", "-o", "x.spix", "--method", "sga",
+                                                   "--relocate-every", "0", "--lr-cov-scale", "1"]))[0]
     assert (f.relocate_every, f.lr_cov_scale) == (0, 1.0)  # the user's values win over the method's
 
 
 def test_eval_rd_passes_the_new_fit_options():
-    assert {"relocate_every", "relocate_fraction", "lr_cov_scale"} <= set(FIT_OPTIONS)
+    fc, _, _ = encode_configs("sga", options={"relocate_every": 0, "relocate_fraction": 0.1, "lr_cov_scale": 1.0})
+    assert (fc.relocate_every, fc.relocate_fraction, fc.lr_cov_scale) == (0, 0.1, 1.0)  # the harness passes them on
     args = build_parser().parse_args(["eval", "rd", "--images", "d", "--method", "sga", "--out", "o",
                                       "--relocate-every", "0", "--lr-cov-scale", "1"])
     assert (args.relocate_every, args.lr_cov_scale) == (0, 1.0)
 
 
 def test_means_rate_follows_the_spacing_above_ref_n():
-    from splatpix.fit import means_density_factor
+    from splatpix.train.loop import means_density_factor
 
     assert means_density_factor(5000, 0) == 1.0  # off
     assert means_density_factor(9000, 9000) == 1.0  # at or below the reference: unchanged
@@ -122,11 +125,11 @@ def test_bad_ref_n(value):
 
 def test_cli_ref_n():
     args = build_parser().parse_args(["fit", "x.png", "-o", "m.safetensors", "--lr-means-ref-n", "5000"])
-    assert _fit_config(args).lr_means_ref_n == 5000
-    assert _fit_config(build_parser().parse_args(["fit", "x.png", "-o", "m.safetensors"])).lr_means_ref_n == 0
-    e = _fit_config(build_parser().parse_args(["encode", "x.png", "-o", "x.spix", "--method", "sga"]))
+    assert fit_config(args).lr_means_ref_n == 5000
+    assert fit_config(build_parser().parse_args(["fit", "x.png", "-o", "m.safetensors"])).lr_means_ref_n == 0
+    e = encode_settings(build_parser().parse_args(["encode", "x.png", "-o", "x.spix", "--method", "sga"]))[0]
     assert e.lr_means_ref_n == SGA_FIT_DEFAULTS["lr_means_ref_n"] > 0
-    assert "lr_means_ref_n" in FIT_OPTIONS
+    assert encode_configs("sga", options={"lr_means_ref_n": 0})[0].lr_means_ref_n == 0
     r = build_parser().parse_args(["eval", "rd", "--images", "d", "--method", "sga", "--out", "o",
                                    "--lr-means-ref-n", "0"])
     assert r.lr_means_ref_n == 0

@@ -11,14 +11,14 @@ import pytest
 import torch
 from PIL import Image
 
-from splatpix.bench import count_pairs
 from splatpix.cli import main
+from splatpix.codec.api import decode_bytes, encode
 from splatpix.codec.qat import QATConfig, quantization_aware_finetune
-from splatpix.codec.spix import decode_bytes, encode
 from splatpix.errors import SplatpixError
-from splatpix.fit import FitConfig, fit
-from splatpix.gaussians import Gaussians, conic_from_covariance, params_from_covariance, project
-from splatpix.losses import footprint, footprint_penalty
+from splatpix.eval.kernel import count_pairs
+from splatpix.model.gaussians import Gaussians, conic_from_covariance, params_from_covariance, project
+from splatpix.train.footprint import footprint, footprint_penalty
+from splatpix.train.loop import FitConfig, fit
 
 
 def _image(h=40, w=56):
@@ -123,7 +123,7 @@ def test_cli_footprint_weight(tmp_path, capsys):
                  "--vq-codebook", "16", "--quiet"]) == 0
     report = json.loads(rep.read_text())
     assert report["fit_config"]["footprint_weight"] == 0.02 and report["vq_codebook"] == 16
-    from splatpix.codec.spix import unpack
+    from splatpix.codec.api import unpack
 
     assert unpack((tmp_path / "o.spix").read_bytes())[0].codebooks.shape == (2, 16, 3)
     capsys.readouterr()
@@ -137,7 +137,7 @@ def test_cli_footprint_weight(tmp_path, capsys):
 def test_footprint_stops_at_the_floor():
     """Below sqrt(det) = FOOTPRINT_FLOOR a Gaussian counts the floor and gets no gradient, so the penalty cannot
     drive a Cholesky factor through zero (which made the covariance singular and the loss non-finite)."""
-    from splatpix.losses import FOOTPRINT_FLOOR
+    from splatpix.train.footprint import FOOTPRINT_FLOOR
 
     p = torch.tensor([[0.1, 0.0, 0.2], [2.0, 0.3, 1.5]], dtype=torch.float64, requires_grad=True)
     f = footprint(p, "cholesky", 10, 10)

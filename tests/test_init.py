@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from splatpix.errors import SplatpixError
-from splatpix.gaussians import Gaussians, covariance_from_params
 from splatpix.init import METHODS, build_model, complexity_map, initial_raw, initialise, raw_from_gaussians
 from splatpix.init.common import weighted_sample
 from splatpix.init.structure import CLASS_WEIGHTS, allocate_budgets, analyse_structure, structure_init
 from splatpix.io import load_image, sample_image_path
+from splatpix.model.gaussians import Gaussians, covariance_from_params
 
 
 def half_textured(h: int = 64, w: int = 96, c: int = 3, seed: int = 0) -> torch.Tensor:

@@ -3,14 +3,8 @@
 import pytest
 import torch
 
-from splatpix.losses import (
-    GeometryLoss,
-    clamped_mse,
-    clamped_mse_reference,
-    geometry_loss,
-    geometry_loss_reference,
-    sobel,
-)
+from splatpix.train.geometry import GeometryLoss, geometry_loss, geometry_loss_reference, sobel
+from splatpix.train.losses import clamped_mse, clamped_mse_reference
 
 
 def test_clamped_mse_matches_reference():

@@ -12,8 +12,8 @@ import torch
 from safetensors.torch import save as st_save
 
 from splatpix.errors import SplatpixError
-from splatpix.gaussians import Gaussians
-from splatpix.model_io import MODEL_FORMAT, MODEL_FORMAT_VERSION, load_model, read_model_metadata, save_model
+from splatpix.model.files import MODEL_FORMAT, MODEL_FORMAT_VERSION, load_model, read_model_metadata, save_model
+from splatpix.model.gaussians import Gaussians
 
 
 def _model(n: int = 7, c: int = 3, param: str = "cholesky", size: tuple[int, int] = (24, 40)) -> Gaussians:

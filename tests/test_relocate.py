@@ -8,9 +8,9 @@ import torch
 from splatpix import FitConfig, fit
 from splatpix.errors import SplatpixError
 from splatpix.init import random_raw
-from splatpix.init.params import build_model
-from splatpix.relocate import importance, relocate
+from splatpix.model.raw import build_model
 from splatpix.render import render
+from splatpix.train.relocate import importance, relocate
 
 
 @pytest.mark.parametrize("param", ["cholesky", "rs"])
@@ -66,7 +66,7 @@ def test_fit_relocates_against_the_render_the_loss_sees(monkeypatch, clamp):
     """A saturated region (render > 1 where the target is 1) has no clamped error: relocation must not target it."""
     import importlib
 
-    fit_module = importlib.import_module("splatpix.fit")
+    fit_module = importlib.import_module("splatpix.train.loop")
     seen = []
     real = fit_module.relocate
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from splatpix.bench import random_pixel_gaussians
-from splatpix.gaussians import (
+from splatpix.eval.kernel import random_pixel_gaussians
+from splatpix.model.gaussians import (
     Gaussians,
     conic_from_covariance,
     covariance_from_params,
@@ -291,7 +291,7 @@ def test_numba_backward_matches_on_benchmark_workload():
 
 _BIG_SCRIPT = """
 import resource, sys, torch
-from splatpix.gaussians import conic_from_covariance
+from splatpix.model.gaussians import conic_from_covariance
 from splatpix.render import rasterize
 H, W = 4320, 7680
 n = int(sys.argv[2])

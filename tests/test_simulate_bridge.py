@@ -12,7 +12,7 @@ import torch
 from splatpix.edit.apply import gaussian_geometry
 from splatpix.errors import SplatpixError
 from splatpix.gainer import GainerConfig, GainerField, HashGridConfig
-from splatpix.gaussians import Gaussians, params_from_covariance
+from splatpix.model.gaussians import Gaussians, params_from_covariance
 from splatpix.physics import Bridge, Circle, HalfPlane, domain_map, parse_scene
 from splatpix.physics.bridge import assign_materials, auto_grid_res, particle_volumes
 

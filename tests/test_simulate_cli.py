@@ -14,8 +14,8 @@ import torch
 from splatpix import cli
 from splatpix.errors import SplatpixError
 from splatpix.gainer import GainerConfig, GainerField, HashGridConfig, save_gainer
-from splatpix.gaussians import Gaussians, params_from_covariance
-from splatpix.model_io import save_model
+from splatpix.model.files import save_model
+from splatpix.model.gaussians import Gaussians, params_from_covariance
 from splatpix.physics.solver import MPMSolver
 
 H, W = 24, 36

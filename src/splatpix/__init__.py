@@ -11,22 +11,20 @@ Python API (the CLI ``splatpix`` wraps the same functions)::
     big = splatpix.render(g, scale=2.0, clamp=True)             # (C, 2H, 2W)
     splatpix.save_image(big, "photo_2x.png")
 
-    res = splatpix.encode(img, 3000)                            # fit + QAT + entropy coding (GaussianImage codec)
+    res = splatpix.encode(img, 3000)                            # fit + QAT + entropy coding (preset "cpu")
     res.save("photo.spix"); print(res.report["bpp"], res.report["psnr"])
     g2 = splatpix.decode("photo.spix")                          # a Gaussians model; render it at any size
 """
 
 from ._version import __version__
-from .codec.spix import decode, encode
-from .colour_solve import solve_colours
+from .codec.api import decode, encode
 from .errors import SplatpixError
-from .fit import FitConfig, FitResult, fit
-from .gaussians import Gaussians
 from .init import complexity_map, initialise
 from .io import load_image, sample_image_path, save_image
 from .metrics import ms_ssim, psnr
-from .model_io import load_model, save_model
+from .model import Gaussians, load_model, save_model
 from .render import rasterize, render
+from .train import FitConfig, FitResult, fit, solve_colours
 
 __all__ = [
     "FitConfig", "FitResult", "Gaussians", "SplatpixError", "complexity_map", "decode", "encode", "fit",

@@ -1,5 +1,12 @@
-"""The GaussianImage codec: quantisation-aware fine-tuning, entropy coding and the ``.spix`` file format.
+"""Compression: Gaussian images as ``.spix`` files.
 
-Submodules: :mod:`.quantize` (quantisers with straight-through estimators), :mod:`.qat` (quantisation-aware
-fine-tuning and :class:`~splatpix.codec.quantize.QuantizedGaussians`), :mod:`.entropy` and :mod:`.bitstream`.
+* :mod:`.api`: ``encode`` (fit -> QAT -> pack), ``decode``, ``unpack``, ``encode_configs`` (presets + options).
+* :mod:`.registry`: the codec methods by name and header id; :mod:`.methods` holds them (``gaussianimage``,
+  ``sga``), one module each with its defaults, QAT state, ``pack`` and ``unpack``.
+* :mod:`.qat`: quantisation-aware fine-tuning; :mod:`.quantize`: the quantisers (fp16 positions, learned uniform,
+  residual VQ) with straight-through estimators.
+* :mod:`.bitstream`: the ``.spix`` container; :mod:`.symbols`: the chunk/symbol layer the methods share;
+  :mod:`.entropy`: ANS coding with constriction and fixed-length packing.
+* Method ``sga``'s parts: :mod:`.positions` (grid positions coded as a set), :mod:`.tiers` (adaptive-bitwidth
+  covariance tiers).
 """

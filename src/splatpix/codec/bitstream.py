@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import SplatpixError
-from ..io import atomic_write_bytes, check_readable_file
+from ..io.files import atomic_write_bytes, check_readable_file
+from . import registry
 
 __all__ = [
     "CODEBOOKS",
@@ -46,9 +47,6 @@ __all__ = [
     "MAGIC",
     "MAX_METADATA_BYTES",
     "METADATA",
-    "METHOD_GAUSSIANIMAGE",
-    "METHOD_NAMES",
-    "METHOD_SGA",
     "POSITIONS",
     "SECTION_HEADER_SIZE",
     "SECTION_NAMES",
@@ -65,9 +63,6 @@ MAGIC = b"SPIX"
 FORMAT_VERSION = 1
 """The container version this module writes and reads. A file with a higher version is refused."""
 
-METHOD_GAUSSIANIMAGE = 0
-METHOD_SGA = 1  # the structure-guided method (codec.sga)
-METHOD_NAMES = {METHOD_GAUSSIANIMAGE: "gaussianimage", METHOD_SGA: "sga"}
 
 # Section type ids. 0 is never used. Payload contents are defined by the codec (docs/format.md).
 POSITIONS = 1
@@ -131,7 +126,8 @@ class SpixHeader:
 
     @property
     def method_name(self) -> str:
-        return METHOD_NAMES.get(self.method, f"unknown ({self.method})")
+        """The name of the header's method in the registry (:mod:`.registry`)."""
+        return registry.by_id(self.method).name if self.method in registry.ids() else f"unknown ({self.method})"
 
 
 def encode_metadata(meta: dict[str, Any]) -> bytes:
@@ -264,8 +260,7 @@ def read_spix(
         )
     if channels not in _CHANNELS:
         raise corrupt(f"unsupported channel count {channels}")
-    if method not in METHOD_NAMES:
-        raise SplatpixError(f"{source}: .spix method id {method} is unknown; it needs a newer splatpix")
+    registry.by_id(method, source)  # an unknown method needs a newer splatpix
     if n_gaussians > max_gaussians:
         raise SplatpixError(f"{source}: too many Gaussians ({n_gaussians}; the limit is {max_gaussians})")
     pos = HEADER_SIZE

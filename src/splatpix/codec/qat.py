@@ -7,7 +7,7 @@ uniform quantisers for the Cholesky covariance, residual VQ with 2 stages x 8 co
 * **Trainable parameters.** Means are trained pre-tanh as in fitting and GaussianImage (``u = (tanh(xy) + 1) / 2``,
   so positions stay inside ``[0, 1]`` where the fp16 precision bound of :mod:`.quantize` holds, and the step
   size in image units matches fitting's); a model's means are mapped back with ``atanh`` (clipped like
-  :mod:`splatpix.fit`, which moves means closer than 5e-5 to the border by at most that). The fp16 rounding
+  :mod:`splatpix.train.loop`, which moves means closer than 5e-5 to the border by at most that). The fp16 rounding
   is applied to ``u`` with a straight-through estimator. The Cholesky parameters ``(l11, l21, l22)`` are
   trained directly and fake-quantised by a :class:`~.quantize.LearnedUniformQuantizer` (its scale and offset
   train too); the colours pass through a :class:`~.quantize.ResidualVQ` whose codebooks train too.
@@ -15,9 +15,9 @@ uniform quantisers for the Cholesky covariance, residual VQ with 2 stages x 8 co
   from the data's min/max, the codebooks by seeded k-means on the colours.
 * **Loss**: ``clamped_mse(render, image) + ResidualVQ.loss(colours)`` (VQ-VAE commitment and codebook terms,
   weights ``vq_commitment`` = 1 and ``vq_codebook_weight`` = 0; why in :mod:`.quantize`), plus, when
-  ``footprint_weight > 0``, the footprint term of :func:`splatpix.losses.footprint_penalty`. One optimiser
+  ``footprint_weight > 0``, the footprint term of :func:`splatpix.train.footprint.footprint_penalty`. One optimiser
   (Adan by default, as GaussianImage; or Adam) at a constant ``lr`` for all parameters, quantisers included.
-* **NaN guard** as in :func:`splatpix.fit.fit`: on a non-finite loss or parameter, stop and restore the last good
+* **NaN guard** (:class:`splatpix.train.guard.DivergenceGuard`, as in fitting): on a non-finite loss or parameter, stop and restore the last good
   state (model and quantisers), ``diverged=True``.
 * **Result.** The final :class:`~.quantize.QuantizedGaussians` is encoded from the final state; ``psnr`` is
   measured on the render of its :meth:`~.quantize.QuantizedGaussians.dequantize` -- bit-identical to the
@@ -37,31 +37,21 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..checks import check_image, is_int, is_number
 from ..errors import SplatpixError
-from ..fit import _check_image
-from ..gaussians import Gaussians
-from ..losses import clamped_mse, footprint_penalty
 from ..metrics import psnr
-from ..optim import Adan
+from ..model.gaussians import Gaussians
 from ..render import render
-from .quantize import LearnedUniformQuantizer, QuantizedGaussians, ResidualVQ, fp16_ste, quantize_positions
+from ..train.footprint import footprint_penalty
+from ..train.guard import DivergenceGuard
+from ..train.losses import clamped_mse
+from ..train.optim import Adan
+from .methods.gaussianimage import GaussianImageState
 
-__all__ = ["GI_VQ_CODEBOOK", "QATConfig", "QATResult", "QuantizedGaussians", "quantization_aware_finetune"]
+__all__ = ["QATConfig", "QATResult", "quantization_aware_finetune", "trainable_tensors"]
 
 OPTIMIZERS = ("adan", "adam")
 _ATANH_CLIP = 1.0 - 1e-4  # as in splatpix.fit: |xy| <= ~4.95
-
-
-def _is_int(x: object) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _is_number(x: object) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
-
-
-GI_VQ_CODEBOOK = 8
-"""Codewords per colour VQ stage of GaussianImage's codec (2 stages x 8: 6 bits per Gaussian)."""
 
 
 @dataclass
@@ -73,8 +63,8 @@ class QATConfig:
     optimizer: str = "adan"
     cov_bits: int = 6
     vq_stages: int = 2
-    # codewords per colour VQ stage; None: the codec's default (8, GaussianImage's; method sga: 16,
-    # splatpix.codec.sga.SGA_VQ_CODEBOOK), resolved by each codec's QAT state (and in the encode report)
+    # codewords per colour VQ stage; None: the method's default (CodecMethod.vq_codebook: 8 for gaussianimage,
+    # 16 for sga), resolved by each method's QAT state (and by encode, for its report)
     vq_codebook: int | None = None
     seed: int = 0
     log_every: int = 100
@@ -82,40 +72,40 @@ class QATConfig:
     vq_commitment: float = 1.0
     vq_codebook_weight: float = 0.0
     kmeans_iters: int = 10
-    # > 0: penalise the renderer's pairs per pixel (splatpix.losses.footprint); None: 0 here, and in
-    # splatpix.codec.spix.encode the fit's FitConfig.footprint_weight
+    # > 0: penalise the renderer's pairs per pixel (splatpix.train.footprint); None: 0 here, and in
+    # splatpix.codec.api.encode the fit's FitConfig.footprint_weight
     footprint_weight: float | None = None
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> SplatpixError:
             return SplatpixError(f"invalid QAT config: {msg}")
 
-        if not _is_int(self.steps) or self.steps < 0:
+        if not is_int(self.steps) or self.steps < 0:
             raise bad(f"steps must be an integer >= 0, got {self.steps!r}")
-        if not (_is_number(self.lr) and self.lr > 0):
+        if not (is_number(self.lr) and self.lr > 0):
             raise bad(f"lr must be a finite number > 0, got {self.lr!r}")
         if self.optimizer not in OPTIMIZERS:
             raise bad(f"unknown optimizer {self.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
-        if not _is_int(self.cov_bits) or not 1 <= self.cov_bits <= 16:
+        if not is_int(self.cov_bits) or not 1 <= self.cov_bits <= 16:
             raise bad(f"cov_bits must be an integer in [1, 16], got {self.cov_bits!r}")
-        if not _is_int(self.vq_stages) or not 1 <= self.vq_stages <= 8:
+        if not is_int(self.vq_stages) or not 1 <= self.vq_stages <= 8:
             raise bad(f"vq_stages must be an integer in [1, 8], got {self.vq_stages!r}")
-        if self.vq_codebook is not None and (not _is_int(self.vq_codebook) or not 1 <= self.vq_codebook <= 4096):
+        if self.vq_codebook is not None and (not is_int(self.vq_codebook) or not 1 <= self.vq_codebook <= 4096):
             raise bad(f"vq_codebook must be an integer in [1, 4096], got {self.vq_codebook!r}")
-        if not _is_int(self.seed):
+        if not is_int(self.seed):
             raise bad(f"seed must be an integer, got {self.seed!r}")
-        if not _is_int(self.log_every) or self.log_every < 1:
+        if not is_int(self.log_every) or self.log_every < 1:
             raise bad(f"log_every must be an integer >= 1, got {self.log_every!r}")
-        if self.position_bits != 16 or not _is_int(self.position_bits):
+        if self.position_bits != 16 or not is_int(self.position_bits):
             raise bad(f"position_bits must be 16 (fp16 positions, as GaussianImage), got {self.position_bits!r}")
         for name in ("vq_commitment", "vq_codebook_weight"):
             v = getattr(self, name)
-            if not (_is_number(v) and v >= 0):
+            if not (is_number(v) and v >= 0):
                 raise bad(f"{name} must be a finite number >= 0, got {v!r}")
-        if self.footprint_weight is not None and not (_is_number(self.footprint_weight)
+        if self.footprint_weight is not None and not (is_number(self.footprint_weight)
                                                       and self.footprint_weight >= 0):
             raise bad(f"footprint_weight must be a finite number >= 0, got {self.footprint_weight!r}")
-        if not _is_int(self.kmeans_iters) or self.kmeans_iters < 0:
+        if not is_int(self.kmeans_iters) or self.kmeans_iters < 0:
             raise bad(f"kmeans_iters must be an integer >= 0, got {self.kmeans_iters!r}")
 
 
@@ -174,53 +164,6 @@ def trainable_tensors(g: Gaussians, device: torch.device) -> tuple[Tensor, Tenso
     return xy, chol, colours
 
 
-class _State:
-    """Trainable QAT state: raw model parameters and quantisers."""
-
-    def __init__(self, g: Gaussians, cfg: QATConfig, device: torch.device) -> None:
-        self.xy, self.chol, self.colours = trainable_tensors(g, device)
-        self.size = g.size
-        self.cov_q = LearnedUniformQuantizer(3, cfg.cov_bits).to(device).init_from(self.chol)
-        k = GI_VQ_CODEBOOK if cfg.vq_codebook is None else cfg.vq_codebook
-        self.vq = ResidualVQ(g.channels, cfg.vq_stages, k, kmeans_iters=cfg.kmeans_iters,
-                             commitment=cfg.vq_commitment, codebook_weight=cfg.vq_codebook_weight)
-        self.vq = self.vq.to(device).init_from(self.colours, seed=cfg.seed)
-
-    def tensors(self) -> dict[str, Tensor]:
-        return {"xy": self.xy, "chol": self.chol, "colours": self.colours, "log_scale": self.cov_q.log_scale,
-                "offset": self.cov_q.offset, "codebooks": self.vq.codebooks}
-
-    def aux_loss(self) -> Tensor:
-        """Loss terms besides the render's MSE (the residual VQ's commitment/codebook terms)."""
-        return self.vq.loss(self.colours)
-
-    def refresh(self) -> None:
-        """Called at every logged step; the baseline's quantisers have no state derived from the model."""
-
-    def means(self) -> Tensor:
-        return 0.5 * (torch.tanh(self.xy) + 1.0)
-
-    def fake_quantized(self) -> Gaussians:
-        """The model as the decoder will see it (exact values), differentiable through the STEs."""
-        return Gaussians(fp16_ste(self.means()), self.cov_q(self.chol), self.vq(self.colours), "cholesky",
-                         self.size)
-
-    @torch.no_grad()
-    def encode(self) -> QuantizedGaussians:
-        pos, _ = quantize_positions(self.means())
-        return QuantizedGaussians(
-            size=self.size,
-            channels=int(self.colours.shape[1]),
-            position_symbols=pos,
-            cov_symbols=self.cov_q.encode(self.chol),
-            cov_scale=self.cov_q.scale.detach().cpu().numpy().astype("float32"),
-            cov_offset=self.cov_q.offset.detach().cpu().numpy().astype("float32"),
-            colour_indices=self.vq.encode(self.colours),
-            codebooks=self.vq.codebooks.detach().cpu().numpy().astype("float32"),
-            cov_bits=self.cov_q.bits,
-        )
-
-
 def quantization_aware_finetune(
     g: Gaussians,
     image: Tensor,
@@ -233,9 +176,9 @@ def quantization_aware_finetune(
 
     ``image``: ``(C, H, W)`` float in ``[0, 1]``. See the module docs for what trains, the loss and the result.
     Raises :class:`SplatpixError` for an RS model, a size or channel mismatch, non-finite parameters or a bad
-    config. ``make_state(g, cfg, device)`` builds the trainable state (default: GaussianImage's quantisers);
-    another codec (:mod:`.sga`) passes its own, with the same methods as this module's ``_State``
-    (``tensors``, ``fake_quantized``, ``aux_loss``, ``refresh``, ``encode``).
+    config. ``make_state(g, cfg, device)`` builds the trainable state (default: GaussianImage's quantisers,
+    :class:`~.methods.gaussianimage.GaussianImageState`); a method passes its own (:attr:`.registry.Prepared.make_state`)
+    with the same methods (``tensors``, ``fake_quantized``, ``aux_loss``, ``refresh``, ``encode``).
     """
     cfg = QATConfig() if cfg is None else cfg
     if not isinstance(cfg, QATConfig):
@@ -247,7 +190,7 @@ def quantization_aware_finetune(
             f"the GaussianImage codec quantises the Cholesky covariance (l11, l21, l22); this model uses "
             f"param={g.param!r}: fit it with param='cholesky'"
         )
-    target = _check_image(image)
+    target = check_image(image)
     channels, height, width = target.shape
     if (int(height), int(width)) != g.size:
         raise SplatpixError(f"image size {height}x{width} differs from the model's native size "
@@ -264,18 +207,15 @@ def quantization_aware_finetune(
     with torch.no_grad():
         psnr_before = psnr(render(g.detach().to(device, torch.float32), height, width, clamp=True), target)
 
-    state = (make_state or _State)(g, cfg, device)
+    state = (make_state or GaussianImageState)(g, cfg, device)
     with torch.no_grad():  # the quantisers' initial state is naive post-training quantisation
         psnr_ptq = psnr(render(state.fake_quantized(), height, width, clamp=True), target)
     params = list(state.tensors().values())
     opt: torch.optim.Optimizer = Adan(params, lr=cfg.lr) if cfg.optimizer == "adan" else torch.optim.Adam(
         params, lr=cfg.lr)
 
-    good = {k: v.detach().clone() for k, v in state.tensors().items()}
-    good_step = 0
+    guard = DivergenceGuard(state.tensors(), what="QAT", kept="state")
     history: list[dict[str, float]] = []
-    diverged = False
-    message = ""
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -294,14 +234,8 @@ def quantization_aware_finetune(
             if footprint_weight > 0:
                 loss = loss + footprint_penalty(mse, model.cov_params, model.param, height, width, footprint_weight)
             loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
-                diverged = True
-                message = (f"QAT diverged: non-finite loss at step {k}; "
-                           f"restored the last good state (step {good_step})")
+            if not guard.record(loss_value, k, state.tensors()):
                 break
-            for name, t in state.tensors().items():
-                good[name].copy_(t.detach())
-            good_step = k
             if k % cfg.log_every == 0:
                 state.refresh()
                 t_log = time.perf_counter()
@@ -315,22 +249,18 @@ def quantization_aware_finetune(
             opt.step()
             if bar is not None:
                 bar.update(1)
-            if not all(bool(torch.isfinite(t).all()) for t in state.tensors().values()):
-                diverged = True
-                message = (f"QAT diverged: non-finite parameters after step {k + 1}; "
-                           f"restored the last good state (step {good_step})")
+            if not guard.params_ok(state.tensors(), k + 1):
                 break
         else:
-            good_step = cfg.steps
+            guard.step = cfg.steps
         seconds = time.perf_counter() - t0 - log_time
     finally:
         if bar is not None:
             bar.close()
 
+    diverged, message, good_step = guard.diverged, guard.message, guard.step
     if diverged:
-        with torch.no_grad():
-            for name, t in state.tensors().items():
-                t.copy_(good[name])
+        guard.restore(state.tensors())
 
     state.refresh()
     quantized = state.encode()

@@ -56,7 +56,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import SplatpixError
-from ..gaussians import Gaussians
+from ..model.gaussians import Gaussians
 
 __all__ = [
     "LearnedUniformQuantizer",

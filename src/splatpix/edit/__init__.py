@@ -13,7 +13,7 @@ Submodules, one job each (their docstrings hold the maths):
 
 Example::
 
-    from splatpix.edit import Rotate, apply_edit, composite, gaussian_selection, parse_region
+    from . import Rotate, apply_edit, composite, gaussian_selection, parse_region
     region = parse_region("ellipse:0.4,0.5,0.2,0.25", feather=6)
     h, w = g.size
     edited = apply_edit(g, Rotate(20, (0.4 * w, 0.5 * h)), region)

@@ -40,7 +40,7 @@ import torch
 from torch import Tensor
 
 from ..errors import SplatpixError
-from ..gaussians import Gaussians, params_from_covariance
+from ..model.gaussians import Gaussians, params_from_covariance
 from .deform import Deformation, map_and_jacobian
 from .region import AllRegion, PredicateRegion, Region
 

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import SplatpixError
-from ..gaussians import Gaussians
+from ..model.gaussians import Gaussians
 from .apply import model_kind
 
 __all__ = ["colour_and_alpha", "composite", "parse_colour", "prepare_background", "render_model",

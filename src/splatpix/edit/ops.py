@@ -38,6 +38,7 @@ from typing import Any
 
 import torch
 
+from ..checks import is_number
 from ..errors import SplatpixError
 from .deform import (
     Bend,
@@ -93,11 +94,6 @@ OPS: dict[str, dict[str, Param]] = {
     "cut": {"gap": Param("number"), "slide": Param("number", 0.0), "axis": Param("number", 90.0),
             "centre": _CENTRE},
 }
-
-
-def is_number(x: Any) -> bool:
-    """A finite real number (not a bool)."""
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _is_vec2(x: Any) -> bool:

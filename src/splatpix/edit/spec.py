@@ -34,10 +34,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..checks import is_number
 from ..errors import SplatpixError
 from .apply import EditStep
 from .deform import Deformation
-from .ops import OPS, DeformationFactory, Param, check_value, is_number
+from .ops import OPS, DeformationFactory, Param, check_value
 from .region import BoxRegion, MaskRegion, PolygonRegion, Region, ellipse_region, parse_region
 
 __all__ = ["EASINGS", "EditSpec", "EditTrack", "Keyframes", "load_spec", "parse_spec"]
@@ -308,7 +309,7 @@ def parse_spec(data: Any, base_dir: str | None = None, *, timing: bool = True, w
 def load_spec(path: str | os.PathLike[str], *, timing: bool = True) -> EditSpec:
     """Read and validate a spec file: ``.json`` as JSON, anything else as YAML (safe loader). Relative paths in it
     (mask regions, field images, the background) are taken from the file's folder."""
-    from ..io import read_spec_file
+    from ..io.files import read_spec_file
 
     name = os.fspath(path)
     data = read_spec_file(name, "spec")

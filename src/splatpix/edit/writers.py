@@ -27,7 +27,8 @@ import torch
 from torch import Tensor
 
 from ..errors import SplatpixError
-from ..io import atomic_write, save_image
+from ..io import save_image
+from ..io.files import atomic_write
 
 __all__ = ["FrameWriter", "GifWriter", "Mp4Writer", "PngDirWriter", "open_writer", "output_kind"]
 

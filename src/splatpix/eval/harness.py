@@ -10,7 +10,7 @@ are skipped on the next run. Parallel: images are distributed over ``jobs`` work
 owns its images' files, so no two processes ever write the same file.
 
 Methods (:func:`available_methods`): every classical codec of :mod:`.baselines` (points are target bpp values)
-and ``gaussianimage`` (our GaussianImage codec; points are numbers of Gaussians). A method is a callable
+and every registered codec method (:mod:`splatpix.codec.registry`; points are numbers of Gaussians). A method is a callable
 ``(image tensor, point) -> dict`` returning at least ``bpp``, ``psnr``, ``ms_ssim``, ``encoding_time`` and
 ``decoding_time``.
 """
@@ -26,14 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SplatpixError
-from ..io import atomic_write_bytes, load_image
+from ..io import load_image
+from ..io.files import atomic_write_bytes
+from ..presets import DEFAULT_CODEC_PRESET, RD_BPP_POINTS, RD_N_POINTS
 from .rd import RDCurve, mean_curve, save_curve
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
-# GaussianImage's Kodak rate points: N = 800, 1000, 3000, 5000, 7000, 9000 at 56 bits per Gaussian + 1728 bits
-# of side information over 768x512 pixels.
-GAUSSIANIMAGE_BPP_POINTS = (0.118, 0.147, 0.432, 0.717, 1.001, 1.286)
 
 PointFn = Callable[[Any, float], dict[str, Any]]
 
@@ -49,41 +47,15 @@ def _baseline(codec: str) -> PointFn:
     return run
 
 
-GAUSSIANIMAGE_N_POINTS = (800, 1000, 3000, 5000, 7000, 9000)
-
-
-FIT_OPTIONS = ("init", "colour_solve_init", "colour_solve_every", "geo_weight", "relocate_every", "relocate_fraction",
-               "lr_cov_scale", "lr_means_ref_n", "footprint_weight")
-"""Harness options passed to :class:`splatpix.fit.FitConfig` (both Gaussian codecs)."""
-QAT_OPTIONS = ("vq_stages", "vq_codebook")
-"""QATConfig fields the Gaussian codecs' options may set (the colour quantiser)."""
-SGA_OPTIONS = ("subdiv", "n_tiers", "tier_k", "tier_bits", "cov_context_bits")
-"""Harness options passed to :class:`splatpix.codec.sga.SGAConfig` (method ``sga``)."""
-
-
 def _gaussian_codec(method: str, options: dict[str, Any]) -> PointFn:
+    opts = dict(options)
+    preset = opts.pop("preset", None) or DEFAULT_CODEC_PRESET
+
     def run(img, point: float) -> dict[str, Any]:
-        from ..codec.qat import QATConfig
-        from ..codec.spix import encode
-        from ..fit import FitConfig
+        from ..codec.api import encode, encode_configs
 
-        steps = int(options.get("steps", 2000))
-        extra: dict[str, Any] = {}
-        sga_cfg = None
-        if method == "sga":
-            from ..codec.sga import SGA_FIT_DEFAULTS, SGAConfig
-
-            extra.update(SGA_FIT_DEFAULTS)
-            sga_kw = {k: options[k] for k in SGA_OPTIONS if options.get(k) is not None}
-            if "tier_bits" in sga_kw:
-                sga_kw["tier_bits"] = tuple(sga_kw["tier_bits"])
-            sga_cfg = SGAConfig(**sga_kw)
-        extra.update({k: options[k] for k in FIT_OPTIONS if options.get(k) is not None})
-        fit_cfg = FitConfig(steps=steps, optimizer="adam", lr=1e-2, lr_decay_every=max(1, steps // 2),
-                            seed=int(options.get("seed", 0)), **extra)
-        qat_cfg = QATConfig(steps=int(options.get("qat_steps", 1000)), optimizer="adam", lr=1e-3,
-                            **{k: options[k] for k in QAT_OPTIONS if options.get(k) is not None})
-        r = encode(img, int(point), method=method, fit_config=fit_cfg, qat_config=qat_cfg, sga_config=sga_cfg,
+        fit_cfg, qat_cfg, method_opts = encode_configs(method, preset, opts)
+        r = encode(img, int(point), method=method, fit_config=fit_cfg, qat_config=qat_cfg, options=method_opts,
                    progress=False).report
         out = {"bpp": r["bpp"], "psnr": r["psnr"], "ms_ssim": r["ms_ssim"], "encoding_time": r["encode_seconds"],
                "decoding_time": r["decode_seconds"], "n_gaussians": r["n_gaussians"], "bytes": r["bytes"],
@@ -98,16 +70,17 @@ def _gaussian_codec(method: str, options: dict[str, Any]) -> PointFn:
 
 
 def available_methods(options: dict[str, Any] | None = None) -> dict[str, tuple[PointFn, tuple[float, ...]]]:
-    """Method name -> (point function, default points). ``options`` (Gaussian codecs): ``steps`` (fit steps,
-    Adam lr 1e-2 halved at half-way), ``qat_steps`` (QAT, Adam lr 1e-3), ``seed``, the fitting options
-    :data:`FIT_OPTIONS`, the colour quantiser's :data:`QAT_OPTIONS` and (``sga``) :data:`SGA_OPTIONS`; points
-    are N values."""
+    """Method name -> (point function, default points): the classical codecs of :mod:`.baselines` (points are
+    target bpp values) and every registered Gaussian codec method (points are numbers of Gaussians). ``options``
+    (Gaussian codecs): ``preset`` (default ``"cpu"``) and the encode options of
+    :func:`splatpix.codec.api.encode_configs`, the same as ``splatpix encode``'s."""
+    from ..codec import registry
     from .baselines import CODECS
 
     methods: dict[str, tuple[PointFn, tuple[float, ...]]] = {
-        name: (_baseline(name), GAUSSIANIMAGE_BPP_POINTS) for name in CODECS}
-    for m in ("gaussianimage", "sga"):
-        methods[m] = (_gaussian_codec(m, options or {}), GAUSSIANIMAGE_N_POINTS)
+        name: (_baseline(name), RD_BPP_POINTS) for name in CODECS}
+    for m in registry.names():
+        methods[m] = (_gaussian_codec(m, options or {}), RD_N_POINTS)
     return methods
 
 

@@ -9,7 +9,7 @@ from collections.abc import Collection, Mapping
 import numpy as np
 
 from ..errors import SplatpixError
-from ..io import atomic_write_bytes
+from ..io.files import atomic_write_bytes
 from .rd import RDCurve
 
 __all__ = ["METRICS", "plot_rd"]

@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import is_real
 from ..errors import SplatpixError
-from ..io import atomic_write_bytes, check_readable_file
+from ..io.files import atomic_write_bytes, check_readable_file
 
 __all__ = ["MAX_JSON_BYTES", "RDCurve", "load_curve", "load_published", "mean_curve", "save_curve"]
 
@@ -242,12 +242,8 @@ def load_published(directory: PathLike) -> dict[str, RDCurve]:
 # --------------------------------------------------------------------------------------------------------
 
 
-def _is_number(v: object) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_)
-
-
 def _is_number_list(v: object) -> bool:
-    return isinstance(v, list) and all(_is_number(x) for x in v)
+    return isinstance(v, list) and all(is_real(x) for x in v)
 
 
 def _numbers(values: object, key: str) -> list[float]:
@@ -258,7 +254,7 @@ def _numbers(values: object, key: str) -> list[float]:
         raise SplatpixError(f"{key} must be a list of numbers, got {type(values).__name__}")
     out: list[float] = []
     for i, v in enumerate(values):
-        if not _is_number(v):
+        if not is_real(v):
             raise SplatpixError(f"{key}[{i}] is not a number ({v!r})")
         f = float(v)
         if not math.isfinite(f):

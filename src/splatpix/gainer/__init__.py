@@ -1,9 +1,10 @@
 """GaINeR: Gaussians as implicit neural representations of images.
 
-``hashgrid`` holds the multi-resolution 2-D hash-grid encoder (Instant-NGP style).
-``knn`` holds the K-nearest-Gaussians search (per-Gaussian radius; numba grid + PyTorch brute force).
-``field`` holds the model (:class:`GainerField`: KNN, Gaussian weights, hash-grid or baked features, MLP decoder),
-``train`` its training (:func:`fit_gainer`), ``io`` baked model files and PLY export of the means.
+``hashgrid``: the multi-resolution 2-D hash-grid encoder (Instant-NGP style). ``knn``: the K-nearest-Gaussians
+search (per-Gaussian radius; numba grid + PyTorch brute force). ``aggregate``: the Gaussian-weighted sum of the
+neighbours' features. ``mlp``: the decoder MLP and the separate mask model's MLP. ``field``: the model
+(:class:`GainerField`: KNN, Gaussian weights, hash-grid or baked features, decoder). ``train``: its training
+(:func:`fit_gainer`); ``checkpoint``: resumable checkpoints; ``io``: baked model files and PLY export of the means.
 """
 
 from .field import GainerConfig, GainerField

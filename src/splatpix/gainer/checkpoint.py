@@ -26,8 +26,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..checks import is_int
 from ..errors import SplatpixError
-from ..st_container import ContainerReader, is_int, write_container
+from ..model.container import ContainerReader, write_container
 from .field import GainerConfig
 from .hashgrid import HashGridConfig
 from .io import mlp_shapes

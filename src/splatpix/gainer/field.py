@@ -11,7 +11,7 @@ For a query point ``x`` in normalised image coordinates (``u = x / W``, ``v = y 
    after :meth:`GainerField.bake` (which stores the features and drops the grid, GaINeR's inference mode);
 4. aggregation ``"sum"``: ``f(x) = sum_i w_i f_i`` (unnormalised, as GaINeR's public code), or ``"mean"``:
    ``f(x) = sum_i w_i f_i / sum_i w_i`` (the weighted average of the paper);
-5. an MLP ``D -> hidden -> ... -> C`` (ReLU, sigmoid output), ``C`` = 1, 3 or 4 channels.
+5. an MLP ``D -> hidden -> ... -> C`` (ReLU, sigmoid output), ``C`` = 1, 3 or 4 channels (:mod:`.mlp`).
 
 RGBA (``channels=4``) has two forms (``alpha_model``): ``"head"``, one MLP with 4 outputs on one hash grid's features,
 or ``"separate"``, a mask model sharing the same means, covariances and neighbour lists but with its own hash grid
@@ -41,10 +41,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..checks import is_int, is_number
 from ..errors import SplatpixError
 from .aggregate import aggregate
 from .hashgrid import HashGrid, HashGridConfig
 from .knn import MAX_K, KnnIndex, knn
+from .mlp import decode, seeded_mlps
 
 __all__ = ["AGGREGATIONS", "ALPHA_MODELS", "RADIUS_MODES", "GainerConfig", "GainerField", "initial_cov_params",
            "random_means"]
@@ -58,14 +60,6 @@ MAX_HIDDEN = 4096
 MAX_LAYERS = 16
 DEFAULT_RENDER_CHUNK = 1 << 16
 _MEAN_EPS = 1e-12
-
-
-def _is_int(x: object) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _is_finite_number(x: object) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
 @dataclass
@@ -106,25 +100,25 @@ class GainerConfig:
                 self.hashgrid = HashGridConfig(**self.hashgrid)
             except TypeError as e:
                 raise bad(f"hashgrid: {e}") from e
-        if not _is_int(self.n_gaussians) or not 1 <= self.n_gaussians <= MAX_GAUSSIANS:
+        if not is_int(self.n_gaussians) or not 1 <= self.n_gaussians <= MAX_GAUSSIANS:
             raise bad(f"n_gaussians must be an integer in [1, {MAX_GAUSSIANS}], got {self.n_gaussians!r}")
-        if not _is_int(self.k) or not 1 <= self.k <= MAX_K:
+        if not is_int(self.k) or not 1 <= self.k <= MAX_K:
             raise bad(f"k must be an integer in [1, {MAX_K}], got {self.k!r}")
         if self.radius_mode not in RADIUS_MODES:
             raise bad(f"unknown radius_mode {self.radius_mode!r}; use one of {', '.join(RADIUS_MODES)}")
-        if not _is_finite_number(self.radius_scale) or self.radius_scale <= 0:
+        if not is_number(self.radius_scale) or self.radius_scale <= 0:
             raise bad(f"radius_scale must be a finite number > 0, got {self.radius_scale!r}")
-        if not _is_finite_number(self.radius) or self.radius <= 0:
+        if not is_number(self.radius) or self.radius <= 0:
             raise bad(f"radius must be a finite number > 0, got {self.radius!r}")
         if self.aggregation not in AGGREGATIONS:
             raise bad(f"unknown aggregation {self.aggregation!r}; use one of {', '.join(AGGREGATIONS)}")
         if not isinstance(self.hashgrid, HashGridConfig):
             raise bad(f"hashgrid must be a HashGridConfig, got {type(self.hashgrid).__name__}")
-        if not _is_int(self.mlp_hidden) or not 1 <= self.mlp_hidden <= MAX_HIDDEN:
+        if not is_int(self.mlp_hidden) or not 1 <= self.mlp_hidden <= MAX_HIDDEN:
             raise bad(f"mlp_hidden must be an integer in [1, {MAX_HIDDEN}], got {self.mlp_hidden!r}")
-        if not _is_int(self.mlp_layers) or not 0 <= self.mlp_layers <= MAX_LAYERS:
+        if not is_int(self.mlp_layers) or not 0 <= self.mlp_layers <= MAX_LAYERS:
             raise bad(f"mlp_layers must be an integer in [0, {MAX_LAYERS}], got {self.mlp_layers!r}")
-        if not _is_int(self.channels) or self.channels not in CHANNELS:
+        if not is_int(self.channels) or self.channels not in CHANNELS:
             raise bad(f"channels must be one of {CHANNELS}, got {self.channels!r}")
         if not isinstance(self.trainable_means, bool):
             raise bad(f"trainable_means must be True or False, got {self.trainable_means!r}")
@@ -174,16 +168,6 @@ def initial_cov_params(n: int, sigma: float | None = None) -> Tensor:
     return out
 
 
-def _mlp(in_dim: int, hidden: int, layers: int, out_dim: int) -> nn.Sequential:
-    mods: list[nn.Module] = []
-    d = in_dim
-    for _ in range(layers):
-        mods += [nn.Linear(d, hidden), nn.ReLU()]
-        d = hidden
-    mods.append(nn.Linear(d, out_dim))
-    return nn.Sequential(*mods)
-
-
 class GainerField(nn.Module):
     """A GaINeR image field (module docstring for the maths).
 
@@ -210,7 +194,7 @@ class GainerField(nn.Module):
         self.cfg = cfg
         n = cfg.n_gaussians
         h, w = size
-        if not (_is_int(h) and _is_int(w) and h > 0 and w > 0):
+        if not (is_int(h) and is_int(w) and h > 0 and w > 0):
             raise SplatpixError(f"field size must be two positive integers (H, W), got {size!r}")
         self.size = (int(h), int(w))
         m = random_means(n, seed) if means is None else means.detach().to(torch.float32).clone()
@@ -223,13 +207,8 @@ class GainerField(nn.Module):
             raise SplatpixError("means and cov_params must be finite")
         self.means = nn.Parameter(m.contiguous(), requires_grad=cfg.trainable_means)
         self.cov_params = nn.Parameter(c.contiguous())
-        gen_state = torch.random.get_rng_state()
-        try:  # the MLP's default init draws from the global generator: seed it, then restore its state
-            torch.manual_seed(int(seed))
-            self.mlp = _mlp(cfg.feature_dim, cfg.mlp_hidden, cfg.mlp_layers, cfg.colour_outputs)
-            self.mask_mlp = _mlp(cfg.feature_dim, cfg.mlp_hidden, cfg.mlp_layers, 1) if cfg.separate_mask else None
-        finally:
-            torch.random.set_rng_state(gen_state)
+        self.mlp, self.mask_mlp = seeded_mlps(cfg.feature_dim, cfg.mlp_hidden, cfg.mlp_layers, cfg.colour_outputs,
+                                              cfg.separate_mask, seed)
         if baked_features is None:
             self.grid: HashGrid | None = HashGrid(cfg.hashgrid, seed=seed)
             self.mask_grid: HashGrid | None = HashGrid(cfg.hashgrid, seed=seed + 1) if cfg.separate_mask else None
@@ -297,11 +276,8 @@ class GainerField(nn.Module):
         return self.grid(self.means)
 
     def decode(self, agg: Tensor) -> Tensor:
-        """``(P, C)`` colours in ``[0, 1]`` from ``(P, baked_dim)`` aggregated features (the MLP(s) and sigmoid)."""
-        if self.mask_mlp is None:
-            return torch.sigmoid(self.mlp(agg))
-        d = self.cfg.feature_dim
-        return torch.sigmoid(torch.cat((self.mlp(agg[:, :d]), self.mask_mlp(agg[:, d:])), 1))
+        """``(P, C)`` colours in ``[0, 1]`` from ``(P, baked_dim)`` aggregated features (:func:`.mlp.decode`)."""
+        return decode(self.mlp, self.mask_mlp, agg, self.cfg.feature_dim)
 
     # ------------------------------------------------------------------------------------------ baking
 
@@ -385,10 +361,10 @@ class GainerField(nn.Module):
         v0 + (i + 0.5) (v1 - v0) / H)``. Evaluated ``chunk`` pixels at a time, without gradients."""
         h = self.size[0] if height is None else height
         w = self.size[1] if width is None else width
-        if not (_is_int(h) and _is_int(w) and h > 0 and w > 0):
+        if not (is_int(h) and is_int(w) and h > 0 and w > 0):
             raise SplatpixError(f"render size must be positive integers, got {height!r} x {width!r}")
         u0, v0, u1, v1 = (0.0, 0.0, 1.0, 1.0) if window is None else window
-        if not all(_is_finite_number(t) for t in (u0, v0, u1, v1)) or not (u1 > u0 and v1 > v0):
+        if not all(is_number(t) for t in (u0, v0, u1, v1)) or not (u1 > u0 and v1 > v0):
             raise SplatpixError(f"render window must be finite (u0, v0, u1, v1) with u1 > u0, v1 > v0, got {window!r}")
         dev = self.means.device
         us = (u0 + (torch.arange(w, dtype=torch.float64) + 0.5) * ((u1 - u0) / w)).to(torch.float32)

@@ -22,9 +22,10 @@ from typing import Any
 
 import torch
 
+from ..checks import is_int
 from ..errors import SplatpixError
-from ..io import atomic_write
-from ..st_container import ContainerReader, is_int, write_container
+from ..io.files import atomic_write
+from ..model.container import ContainerReader, write_container
 from .field import GainerConfig, GainerField
 
 __all__ = ["GAINER_FORMAT", "GAINER_FORMAT_VERSION", "export_ply", "load_gainer", "read_gainer_metadata",

@@ -24,10 +24,9 @@
   rate of step ``k`` is the base rate times ``lr_gamma`` to the number of milestones ``<= k`` (as
   ``MultiStepLR``), so it is a function of the step alone.
 
-Presets (:meth:`GainerTrainConfig.preset`): ``"cpu"`` (20k Gaussians, K = 8, table 2^16, 2000 steps of 2^13-pixel
-batches, i.e. ~40 passes over a 768x512 image, lr 1e-2; measured on 2 busy cores: 0.19 s/step with 2^12-pixel
-batches, 0.56 s/step with 2^14, so roughly 5-10 minutes) and ``"paper"`` (500k Gaussians, K = 16, table 2^21,
-resolution 16..8192, 30k full-image steps, lr 1e-3, as GaINeR).
+Presets (:meth:`GainerTrainConfig.preset`, defined in :data:`splatpix.presets.GAINER_PRESETS`): ``"cpu"`` (20k
+Gaussians, K = 8, table 2^16, 2000 steps of 2^13-pixel batches, i.e. ~40 passes over a 768x512 image, lr 1e-2) and
+``"paper"`` (500k Gaussians, K = 16, table 2^21, resolution 16..8192, 30k full-image steps, lr 1e-3, as GaINeR).
 """
 
 from __future__ import annotations
@@ -45,8 +44,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..checks import is_int, is_number
 from ..errors import SplatpixError
 from ..metrics import psnr
+from ..presets import GAINER_PRESETS
+from ..train.guard import DivergenceGuard
 from .checkpoint import Checkpoint, image_digest, load_checkpoint, save_checkpoint
 from .field import CHANNELS, GainerConfig, GainerField, initial_cov_params, random_means
 from .hashgrid import HashGridConfig
@@ -54,12 +56,8 @@ from .hashgrid import HashGridConfig
 __all__ = ["PRESETS", "GainerResult", "GainerTrainConfig", "fit_gainer"]
 
 
-def _is_int(x: object) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
 def _is_pos(x: object) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+    return is_number(x) and x > 0
 
 
 @dataclass
@@ -87,7 +85,7 @@ class GainerTrainConfig:
 
         if not isinstance(self.model, GainerConfig):
             raise bad(f"model must be a GainerConfig, got {type(self.model).__name__}")
-        if not _is_int(self.steps) or self.steps < 0:
+        if not is_int(self.steps) or self.steps < 0:
             raise bad(f"steps must be an integer >= 0, got {self.steps!r}")
         for name in ("lr", "lr_cov", "lr_means", "smooth_l1_beta", "sigma_init_scale"):
             if not _is_pos(getattr(self, name)):
@@ -97,13 +95,13 @@ class GainerTrainConfig:
             raise bad(f"lr_milestones must be fractions in (0, 1), got {self.lr_milestones!r}")
         if not (_is_pos(self.lr_gamma) and self.lr_gamma <= 1):
             raise bad(f"lr_gamma must be in (0, 1], got {self.lr_gamma!r}")
-        if not _is_int(self.batch) or self.batch < 0:
+        if not is_int(self.batch) or self.batch < 0:
             raise bad(f"batch must be an integer >= 0 (0 = whole image), got {self.batch!r}")
-        if not _is_int(self.seed):
+        if not is_int(self.seed):
             raise bad(f"seed must be an integer, got {self.seed!r}")
-        if not _is_int(self.log_every) or self.log_every < 1:
+        if not is_int(self.log_every) or self.log_every < 1:
             raise bad(f"log_every must be an integer >= 1, got {self.log_every!r}")
-        if not _is_int(self.checkpoint_every) or self.checkpoint_every < 0:
+        if not is_int(self.checkpoint_every) or self.checkpoint_every < 0:
             raise bad(f"checkpoint_every must be an integer >= 0, got {self.checkpoint_every!r}")
 
     @classmethod
@@ -132,17 +130,14 @@ class GainerTrainConfig:
             raise SplatpixError(f"invalid GaINeR preset override: {e}") from e
 
 
-PRESETS: dict[str, GainerTrainConfig] = {
-    "cpu": GainerTrainConfig(
-        model=GainerConfig(n_gaussians=20_000, k=8, hashgrid=HashGridConfig(log2_table_size=16)),
-        steps=2000, lr=1e-2, batch=1 << 13,
-    ),
-    "paper": GainerTrainConfig(
-        model=GainerConfig(n_gaussians=500_000, k=16,
-                           hashgrid=HashGridConfig(log2_table_size=21, max_resolution=8192)),
-        steps=30_000, lr=1e-3, lr_cov=1e-3, batch=0,
-    ),
-}
+def _from_preset(d: dict[str, Any]) -> GainerTrainConfig:
+    model = dict(d.get("model", {}))
+    model["hashgrid"] = HashGridConfig(**model.get("hashgrid", {}))
+    return GainerTrainConfig(model=GainerConfig(**model), **{k: v for k, v in d.items() if k != "model"})
+
+
+PRESETS: dict[str, GainerTrainConfig] = {name: _from_preset(d) for name, d in GAINER_PRESETS.items()}
+"""The presets of :data:`splatpix.presets.GAINER_PRESETS` as configs."""
 
 
 @dataclass
@@ -206,12 +201,6 @@ def _loss(pred: Tensor, target: Tensor, beta: float) -> Tensor:
 def _psnr_from(pred: Tensor, target: Tensor) -> float:
     err = float(((pred.detach().clamp(0, 1) - target) ** 2).mean())
     return math.inf if err == 0 else 10.0 * math.log10(1.0 / err)
-
-
-def _all_finite(tensors) -> bool:
-    # a NaN or Inf anywhere makes the sum non-finite; a finite sum can overflow only for values near 1e38 / numel,
-    # which a diverging run would reach anyway
-    return all(bool(torch.isfinite(t.detach().sum())) for t in tensors)
 
 
 def _resume_config(ck: Checkpoint, cfg: GainerTrainConfig | None) -> GainerTrainConfig:
@@ -324,9 +313,8 @@ def fit_gainer(
             config=asdict(replace(cfg, model=mcfg)), size=(h, w), channels=c, digest=image_digest(target),
             history=history))
 
-    good = {name: p.detach().clone() for name, p in params.items()}
-    good_step = start
-    diverged = stopped = False
+    guard = DivergenceGuard(params, step=start)
+    stopped = False
     message = ""
     bar = None
     if progress:
@@ -350,14 +338,8 @@ def fit_gainer(
             pred = model(q)
             loss = _loss(pred, tgt, cfg.smooth_l1_beta)
             loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
-                diverged = True
-                message = (f"training diverged: non-finite loss at step {k}; "
-                           f"restored the last good model (step {good_step})")
+            if not guard.record(loss_value, k, params):
                 break
-            for name, p in params.items():
-                good[name].copy_(p.detach())
-            good_step = k
             if k % cfg.log_every == 0:
                 p_batch = _psnr_from(pred[:, :3] if c == 4 else pred, tgt[:, :3] if c == 4 else tgt)
                 entry = {"step": k, "seconds": time.perf_counter() - t0, "loss": loss_value, "psnr": p_batch}
@@ -374,10 +356,7 @@ def fit_gainer(
             adam_step += 1
             if bar is not None:
                 bar.update(1)
-            if not _all_finite(params.values()):
-                diverged = True
-                message = (f"training diverged: non-finite parameters after step {k + 1}; "
-                           f"restored the last good model (step {good_step})")
+            if not guard.params_ok(params, k + 1):
                 break
             if cfg.checkpoint_every and (k + 1) % cfg.checkpoint_every == 0:
                 if checkpoint_path is not None:
@@ -385,16 +364,16 @@ def fit_gainer(
                 if checkpoint is not None:
                     checkpoint(k + 1, model)
         else:
-            good_step = cfg.steps
+            guard.step = cfg.steps
             rng_state = gen.get_state()
     finally:
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - t0
+    diverged, good_step = guard.diverged, guard.step
+    message = guard.message or message
     if diverged or stopped:
-        with torch.no_grad():
-            for name, p in params.items():
-                p.copy_(good[name])
+        guard.restore(params)
     model._index = None  # parameters may have been restored: rebuild the neighbour index on next use
     if checkpoint_path is not None and not diverged:
         write_checkpoint(good_step, rng_state, seconds)

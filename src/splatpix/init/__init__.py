@@ -17,9 +17,10 @@ from typing import Any
 
 from torch import Tensor
 
+from ..checks import check_image
 from ..errors import SplatpixError
-from ..gaussians import PARAMETERISATIONS, Gaussians
-from .params import build_model, raw_from_gaussians
+from ..model.gaussians import PARAMETERISATIONS, Gaussians
+from ..model.raw import build_model, raw_from_gaussians
 from .random import random_raw
 from .structure import complexity_map
 
@@ -72,10 +73,9 @@ def initial_raw(
 ) -> dict[str, Tensor]:
     """Raw parameters (``xy``, ``cholesky`` or ``scaling``/``rotation``, ``features``; float32, CPU) of the
     initialisation ``method``; :func:`.params.build_model` maps them to the effective model."""
-    from ..fit import _check_image  # lazy: fit imports this package
 
     _check(n, method, param)
-    target = _check_image(image)
+    target = check_image(image)
     if method == "random":
         if options:
             raise SplatpixError(f"the random initialisation takes no options, got {', '.join(sorted(options))}")

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..checks import check_image
 from ..errors import SplatpixError
-from ..gaussians import Gaussians
+from ..model.gaussians import Gaussians
 
 __all__ = ["as_numpy_image", "coverage_colours", "finish_positions", "gradient_magnitude", "isotropic_gaussians",
            "rng_from_seed", "weighted_sample"]
@@ -34,9 +35,8 @@ def rng_from_seed(seed: int) -> np.random.Generator:
 
 def as_numpy_image(image: Tensor) -> np.ndarray:
     """Validate a ``(C, H, W)`` image in ``[0, 1]`` (C = 1, 3, 4) and return it as ``(H, W, C)`` float64."""
-    from ..fit import _check_image  # lazy: fit imports this package
 
-    img = _check_image(image)
+    img = check_image(image)
     return img.cpu().double().permute(1, 2, 0).numpy().copy()
 
 
@@ -125,7 +125,7 @@ def coverage_colours(g: Gaussians, image: Tensor, backend: str = "auto") -> Tens
     dividing by ``D`` makes the initial render ``sum_i w_i c_i ~ I`` (exact for a constant image and constant
     ``D``). A Gaussian that touches no pixel gets the mean image colour.
     """
-    from ..colour_solve import LinearRender  # lazy: avoid an import cycle at package import
+    from ..train.colour_solve import LinearRender  # lazy: avoid an import cycle at package import
 
     op = LinearRender(g, backend=backend)
     img = image.detach().to(torch.float32)

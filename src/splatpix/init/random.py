@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .params import ATANH_CLIP
+from ..model.raw import ATANH_CLIP
 
 __all__ = ["random_raw"]
 

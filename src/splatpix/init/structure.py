@@ -44,7 +44,7 @@ import torch
 from torch import Tensor
 
 from ..errors import SplatpixError
-from ..gaussians import Gaussians
+from ..model.gaussians import Gaussians
 from .common import (
     as_numpy_image,
     coverage_colours,

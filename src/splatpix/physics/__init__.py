@@ -6,7 +6,7 @@ numba CPU kernels (:mod:`.mpm`) checked against a NumPy reference (:mod:`.refere
 al. 2016), weakly compressible water; any mix in one scene by per-particle material id. Walls and static
 colliders with sticky/slip/separate conditions (:mod:`.boundary`), CFL time stepping (:mod:`.solver`)::
 
-    from splatpix.physics import MPMConfig, MPMSolver, Materials, ParticleState, box_particles
+    from . import MPMConfig, MPMSolver, Materials, ParticleState, box_particles
     cfg = MPMConfig(grid_res=128, gravity=(0.0, -9.81), boundary="separate")
     mats = Materials.of("jelly", "sand")
     x, vol = box_particles((0.3, 0.5), (0.5, 0.7), cfg.dx)
@@ -18,7 +18,7 @@ colliders with sticky/slip/separate conditions (:mod:`.boundary`), CFL time step
 Models: a scene (:mod:`.scene`, YAML/JSON) assigns materials to regions of a model; :mod:`.bridge` turns the
 Gaussians into particles and the particles back into a moved model; :func:`simulate` renders it to a video::
 
-    from splatpix.physics import simulate
+    from . import simulate
     report = simulate(model, "scene.yaml", "out.mp4")   # or a mapping, or a Scene from load_scene / parse_scene
 """
 

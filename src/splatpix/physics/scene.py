@@ -39,13 +39,13 @@ are in the simulation frame, SI units, y **up**. :mod:`.bridge` has the image <-
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..checks import is_number
 from ..edit.spec import reject_non_finite
 from ..errors import SplatpixError
 from .boundary import MODES
@@ -148,8 +148,7 @@ def _coerce(v: Any) -> Any:
 
 
 def _is_number(v: Any) -> bool:
-    v = _coerce(v)
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    return is_number(_coerce(v))
 
 
 def _check_keys(d: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
@@ -380,7 +379,7 @@ def parse_scene(data: Any, base_dir: str | None = None, where: str = "scene") ->
 def load_scene(path: str | os.PathLike[str]) -> Scene:
     """Read and validate a scene file: ``.json`` as JSON, anything else as YAML (safe loader). Relative paths in it
     (mask regions, the background image) are taken from the file's folder."""
-    from ..io import read_spec_file
+    from ..io.files import read_spec_file
 
     name = os.fspath(path)
     data = read_spec_file(name, "scene")

@@ -61,7 +61,7 @@ def _layered_frames(bridge: Bridge, background: Any, h: int, w: int):
     covers the scene, ``a_f >= 1`` hides it; where the object left, ``a_f = 0`` and the uncovered share ``1 - a_b``
     shows the background ``B``."""
     from ..edit.composite import prepare_background
-    from ..gaussians import Gaussians
+    from ..model.gaussians import Gaussians
     from ..render import render
 
     base = bridge.base

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..gaussians import Gaussians, conic_from_covariance, project
+from ..model.gaussians import Gaussians, conic_from_covariance, project
 from .reference import rasterize_reference
 
 BACKENDS = ("auto", "numba", "reference")

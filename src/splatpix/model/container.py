@@ -21,8 +21,9 @@ import torch
 from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 
-from .errors import SplatpixError
-from .io import atomic_write_bytes, check_readable_file
+from ..checks import is_int
+from ..errors import SplatpixError
+from ..io.files import atomic_write_bytes, check_readable_file
 
 __all__ = ["MAX_HEADER_BYTES", "META_KEY", "ContainerReader", "is_int", "peek_format", "write_container"]
 
@@ -32,11 +33,6 @@ META_KEY = "splatpix"
 _FLOAT_DTYPES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
 
 PathLike = str | os.PathLike[str]
-
-
-def is_int(x: Any) -> bool:
-    """A JSON integer (not a bool)."""
-    return isinstance(x, int) and not isinstance(x, bool)
 
 
 def write_container(path: PathLike, tensors: Mapping[str, torch.Tensor], meta: dict[str, Any], what: str) -> None:

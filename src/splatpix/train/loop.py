@@ -60,22 +60,25 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..checks import check_image, is_int, is_number
+from ..errors import SplatpixError
+from ..init import METHODS as INIT_METHODS
+from ..init import initial_raw, random_raw
+from ..metrics import ms_ssim, psnr
+from ..model.gaussians import PARAMETERISATIONS, Gaussians
+from ..model.raw import ATANH_CLIP, CHOLESKY_BOUND, SCALE_BOUND, build_model
+from ..render import BACKENDS, render
 from .colour_solve import solve_colours
-from .errors import SplatpixError
-from .gaussians import PARAMETERISATIONS, Gaussians
-from .init import METHODS as INIT_METHODS
-from .init import initial_raw, random_raw
-from .init.params import ATANH_CLIP, CHOLESKY_BOUND, SCALE_BOUND, build_model
-from .losses import GeometryLoss, clamped_mse, footprint_penalty
-from .metrics import ms_ssim, psnr
+from .footprint import footprint_penalty
+from .geometry import GeometryLoss
+from .guard import DivergenceGuard
+from .losses import clamped_mse
 from .optim import Adan
 from .relocate import relocate
-from .render import BACKENDS, render
 
 __all__ = ["FitConfig", "FitResult", "fit"]
 
 OPTIMIZERS = ("adan", "adam")
-CHANNELS = (1, 3, 4)
 _CHOLESKY_BOUND = CHOLESKY_BOUND
 _SCALE_BOUND = SCALE_BOUND
 _ATANH_CLIP = ATANH_CLIP  # keeps atanh finite: |xy| <= ~4.95
@@ -122,57 +125,57 @@ class FitConfig:
         def bad(msg: str) -> SplatpixError:
             return SplatpixError(f"invalid fit config: {msg}")
 
-        if not _is_int(self.n_gaussians) or self.n_gaussians < 1:
+        if not is_int(self.n_gaussians) or self.n_gaussians < 1:
             raise bad(f"n_gaussians must be an integer >= 1, got {self.n_gaussians!r}")
-        if not _is_int(self.steps) or self.steps < 0:
+        if not is_int(self.steps) or self.steps < 0:
             raise bad(f"steps must be an integer >= 0, got {self.steps!r}")
         if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
             raise bad(f"lr must be a finite number > 0, got {self.lr!r}")
         if self.optimizer not in OPTIMIZERS:
             raise bad(f"unknown optimizer {self.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
-        if not _is_int(self.lr_decay_every) or self.lr_decay_every < 1:
+        if not is_int(self.lr_decay_every) or self.lr_decay_every < 1:
             raise bad(f"lr_decay_every must be an integer >= 1, got {self.lr_decay_every!r}")
         if not (isinstance(self.lr_decay, int | float) and 0 < self.lr_decay <= 1):
             raise bad(f"lr_decay must be in (0, 1], got {self.lr_decay!r}")
         if self.param not in PARAMETERISATIONS:
             known = ", ".join(PARAMETERISATIONS)
             raise bad(f"unknown covariance parameterisation {self.param!r}; use one of {known}")
-        if not _is_int(self.seed):
+        if not is_int(self.seed):
             raise bad(f"seed must be an integer, got {self.seed!r}")
         if self.backend not in BACKENDS:
             raise bad(f"unknown render backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
-        if not _is_int(self.log_every) or self.log_every < 1:
+        if not is_int(self.log_every) or self.log_every < 1:
             raise bad(f"log_every must be an integer >= 1, got {self.log_every!r}")
         if self.init not in INIT_METHODS:
             raise bad(f"unknown init {self.init!r}; use one of {', '.join(INIT_METHODS)}")
-        if self.init_scale is not None and (not _is_finite_number(self.init_scale) or self.init_scale <= 0):
+        if self.init_scale is not None and (not is_number(self.init_scale) or self.init_scale <= 0):
             raise bad(f"init_scale must be a finite number > 0 (or None: the method's default), "
                       f"got {self.init_scale!r}")
-        if not _is_finite_number(self.superpixel_area) or self.superpixel_area < 1:
+        if not is_number(self.superpixel_area) or self.superpixel_area < 1:
             raise bad(f"superpixel_area must be a finite number >= 1 (pixels), got {self.superpixel_area!r}")
         if not isinstance(self.colour_solve_init, bool):
             raise bad(f"colour_solve_init must be True or False, got {self.colour_solve_init!r}")
-        if not _is_int(self.colour_solve_every) or self.colour_solve_every < 0:
+        if not is_int(self.colour_solve_every) or self.colour_solve_every < 0:
             raise bad(f"colour_solve_every must be an integer >= 0 (0 = never), got {self.colour_solve_every!r}")
-        if not _is_int(self.colour_solve_iters) or self.colour_solve_iters < 1:
+        if not is_int(self.colour_solve_iters) or self.colour_solve_iters < 1:
             raise bad(f"colour_solve_iters must be an integer >= 1, got {self.colour_solve_iters!r}")
-        if not _is_finite_number(self.geo_weight) or self.geo_weight < 0:
+        if not is_number(self.geo_weight) or self.geo_weight < 0:
             raise bad(f"geo_weight must be a finite number >= 0, got {self.geo_weight!r}")
-        if not _is_finite_number(self.footprint_weight) or self.footprint_weight < 0:
+        if not is_number(self.footprint_weight) or self.footprint_weight < 0:
             raise bad(f"footprint_weight must be a finite number >= 0, got {self.footprint_weight!r}")
-        if not _is_int(self.relocate_every) or self.relocate_every < 0:
+        if not is_int(self.relocate_every) or self.relocate_every < 0:
             raise bad(f"relocate_every must be an integer >= 0 (0 = off), got {self.relocate_every!r}")
         for name in ("relocate_fraction", "relocate_until"):
             v = getattr(self, name)
-            if not _is_finite_number(v) or not 0 <= v <= 1:
+            if not is_number(v) or not 0 <= v <= 1:
                 raise bad(f"{name} must be a number in [0, 1], got {v!r}")
-        if not _is_finite_number(self.relocate_scale) or self.relocate_scale <= 0:
+        if not is_number(self.relocate_scale) or self.relocate_scale <= 0:
             raise bad(f"relocate_scale must be a finite number > 0, got {self.relocate_scale!r}")
         for name in ("lr_means_scale", "lr_cov_scale", "lr_colour_scale"):
             v = getattr(self, name)
-            if not _is_finite_number(v) or v <= 0:
+            if not is_number(v) or v <= 0:
                 raise bad(f"{name} must be a finite number > 0, got {v!r}")
-        if not _is_int(self.lr_means_ref_n) or self.lr_means_ref_n < 0:
+        if not is_int(self.lr_means_ref_n) or self.lr_means_ref_n < 0:
             raise bad(f"lr_means_ref_n must be an integer >= 0 (0 = off), got {self.lr_means_ref_n!r}")
 
 
@@ -221,14 +224,6 @@ class FitResult:
             "history": [{k: _json_float(v) if isinstance(v, float) else v for k, v in e.items()}
                         for e in self.history],
         }
-
-
-def _is_int(x: object) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _is_finite_number(x: object) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _json_float(x: float | None) -> float | None:
@@ -298,28 +293,6 @@ def _param_groups(raw: dict[str, Tensor], cfg: FitConfig) -> list[dict[str, Any]
     return groups
 
 
-def _check_image(image: Tensor) -> Tensor:
-    if not isinstance(image, Tensor):
-        raise SplatpixError(f"image must be a torch.Tensor, got {type(image).__name__}")
-    if image.ndim != 3 or image.shape[0] not in CHANNELS:
-        raise SplatpixError(f"image must have shape (C, H, W) with C in {CHANNELS}, got {tuple(image.shape)}")
-    if image.shape[1] < 1 or image.shape[2] < 1:
-        raise SplatpixError(f"image is empty: {tuple(image.shape)}")
-    if not image.is_floating_point():
-        raise SplatpixError(f"image must be a float tensor with values in [0, 1], got dtype {image.dtype}")
-    image = image.detach().to(torch.float32)
-    if not bool(torch.isfinite(image).all()):
-        raise SplatpixError("image contains non-finite values")
-    lo, hi = float(image.min()), float(image.max())
-    if lo < -1e-6 or hi > 1 + 1e-6:
-        raise SplatpixError(f"image values must be in [0, 1], got range [{lo:.4g}, {hi:.4g}]")
-    return image.clamp(0.0, 1.0).contiguous()
-
-
-def _all_finite(tensors: dict[str, Tensor]) -> bool:
-    return all(bool(torch.isfinite(t).all()) for t in tensors.values())
-
-
 # ------------------------------------------------------------------------------------------------ fit
 
 
@@ -342,7 +315,7 @@ def fit(
     cfg = FitConfig() if config is None else config
     if not isinstance(cfg, FitConfig):
         raise SplatpixError(f"config must be a FitConfig, got {type(cfg).__name__}")
-    target = _check_image(image)
+    target = check_image(image)
     channels, height, width = target.shape
     size = (int(height), int(width))
     device = target.device
@@ -367,10 +340,8 @@ def fit(
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_decay_every, gamma=cfg.lr_decay)
 
     # last good parameters: those whose render gave a finite loss (initially the initial parameters)
-    good = {k: v.detach().clone() for k, v in raw.items()}
-    good_step = 0
+    guard = DivergenceGuard(raw)
     history: list[dict[str, float]] = []
-    diverged = False
     message = ""
     stopped = False
 
@@ -424,14 +395,8 @@ def fit(
             if geo is not None:
                 loss = loss + cfg.geo_weight * geo(out, clamp=cfg.clamp_output)
             loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
-                diverged = True
-                message = (f"training diverged: non-finite loss at step {k}; "
-                           f"restored the last good model (step {good_step})")
+            if not guard.record(loss_value, k, raw):
                 break
-            for name, t in raw.items():
-                good[name].copy_(t.detach())
-            good_step = k
             if k % cfg.log_every == 0:
                 if log(k, out, loss_value, time.perf_counter() - t0 - log_time[0]):
                     stopped = True
@@ -443,23 +408,20 @@ def fit(
             sched.step()
             if bar is not None:
                 bar.update(1)
-            if not _all_finite(raw):
-                diverged = True
-                message = (f"training diverged: non-finite parameters after step {k + 1}; "
-                           f"restored the last good model (step {good_step})")
+            if not guard.params_ok(raw, k + 1):
                 break
         else:
-            good_step = cfg.steps
+            guard.step = cfg.steps
         train_time = time.perf_counter() - t0 - log_time[0]
     finally:
         if bar is not None:
             bar.close()
 
+    diverged = guard.diverged
+    message = guard.message or message
     if diverged or stopped:
-        with torch.no_grad():
-            for name, t in raw.items():
-                t.copy_(good[name])
-    steps_done = good_step
+        guard.restore(raw)
+    steps_done = guard.step
 
     with torch.no_grad():
         final = _build({k: v.detach().clone() for k, v in raw.items()}, cfg.param, size)

@@ -20,9 +20,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .errors import SplatpixError
+from ..checks import is_int
+from ..errors import SplatpixError
+from .container import ContainerReader, write_container
 from .gaussians import PARAMETERISATIONS, Gaussians
-from .st_container import ContainerReader, is_int, write_container
 
 __all__ = [
     "MAX_MODEL_BYTES",

@@ -38,9 +38,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import SplatpixError
-from .gaussians import Gaussians, conic_from_covariance, project
-from .render import BACKENDS, rasterize
+from ..errors import SplatpixError
+from ..model.gaussians import Gaussians, conic_from_covariance, project
+from ..render import BACKENDS, rasterize
 
 __all__ = ["LinearRender", "solve_colours"]
 

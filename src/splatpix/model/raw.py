@@ -22,7 +22,7 @@ import math
 import torch
 from torch import Tensor
 
-from ..gaussians import Gaussians, covariance_from_params, params_from_covariance
+from .gaussians import Gaussians, covariance_from_params, params_from_covariance
 
 __all__ = ["ATANH_CLIP", "CHOLESKY_BOUND", "SCALE_BOUND", "build_model", "raw_from_gaussians"]
 

@@ -1,4 +1,4 @@
-"""Image I/O and safe file writing.
+"""Image files: loading and saving.
 
 Images are ``float32`` tensors of shape ``(C, H, W)`` with values in ``[0, 1]`` and ``C`` in ``{1, 3, 4}``
 (grayscale, RGB, RGBA). Reading goes through Pillow, except for 16-bit PNG files, which Pillow can only read
@@ -8,21 +8,17 @@ too; 8-bit PNG and JPEG files are written by Pillow.
 
 Every file is treated as untrusted: the pixel count is checked from the header before any pixel data is
 decoded, and every failure becomes a :class:`~splatpix.errors.SplatpixError` whose one-line message names
-the file and the reason. Output files are written atomically (temporary file in the same directory, fsync,
-``os.replace``), so an interrupted or failed write never leaves a partial file behind.
+the file and the reason. Outputs are written atomically (:mod:`.files`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pathlib
 import struct
-import tempfile
 import warnings
-from collections.abc import Iterator
 from importlib import resources
-from typing import IO, Any
+from typing import Any
 
 import imagecodecs
 import numpy as np
@@ -30,17 +26,10 @@ import torch
 from PIL import Image, ImageOps
 from torch import Tensor
 
-from .errors import SplatpixError
+from ..errors import SplatpixError
+from .files import atomic_write, atomic_write_bytes, check_readable_file, reason
 
-__all__ = [
-    "DEFAULT_MAX_PIXELS",
-    "atomic_write",
-    "atomic_write_bytes",
-    "check_not_input",
-    "load_image",
-    "sample_image_path",
-    "save_image",
-]
+__all__ = ["DEFAULT_MAX_PIXELS", "load_image", "sample_image_path", "save_image"]
 
 DEFAULT_MAX_PIXELS = 100_000_000
 """Default limit on ``width * height`` of an image to load (guards against decompression bombs)."""
@@ -82,32 +71,6 @@ def load_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Tensor:
     return img.permute(2, 0, 1).contiguous()
 
 
-def check_readable_file(name: str, what: str) -> int:
-    """Raise unless ``name`` is an existing, non-empty regular file; return its size in bytes.
-
-    ``what`` names the expected content for the messages, with its article (``"an image"``)."""
-    if not os.path.exists(name):
-        raise SplatpixError(f"{name}: no such file")
-    if os.path.isdir(name):
-        raise SplatpixError(f"{name}: is a directory, not {what} file")
-    if not os.path.isfile(name):
-        raise SplatpixError(f"{name}: not a regular file")
-    try:
-        size = os.path.getsize(name)
-    except OSError as e:
-        raise SplatpixError(f"{name}: cannot read ({_reason(e)})") from e
-    if size == 0:
-        raise SplatpixError(f"{name}: empty file, not {what} file")
-    return size
-
-
-def _reason(e: BaseException) -> str:
-    if isinstance(e, OSError) and e.strerror:
-        return e.strerror
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
-
-
 def _check_size(name: str, width: int, height: int, max_pixels: int) -> None:
     if width <= 0 or height <= 0:
         raise SplatpixError(f"{name}: image has zero size ({width}x{height})")
@@ -140,7 +103,7 @@ def _load_with_pillow(name: str, max_pixels: int) -> tuple[np.ndarray, float]:
     except MemoryError as e:
         raise SplatpixError(f"{name}: not enough memory to decode the image") from e
     except Exception as e:  # noqa: BLE001 - any decoder failure on untrusted input is a user-facing error
-        raise SplatpixError(f"{name}: cannot decode image, truncated or corrupt ({_reason(e)})") from e
+        raise SplatpixError(f"{name}: cannot decode image, truncated or corrupt ({reason(e)})") from e
 
 
 def _pillow_to_array(name: str, im: Image.Image) -> tuple[np.ndarray, float]:
@@ -185,7 +148,7 @@ def _png16_header(name: str) -> tuple[int, int, int, int] | None:
         with open(name, "rb") as f:
             head = f.read(33)
     except OSError as e:
-        raise SplatpixError(f"{name}: cannot read ({_reason(e)})") from e
+        raise SplatpixError(f"{name}: cannot read ({reason(e)})") from e
     if len(head) < 33 or head[:8] != _PNG_SIGNATURE or head[8:16] != struct.pack(">I4s", 13, b"IHDR"):
         return None
     width, height, depth, ctype, _comp, _filt, interlace = struct.unpack(">IIBBBBB", head[16:29])
@@ -207,13 +170,13 @@ def _load_png16(name: str, header: tuple[int, int, int, int], max_pixels: int) -
         with open(name, "rb") as f:
             data = f.read()
     except OSError as e:
-        raise SplatpixError(f"{name}: cannot read ({_reason(e)})") from e
+        raise SplatpixError(f"{name}: cannot read ({reason(e)})") from e
     try:
         arr = imagecodecs.png_decode(data)
     except MemoryError as e:
         raise SplatpixError(f"{name}: not enough memory to decode the image") from e
     except Exception as e:  # noqa: BLE001 - any decoder failure on untrusted input is a user-facing error
-        raise SplatpixError(f"{name}: cannot decode PNG, truncated or corrupt ({_reason(e)})") from e
+        raise SplatpixError(f"{name}: cannot decode PNG, truncated or corrupt ({reason(e)})") from e
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.ndim != 3 or arr.shape[:2] != (height, width) or arr.shape[2] not in (1, 2, 3, 4):
@@ -270,117 +233,6 @@ def save_image(img: Tensor, path: PathLike, bits: int = 8, *, quality: int = 95)
 
 
 # --------------------------------------------------------------------------------------------------------
-# Safe file writing
-# --------------------------------------------------------------------------------------------------------
-
-
-def _umask() -> int:
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    old = os.umask(0o022)
-    os.umask(old)
-    return old
-
-
-@contextlib.contextmanager
-def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Context manager yielding a file object whose contents replace ``path`` only on success.
-
-    Writes go to a temporary file in the destination directory; on normal exit it is flushed, fsynced and
-    moved over ``path`` with :func:`os.replace` (atomic on POSIX and Windows). If the body raises, the
-    temporary file is deleted and ``path`` is left untouched. ``mode`` is ``"wb"`` or ``"w"`` (UTF-8 text).
-    A symlink at ``path`` is followed: its target is replaced.
-    """
-    name = os.fspath(path)
-    if mode not in ("wb", "w"):
-        raise ValueError(f"atomic_write mode must be 'wb' or 'w', got {mode!r}")
-    target = os.path.realpath(name)
-    if os.path.isdir(target):
-        raise SplatpixError(f"{name}: is a directory")
-    directory = os.path.dirname(target) or "."
-    if not os.path.isdir(directory):
-        raise SplatpixError(f"{name}: cannot write (directory {directory} does not exist)")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=directory)
-    except OSError as e:
-        raise SplatpixError(f"{name}: cannot write ({_reason(e)})") from e
-    f: IO[Any] | None = None
-    in_body = False
-    try:
-        try:
-            st_mode = os.stat(target).st_mode & 0o7777
-        except OSError:
-            st_mode = 0o666 & ~_umask()
-        with contextlib.suppress(OSError):
-            os.chmod(tmp, st_mode)
-        f = os.fdopen(fd, "wb") if mode == "wb" else os.fdopen(fd, "w", encoding="utf-8", newline="")
-        with f:
-            in_body = True
-            yield f
-            in_body = False
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException as e:
-        if f is None:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(e, OSError) and not in_body:
-            raise SplatpixError(f"{name}: cannot write ({_reason(e)})") from e
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory: str) -> None:
-    if not hasattr(os, "O_DIRECTORY"):
-        return
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: PathLike, data: bytes) -> None:
-    """Atomically replace ``path`` with ``data`` (see :func:`atomic_write`)."""
-    with atomic_write(path, "wb") as f:
-        f.write(data)
-
-
-def check_not_input(output_path: PathLike, *input_paths: PathLike | None) -> None:
-    """Raise :class:`SplatpixError` if ``output_path`` is the same file as one of ``input_paths``.
-
-    Symlinks, ``..`` components and hard links are seen through; ``None`` inputs are ignored.
-    """
-    out = os.fspath(output_path)
-    out_real = os.path.realpath(out)
-    for inp in input_paths:
-        if inp is None:
-            continue
-        src = os.fspath(inp)
-        same = os.path.realpath(src) == out_real
-        if not same and os.path.exists(out) and os.path.exists(src):
-            try:
-                same = os.path.samefile(out, src)
-            except OSError:
-                same = False
-        if same:
-            raise SplatpixError(f"{out}: refusing to overwrite input file {src}; choose another output path")
-
-
-# --------------------------------------------------------------------------------------------------------
 # Packaged data
 # --------------------------------------------------------------------------------------------------------
 
@@ -394,23 +246,3 @@ def sample_image_path() -> pathlib.Path:
     return path
 
 
-def read_spec_file(path: PathLike, what: str) -> Any:
-    """The data of a YAML or JSON file (``.json``: JSON; anything else: YAML with the safe loader), read as untrusted
-    input: at most 16 MiB of UTF-8; any problem is a one-line :class:`SplatpixError` naming the file and ``what``
-    (e.g. ``"spec"``, ``"scene"``)."""
-    import json
-
-    import yaml
-
-    name = os.fspath(path)
-    check_readable_file(name, f"a {what}")
-    try:
-        with open(name, encoding="utf-8") as f:
-            text = f.read(1 << 24)
-    except (OSError, UnicodeDecodeError) as e:
-        raise SplatpixError(f"{name}: cannot read ({e})") from e
-    try:
-        return json.loads(text) if name.lower().endswith(".json") else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError, RecursionError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SplatpixError(f"{name}: not a valid {what} file ({first})") from e

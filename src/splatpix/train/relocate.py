@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .gaussians import covariance_from_params
-from .init.common import rng_from_seed, weighted_sample
-from .init.params import ATANH_CLIP, CHOLESKY_BOUND, SCALE_BOUND, build_model
+from ..init.common import rng_from_seed, weighted_sample
+from ..model.gaussians import covariance_from_params
+from ..model.raw import ATANH_CLIP, CHOLESKY_BOUND, SCALE_BOUND, build_model
 
 __all__ = ["importance", "relocate"]
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from .gaussians import conic_from_covariance
-from .render import rasterize
+from ..model.gaussians import conic_from_covariance
+from ..render import rasterize
 
 
 def random_pixel_gaussians(
@@ -39,7 +39,7 @@ def random_pixel_gaussians(
 
 def count_pairs(means: torch.Tensor, conic: torch.Tensor, height: int, width: int) -> int:
     """Number of (pixel, Gaussian) pairs inside the 3-sigma ellipses (the work the kernels do)."""
-    from .render import cpu
+    from ..render import cpu
 
     m = means.numpy()
     q = conic.numpy()
@@ -121,7 +121,7 @@ def load_rows(path: str | os.PathLike[str], benchmark: str) -> dict:
 def append_row(path: str | os.PathLike[str], data: dict, row: dict) -> None:
     """Append ``row`` to ``data["rows"]``, print it as one JSON line and rewrite ``path`` atomically (a benchmark
     stopped half-way keeps every finished row)."""
-    from .io import atomic_write
+    from ..io.files import atomic_write
 
     data["rows"].append(row)
     print(json.dumps(row), flush=True)

@@ -24,7 +24,8 @@ import os
 import time
 from typing import Any
 
-from .errors import SplatpixError
+from ..errors import SplatpixError
+from .common import check_outputs, option, size
 
 __all__ = ["EDIT_OPTIONS", "add_parsers", "cmd_animate", "cmd_edit", "load_any_model", "save_any_model"]
 
@@ -44,58 +45,32 @@ def _numbers(text: str) -> float | tuple[float, ...]:
     return vals[0] if len(vals) == 1 else vals
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(t) for t in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 768x512 (WxH), got {text!r}") from None
-    if w <= 0 or h <= 0:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return h, w
-
-
-def _option(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 def load_any_model(path: str) -> Any:
     """A :class:`~splatpix.gaussians.Gaussians` model or a :class:`~splatpix.gainer.field.GainerField`, by the
     file's format (``peek_format``)."""
-    from .gainer.io import GAINER_FORMAT
-    from .st_container import peek_format
+    from ..gainer.io import GAINER_FORMAT
+    from ..model.container import peek_format
 
     if peek_format(path) == GAINER_FORMAT:
-        from .gainer.io import load_gainer
+        from ..gainer.io import load_gainer
 
         return load_gainer(path)
-    from .model_io import load_model
+    from ..model.files import load_model
 
     return load_model(path)
 
 
 def save_any_model(model: Any, path: str, extra: dict | None = None) -> None:
-    from .edit.apply import model_kind
+    from ..edit.apply import model_kind
 
     if model_kind(model) == "gainer":
-        from .gainer.io import save_gainer
+        from ..gainer.io import save_gainer
 
         save_gainer(model, path, extra)
     else:
-        from .model_io import save_model
+        from ..model.files import save_model
 
         save_model(model, path, extra)
-
-
-def _check_outputs(args: argparse.Namespace, outputs: list[str | None], inputs: list[str | None]) -> None:
-    from .io import check_not_input
-
-    outs = [o for o in outputs if o]
-    for o in outs:
-        check_not_input(o, *inputs)
-    for i, a in enumerate(outs):
-        for b in outs[i + 1:]:
-            if os.path.realpath(a) == os.path.realpath(b):
-                raise SplatpixError(f"{a}: the same path is given for two outputs")
 
 
 def _input_files(args: argparse.Namespace) -> list[str | None]:
@@ -110,13 +85,13 @@ def _input_files(args: argparse.Namespace) -> list[str | None]:
 
 def _cli_spec(args: argparse.Namespace) -> Any:
     """An :class:`~splatpix.edit.spec.EditSpec` from ``--spec`` or from ``--op`` and its options."""
-    from .edit.ops import OPS
-    from .edit.spec import EditSpec, EditTrack, load_spec
+    from ..edit.ops import OPS
+    from ..edit.spec import EditSpec, EditTrack, load_spec
 
     given = {k: getattr(args, k) for k in EDIT_OPTIONS if getattr(args, k, None) is not None}
     if args.spec is not None:
         if args.op is not None or given:
-            extra = "--op" if args.op is not None else _option(next(iter(given)))
+            extra = "--op" if args.op is not None else option(next(iter(given)))
             raise SplatpixError(f"{extra} cannot be combined with --spec (put the edits in the spec)")
         return load_spec(args.spec, timing=False)
     if args.op is None:
@@ -124,14 +99,14 @@ def _cli_spec(args: argparse.Namespace) -> Any:
     schema = OPS[args.op]
     for k in given:
         if k not in schema:
-            raise SplatpixError(f"{_option(k)} does not apply to --op {args.op} (its options: "
-                                f"{', '.join(_option(n) for n in schema)})")
+            raise SplatpixError(f"{option(k)} does not apply to --op {args.op} (its options: "
+                                f"{', '.join(option(n) for n in schema)})")
     params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in given.items()}
-    return EditSpec([EditTrack(args.op, params, "linear", None, f"--op {args.op}", _option)])
+    return EditSpec([EditTrack(args.op, params, "linear", None, f"--op {args.op}", option)])
 
 
 def _apply_overrides(spec: Any, args: argparse.Namespace) -> None:
-    from .edit.region import parse_region
+    from ..edit.region import parse_region
 
     if args.feather is not None and args.region is None and spec.region is None:
         raise SplatpixError("--feather needs a region (--region SPEC)")
@@ -150,12 +125,12 @@ def _apply_overrides(spec: Any, args: argparse.Namespace) -> None:
 
 
 def cmd_edit(args: argparse.Namespace) -> int:
-    from .edit.animate import default_background, render_at
-    from .edit.apply import apply_edit, gaussian_selection
-    from .edit.composite import resolve_background
-    from .io import save_image
+    from ..edit.animate import default_background, render_at
+    from ..edit.apply import apply_edit, gaussian_selection
+    from ..edit.composite import resolve_background
+    from ..io import save_image
 
-    _check_outputs(args, [args.output, args.save_model], _input_files(args))
+    check_outputs([args.output, args.save_model], _input_files(args))
     if not math.isfinite(args.time):
         raise SplatpixError(f"--time must be a finite number of seconds, got {args.time}")
     if args.save_model and os.path.splitext(args.save_model)[1].lower() in (".png", ".jpg", ".jpeg"):
@@ -182,10 +157,10 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
 
 def cmd_animate(args: argparse.Namespace) -> int:
-    from .edit.animate import animate
-    from .edit.spec import load_spec
+    from ..edit.animate import animate
+    from ..edit.spec import load_spec
 
-    _check_outputs(args, [args.output], [args.model, args.spec])
+    check_outputs([args.output], [args.model, args.spec])
     spec = load_spec(args.spec, timing=True)
     model = load_any_model(args.model)
     report = animate(model, spec, args.output, progress=not args.quiet)
@@ -195,7 +170,7 @@ def cmd_animate(args: argparse.Namespace) -> int:
 
 
 def _add_op_options(p: argparse.ArgumentParser) -> None:
-    from .edit.ops import OPS
+    from ..edit.ops import OPS
 
     g = p.add_argument_group("operation (--op) options; units: positions normalised u,v, lengths in fractions of "
                              "the shorter side, angles in degrees counter-clockwise")
@@ -214,7 +189,7 @@ def _add_op_options(p: argparse.ArgumentParser) -> None:
     for name, kind in EDIT_OPTIONS.items():
         typ = str if kind == "string" else _numbers
         metavar = "U,V" if kind == "vec2" else None
-        g.add_argument(_option(name), dest=name, type=typ, metavar=metavar, help=helps[name])
+        g.add_argument(option(name), dest=name, type=typ, metavar=metavar, help=helps[name])
 
 
 def _add_output_options(p: argparse.ArgumentParser) -> None:
@@ -226,7 +201,7 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--background", help="original (the unedited model; the default with a region), an image path "
                                         "or #rrggbb (default #000000 without a region)")
     p.add_argument("--object-only", action="store_true", help="render only the region's Gaussians over the background")
-    p.add_argument("--size", type=_size, help="output size WxH (default: the model's native size)")
+    p.add_argument("--size", type=size, help="output size WxH (default: the model's native size)")
 
 
 def add_parsers(sub: Any) -> None:

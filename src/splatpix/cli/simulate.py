@@ -22,7 +22,8 @@ import argparse
 import os
 from typing import Any
 
-from .errors import SplatpixError
+from ..errors import SplatpixError
+from .common import check_outputs, size
 
 __all__ = ["add_parsers", "cmd_simulate"]
 
@@ -50,21 +51,13 @@ def _grid_res(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected an integer or auto, got {text!r}") from None
 
 
-def _size(text: str) -> list[int]:
-    try:
-        w, h = (int(t) for t in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 768x512 (WxH), got {text!r}") from None
-    return [w, h]
-
-
 def _overrides(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     top = {k: getattr(args, k) for k in ("frames", "fps", "background") if getattr(args, k) is not None}
     bg = top.get("background")
     if isinstance(bg, str) and bg.strip() and bg.strip() != "original" and not bg.strip().startswith("#"):
         top["background"] = os.path.abspath(bg.strip())  # relative to the working directory, not the scene
     if args.size is not None:
-        top["size"] = args.size
+        top["size"] = [args.size[1], args.size[0]]  # the scene's [width, height]
     sim: dict[str, Any] = {}
     if args.grid_res is not None:
         sim["grid_res"] = args.grid_res
@@ -74,7 +67,7 @@ def _overrides(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]
 
 
 def _scene(args: argparse.Namespace) -> Any:
-    from .physics.scene import load_scene, parse_scene, single_material_scene
+    from ..physics.scene import load_scene, parse_scene, single_material_scene
 
     top, sim = _overrides(args)
     if args.scene is not None:
@@ -100,19 +93,19 @@ def _scene(args: argparse.Namespace) -> Any:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from .cli_edit import _check_outputs, load_any_model
-    from .edit.writers import output_kind
-    from .physics.simulate import simulate
+    from ..edit.writers import output_kind
+    from ..physics.simulate import simulate
+    from .edit import load_any_model
 
     inputs: list[str | None] = [args.model, args.scene]
     if args.region and args.region.strip().startswith("mask:"):
         inputs.append(args.region.strip()[5:].strip())
     if args.background and args.background.strip() not in ("original",) and not args.background.startswith("#"):
         inputs.append(args.background.strip())
-    _check_outputs(args, [args.output], inputs)
+    check_outputs([args.output], inputs)
     output_kind(args.output)
     scene = _scene(args)
-    _check_outputs(args, [args.output], [*inputs, *scene.inputs])
+    check_outputs([args.output], [*inputs, *scene.inputs])
     model = load_any_model(args.model)
     report = simulate(model, scene, args.output, progress=not args.quiet)
     print(f"{args.model}: {report['particles']} of {report['particles'] + report['static']} Gaussians simulated, "
@@ -138,6 +131,6 @@ def add_parsers(sub: Any) -> None:
                    help="grid cells across the image's longer side, or auto (default)")
     p.add_argument("--gravity", type=_gravity, help="G (m/s^2 down the image; default 9.81) or GX,GY (y up)")
     p.add_argument("--background", help="#rrggbb (default #000000), an image path, or original")
-    p.add_argument("--size", type=_size, help="output size WxH (default: the model's native size)")
+    p.add_argument("--size", type=size, help="output size WxH (default: the model's native size)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_simulate)

@@ -1,25 +1,25 @@
 """Method ``sga``: the structure-guided codec (fit with structure-guided initialisation, then QAT with
 grid positions coded as a set and adaptive-bitwidth covariance tiers).
 
-What differs from the GaussianImage codec (:mod:`.spix`), each measurable on its own (docs/benchmarks.md):
+What differs from the GaussianImage codec (:mod:`.gaussianimage`), each measurable on its own (docs/results.md):
 
 * **Fitting**: the structure-guided initialisation, closed-form colours, per-parameter learning rates,
-  error-guided placement and (off by default) the geometry-consistent loss of :func:`splatpix.fit.fit`
+  error-guided placement and (off by default) the geometry-consistent loss of :func:`splatpix.train.fit`
   (:data:`SGA_FIT_DEFAULTS`).
-* **Positions** (:mod:`.positions`): quantised to a grid of ``subdiv`` steps per pixel and coded as an
+* **Positions** (:mod:`..positions`): quantised to a grid of ``subdiv`` steps per pixel and coded as an
   unordered set; the order of the Gaussians, which the order-free sum does not need, is not paid for.
-* **Covariance** (:mod:`.tiers`): Cholesky parameters quantised per tier, a tier's bit depth chosen
+* **Covariance** (:mod:`..tiers`): Cholesky parameters quantised per tier, a tier's bit depth chosen
   RD-aware; tiers are derived from the decoded positions (no per-Gaussian signalling).
 * **Colours**: GaussianImage's residual VQ, unchanged.
 
 Payloads (the byte layout is in docs/format.md, "Method sga"):
 
-* ``GRID_POSITIONS``: ``subdiv`` (u8), then the :func:`.positions.encode_grid_points` payload.
+* ``GRID_POSITIONS``: ``subdiv`` (u8), then the :func:`..positions.encode_grid_points` payload.
 * ``COV_TIERS``: ``k`` (u8), ``n_tiers`` (u8), ``n_tiers - 1`` thresholds (u64, ascending), then per tier:
   ``bits`` (u8), 3 float32 scales, 3 float32 offsets.
-* ``COVARIANCE``: policy byte, then for each tier ``t`` and Cholesky channel ``j`` a chunk (as in
-  :mod:`.spix`) with the symbols of tier ``t``'s Gaussians in file order.
-* ``COLOUR_INDICES``, ``CODEBOOKS``: as in :mod:`.spix`, in file order.
+* ``COVARIANCE``: policy byte, then for each tier ``t`` and Cholesky channel ``j`` a chunk (:mod:`..symbols`)
+  with the symbols of tier ``t``'s Gaussians in file order.
+* ``COLOUR_INDICES``, ``CODEBOOKS``: as in :mod:`.gaussianimage`, in file order.
 """
 
 from __future__ import annotations
@@ -27,44 +27,54 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import SplatpixError
-from ..gaussians import Gaussians
-from . import bitstream as bs
-from .positions import decode_grid_points, encode_grid_points, grid_levels, grid_ste, quantize_grid
-from .qat import QATConfig, trainable_tensors
-from .quantize import LearnedUniformQuantizer, ResidualVQ, dequant_uniform_rows, rvq_lookup
-from .tiers import assign_tiers, choose_tier_bits, tier_order, tier_thresholds
+from ...checks import is_int
+from ...errors import SplatpixError
+from ...model.gaussians import Gaussians
+from ...render import render
+from .. import bitstream as bs
+from ..positions import decode_grid_points, encode_grid_points, grid_levels, grid_ste, quantize_grid
+from ..quantize import LearnedUniformQuantizer, ResidualVQ, dequant_uniform_rows, rvq_lookup
+from ..registry import CodecMethod, Prepared, register
+from ..symbols import (
+    MODE_ENTROPY,
+    MODE_FIXED,
+    chunks,
+    code,
+    colour_payloads,
+    read_chunks,
+    read_colour_payloads,
+    require_sections,
+    uncode,
+)
+from ..tiers import assign_tiers, choose_tier_bits, tier_order, tier_thresholds
+from .gaussianimage import trainable_tensors
 
-__all__ = ["CONVERGENCE_FIT", "SGA_FIT_DEFAULTS", "SGA_VQ_CODEBOOK", "SGAConfig", "SGAQuantized", "pack_sga",
-           "unpack_sections"]
+if TYPE_CHECKING:
+    from ..qat import QATConfig
+
+__all__ = ["METHOD", "METHOD_ID", "SGA_FIT_DEFAULTS", "SGA_VQ_CODEBOOK", "SGAConfig", "SGAQuantized", "SGAState",
+           "pack_sga", "plan_tiers", "unpack_sections"]
+
+METHOD_ID = 1
+"""The header byte of method ``sga`` (docs/format.md)."""
 
 SGA_FIT_DEFAULTS: dict[str, Any] = {"init": "structure", "colour_solve_init": True, "lr_cov_scale": 10.0,
                                     "lr_means_ref_n": 1000, "relocate_every": 250, "relocate_fraction": 0.05}
-"""FitConfig fields the ``sga`` method sets unless the caller's config says otherwise (see :func:`.spix.encode`):
-structure-guided initialisation, the closed-form colour solve, a covariance learning rate 10x the others', above
-1000 Gaussians a means' rate proportional to their spacing (x0.45 at N = 5000), and error-guided placement of 5 %
-of the Gaussians every 250 steps of the first half. On Kodak (kodim01-03, 2000 + 1000 steps) the placement is worth
--0.6 % BD-rate (-1.5 % in an earlier identical run; within the run-to-run spread) since its error map uses the
-clamped render (2026-12-02); before that fix it cost +1.9 %.
-Measured: docs/benchmarks.md."""
+"""FitConfig fields the ``sga`` method sets unless the caller's config says otherwise: structure-guided
+initialisation, the closed-form colour solve, a covariance learning rate 10x the others', above 1000 Gaussians a
+means' rate proportional to their spacing (x0.45 at N = 5000), and error-guided placement of 5 % of the Gaussians
+every 250 steps of the first half. The ablation of each is in docs/results.md."""
 
 SGA_VQ_CODEBOOK = 16
-"""Codewords per colour VQ stage of method ``sga`` (GaussianImage's codec: 8). 2 x 16 codewords cost ~2 bits more
-per Gaussian than 2 x 8 and keep much more of the fitted quality through QAT on smooth, colourful images: on
-kodim23 at N = 3000 (RD schedule) the PSNR after QAT is 30.67 / 32.38 / 33.74 / 34.32 dB with 8 / 16 / 32 / 64
-codewords (fit: 35.38 dB) for 0.310 / 0.330 / 0.353 / 0.385 bpp; kodim01 gains only 0.2 dB. Measured on the RD
-curve: docs/benchmarks.md ("Colour codebook size")."""
-
-CONVERGENCE_FIT: dict[str, Any] = dict(SGA_FIT_DEFAULTS)
-"""The structure-guided fit for long runs (``fit``, the §5 convergence and N = 70 000 results); since relocation
-joined :data:`SGA_FIT_DEFAULTS` the two are equal (kept as a name for those results). At N = 70 000, 3000 steps:
-44.41 / 47.03 / 49.30 dB on kodim01-03 (docs/benchmarks.md)."""
+"""Codewords per colour VQ stage of method ``sga`` (GaussianImage's codec: 8): 2 x 16 codewords cost ~2 bits more
+per Gaussian than 2 x 8 and keep more of the fitted quality through QAT on smooth, colourful images
+(docs/results.md, "Colour codebook size")."""
 
 _MAX_SUBDIV = 64
 _MAX_TIERS = 8
@@ -75,22 +85,18 @@ POLICY_CONDITIONAL = 2
 MAX_CONTEXT_BITS = 4
 
 
-def _is_int(x: object) -> bool:
-    return isinstance(x, int | np.integer) and not isinstance(x, bool)
-
-
 @dataclass
 class SGAConfig:
     """Options of the ``sga`` codec beyond fitting and QAT.
 
-    ``subdiv``: grid steps per pixel for positions. ``n_tiers``, ``tier_k``: covariance tiers from the spacing
-    to the ``tier_k``-th neighbour. ``tier_bits``: a fixed bit depth per tier (e.g. ``(6, 6, 6)``) or ``None`` to
+    ``subdiv``: grid steps per pixel for positions. ``n_tiers`` (default: the length of ``tier_bits``, else 3),
+    ``tier_k``: covariance tiers from the spacing to the ``tier_k``-th neighbour. ``tier_bits``: a fixed bit depth per tier (e.g. ``(6, 6, 6)``) or ``None`` to
     choose them RD-aware from ``tier_candidates``. ``cov_context_bits``: the widest ``l11`` context the encoder
     tries for ``l21``/``l22`` (0 = no context coding; each bit costs decode time: 1 + 2·2^bits chunks per tier).
     """
 
     subdiv: int = 4
-    n_tiers: int = 3
+    n_tiers: int | None = None  # None: as many as tier_bits has, else 3
     tier_k: int = 4
     tier_bits: tuple[int, ...] | None = None
     tier_candidates: tuple[int, ...] = (3, 4, 5, 6, 7, 8)
@@ -100,21 +106,23 @@ class SGAConfig:
         def bad(msg: str) -> SplatpixError:
             return SplatpixError(f"invalid sga config: {msg}")
 
-        if not _is_int(self.subdiv) or not 1 <= self.subdiv <= _MAX_SUBDIV:
+        if self.n_tiers is None:
+            self.n_tiers = len(self.tier_bits) if isinstance(self.tier_bits, list | tuple) else 3
+        if not is_int(self.subdiv) or not 1 <= self.subdiv <= _MAX_SUBDIV:
             raise bad(f"subdiv must be an integer in [1, {_MAX_SUBDIV}], got {self.subdiv!r}")
-        if not _is_int(self.n_tiers) or not 1 <= self.n_tiers <= _MAX_TIERS:
+        if not is_int(self.n_tiers) or not 1 <= self.n_tiers <= _MAX_TIERS:
             raise bad(f"n_tiers must be an integer in [1, {_MAX_TIERS}], got {self.n_tiers!r}")
-        if not _is_int(self.tier_k) or not 1 <= self.tier_k <= _MAX_K:
+        if not is_int(self.tier_k) or not 1 <= self.tier_k <= _MAX_K:
             raise bad(f"tier_k must be an integer in [1, {_MAX_K}], got {self.tier_k!r}")
         if self.tier_bits is not None:
-            tb = tuple(self.tier_bits)
-            if len(tb) != self.n_tiers or not all(_is_int(b) and 1 <= b <= 16 for b in tb):
+            tb = tuple(self.tier_bits) if isinstance(self.tier_bits, list | tuple) else ()
+            if len(tb) != self.n_tiers or not all(is_int(b) and 1 <= b <= 16 for b in tb):
                 raise bad(f"tier_bits must be {self.n_tiers} integers in [1, 16], got {self.tier_bits!r}")
             self.tier_bits = tuple(int(b) for b in tb)
-        if not _is_int(self.cov_context_bits) or not 0 <= self.cov_context_bits <= MAX_CONTEXT_BITS:
+        if not is_int(self.cov_context_bits) or not 0 <= self.cov_context_bits <= MAX_CONTEXT_BITS:
             raise bad(f"cov_context_bits must be an integer in [0, {MAX_CONTEXT_BITS}], got {self.cov_context_bits!r}")
         cands = tuple(self.tier_candidates)
-        if not cands or not all(_is_int(b) and 1 <= b <= 16 for b in cands):
+        if not cands or not all(is_int(b) and 1 <= b <= 16 for b in cands):
             raise bad(f"tier_candidates must be integers in [1, 16], got {self.tier_candidates!r}")
         self.tier_candidates = tuple(int(b) for b in cands)
 
@@ -308,14 +316,12 @@ def plan_tiers(g: Gaussians, image: Tensor, sga: SGAConfig, colour_bits: float,
 def _context_chunks(c: np.ndarray, bits: int, cbits: int, mode: int) -> list[bytes]:
     """A tier's chunks under context coding: ``l11``, then for ``l21`` and ``l22`` one chunk per non-empty context
     ``l11 >> (bits - cbits)`` in increasing order (the symbols in file order)."""
-    from .spix import _code
-
     alphabet = 1 << bits
-    out = [_code(np.ascontiguousarray(c[:, 0]), alphabet, mode)]
+    out = [code(np.ascontiguousarray(c[:, 0]), alphabet, mode)]
     ctx = c[:, 0] >> (bits - cbits)
     used = np.unique(ctx)
     for j in (1, 2):
-        out.extend(_code(np.ascontiguousarray(c[ctx == v, j]), alphabet, mode) for v in used)
+        out.extend(code(np.ascontiguousarray(c[ctx == v, j]), alphabet, mode) for v in used)
     return out
 
 
@@ -324,11 +330,9 @@ def _pack_covariance(sym: np.ndarray, tiers: np.ndarray, tier_bits: list[int], m
     """The ``COVARIANCE`` payload: policy ``mode`` (0 fixed, 1 adaptive) with ``3·T`` chunks, or -- when smaller,
     and only in adaptive mode -- policy 2: per tier a context width ``cbits`` (u8, the encoder tries 0 to
     ``max_context_bits`` and keeps the smallest), then the tier's :func:`_context_chunks`. ``l22`` depends
-    strongly on ``l11`` (both scale with the Gaussian's size): on a Kodak model at N = 9000 this saved 3.1 % of
-    the file with 2 context bits (+3 ms decoding) and 4.2 % with 4 (+11 ms), docs/benchmarks.md."""
-    from .spix import MODE_ENTROPY, _chunks, _code
-
-    plain = bytes([mode]) + _chunks([_code(np.ascontiguousarray(sym[tiers == t, j]), 1 << b, mode)
+    strongly on ``l11`` (both scale with the Gaussian's size); the saving and the decode cost per context bit are
+    in docs/results.md."""
+    plain = bytes([mode]) + chunks([code(np.ascontiguousarray(sym[tiers == t, j]), 1 << b, mode)
                                      for t, b in enumerate(tier_bits) for j in range(3)])
     if mode != MODE_ENTROPY:
         return plain
@@ -337,17 +341,15 @@ def _pack_covariance(sym: np.ndarray, tiers: np.ndarray, tier_bits: list[int], m
         c = sym[tiers == t]
         options = [(sum(4 + len(x) for x in ch), cb, ch) for cb in range(min(b, max_context_bits) + 1)
                    for ch in [_context_chunks(c, b, cb, mode)]]
-        _, cb, chunks = min(options, key=lambda o: (o[0], o[1]))  # the smallest; ties: the narrower context
+        _, cb, best = min(options, key=lambda o: (o[0], o[1]))  # the smallest; ties: the narrower context
         widths.append(cb)
-        parts.extend(chunks)
-    cond = bytes([POLICY_CONDITIONAL, *widths]) + _chunks(parts)
+        parts.extend(best)
+    cond = bytes([POLICY_CONDITIONAL, *widths]) + chunks(parts)
     return cond if len(cond) < len(plain) else plain
 
 
 def _unpack_covariance(cv: memoryview, tiers: np.ndarray, bits: list[int], source: str) -> np.ndarray:
     """Parse an (untrusted) ``COVARIANCE`` payload of method sga into ``(N, 3)`` symbols."""
-    from .spix import MODE_ENTROPY, MODE_FIXED, _read_chunks, _uncode
-
     def bad(msg: str) -> SplatpixError:
         return SplatpixError(f"{source}: corrupt .spix file: {msg}")
 
@@ -359,10 +361,10 @@ def _unpack_covariance(cv: memoryview, tiers: np.ndarray, bits: list[int], sourc
     order, start = tier_order(tiers, t)
     by_tier = np.empty((n, 3), dtype=np.int64)
     if cv[0] != POLICY_CONDITIONAL:
-        chunks = _read_chunks(cv[1:], 3 * t, "covariance section", source)
+        plain = read_chunks(cv[1:], 3 * t, "covariance section", source)
         for i in range(t):
             for j in range(3):
-                by_tier[start[i]:start[i + 1], j] = _uncode(chunks[3 * i + j], int(start[i + 1] - start[i]),
+                by_tier[start[i]:start[i + 1], j] = uncode(plain[3 * i + j], int(start[i + 1] - start[i]),
                                                             1 << bits[i], cv[0], source)
         sym = np.empty_like(by_tier)
         sym[order] = by_tier
@@ -388,7 +390,7 @@ def _unpack_covariance(cv: memoryview, tiers: np.ndarray, bits: list[int], sourc
     for i in range(t):
         rows = by_tier[start[i]:start[i + 1]]
         alphabet = 1 << bits[i]
-        l11 = _uncode(next_chunk(), rows.shape[0], alphabet, MODE_ENTROPY, source)
+        l11 = uncode(next_chunk(), rows.shape[0], alphabet, MODE_ENTROPY, source)
         rows[:, 0] = l11
         # the rows of each context in ascending row order (a stable counting sort), the contexts that occur ascending
         by_ctx, cstart = tier_order(l11 >> (bits[i] - widths[i]), 1 << widths[i])
@@ -396,7 +398,7 @@ def _unpack_covariance(cv: memoryview, tiers: np.ndarray, bits: list[int], sourc
         for j in (1, 2):
             for v in used:
                 sel = by_ctx[cstart[v]:cstart[v + 1]]
-                rows[sel, j] = _uncode(next_chunk(), sel.size, alphabet, MODE_ENTROPY, source)
+                rows[sel, j] = uncode(next_chunk(), sel.size, alphabet, MODE_ENTROPY, source)
     if pos != len(rest):
         raise bad(f"{len(rest) - pos} trailing bytes in covariance section")
     sym = np.empty_like(by_tier)
@@ -408,15 +410,13 @@ def pack_sga(q: SGAQuantized, *, fixed_length: bool = False, metadata: dict[str,
              cov_context_bits: int = 2) -> bytes:
     """The ``.spix`` bytes of an ``sga`` model (Gaussians sorted as the position coder orders them);
     ``cov_context_bits``: see :class:`SGAConfig`."""
-    from .spix import MODE_ENTROPY, MODE_FIXED, colour_payloads
-
     mode = MODE_FIXED if fixed_length else MODE_ENTROPY
     h, w = q.size
     levels = (w * q.subdiv + 1, h * q.subdiv + 1)
     pos_payload, order = encode_grid_points(q.grid, levels)
     tiers = q.tiers[order]
     sym = q.cov_symbols[order]
-    header = bs.SpixHeader(width=w, height=h, channels=q.channels, method=bs.METHOD_SGA, n_gaussians=q.n)
+    header = bs.SpixHeader(width=w, height=h, channels=q.channels, method=METHOD_ID, n_gaussians=q.n)
     pos = bytes([q.subdiv]) + pos_payload
     tier_def = bytes([q.tier_k, len(q.tier_bits)]) + np.asarray(q.thresholds, dtype="<u8").tobytes() + b"".join(
         _TIER.pack(b, *map(float, q.cov_scale[t]), *map(float, q.cov_offset[t])) for t, b in enumerate(q.tier_bits))
@@ -431,14 +431,12 @@ def pack_sga(q: SGAQuantized, *, fixed_length: bool = False, metadata: dict[str,
 
 def unpack_sections(header: bs.SpixHeader, sections: dict[int, bytes], source: str) -> SGAQuantized:
     """Parse the (untrusted) sections of an ``sga`` file."""
-    from .spix import read_colour_payloads
 
     def bad(msg: str) -> SplatpixError:
         return SplatpixError(f"{source}: corrupt .spix file: {msg}")
 
-    for sec in (bs.GRID_POSITIONS, bs.COV_TIERS, bs.COVARIANCE, bs.COLOUR_INDICES, bs.CODEBOOKS):
-        if sec not in sections:
-            raise bad(f"missing section {bs.SECTION_NAMES[sec]}")
+    require_sections(sections, (bs.GRID_POSITIONS, bs.COV_TIERS, bs.COVARIANCE, bs.COLOUR_INDICES, bs.CODEBOOKS),
+                     source)
     n, c, h, w = header.n_gaussians, header.channels, header.height, header.width
 
     p = sections[bs.GRID_POSITIONS]
@@ -480,3 +478,39 @@ def unpack_sections(header: bs.SpixHeader, sections: dict[int, bytes], source: s
 def config_dict(sga: SGAConfig) -> dict[str, Any]:
     d = asdict(sga)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def _prepare(g: Gaussians, image: Tensor, qat_config: QATConfig, options: SGAConfig) -> Prepared:
+    """Plan the covariance tiers of the fitted ``g`` (RD-aware bit depths unless fixed) and build the QAT state."""
+    target = image.detach().float()
+
+    def render_sse(cov: Tensor) -> float:
+        with torch.no_grad():
+            m = Gaussians(g.means, cov, g.colours, "cholesky", g.size)
+            return float(((render(m, clamp=True) - target) ** 2).sum())
+
+    k = qat_config.vq_codebook if qat_config.vq_codebook is not None else SGA_VQ_CODEBOOK
+    colour_bits = qat_config.vq_stages * math.log2(max(k, 2))
+    thresholds, bits, tier_info = plan_tiers(g, target, options, colour_bits, render_sse)
+    return Prepared(
+        make_state=lambda g_, c_, d_: SGAState(g_, c_, d_, options, thresholds, bits),
+        report={"tier_bits": bits, "tier_thresholds": thresholds, "tier_planning": tier_info,
+                "sga_config": config_dict(options)},
+        metadata={"tier_bits": bits, "subdiv": options.subdiv})
+
+
+def _pack(q: SGAQuantized, *, fixed_length: bool = False, metadata: dict[str, Any] | None = None,
+          options: SGAConfig | None = None) -> bytes:
+    cbits = (options or SGAConfig()).cov_context_bits
+    return pack_sga(q, fixed_length=fixed_length, metadata=metadata, cov_context_bits=cbits)
+
+
+def _info(q: SGAQuantized) -> dict[str, Any]:
+    return {"grid_subdiv": q.subdiv, "tier_bits": q.tier_bits,
+            "tier_counts": np.bincount(q.tiers, minlength=len(q.tier_bits)).tolist()}
+
+
+METHOD = register(CodecMethod(
+    name="sga", method_id=METHOD_ID, summary="structure-guided: structure-guided initialisation, grid positions "
+    "coded as a set, adaptive-bitwidth covariance", fit_defaults=SGA_FIT_DEFAULTS, vq_codebook=SGA_VQ_CODEBOOK,
+    options_type=SGAConfig, prepare=_prepare, pack=_pack, unpack=unpack_sections, info=_info))

@@ -1,0 +1,124 @@
+"""``splatpix encode`` and ``splatpix decode``: images to ``.spix`` files and back."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import SplatpixError
+from .common import add_common, diverged, output_size, positive_float, report_path_ok, size, write_json
+from .options import add_codec_options, add_fit_options, codec_options
+
+__all__ = ["add_parsers", "cmd_decode", "cmd_encode", "encode_settings"]
+
+
+def encode_settings(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """The fit config, QAT config and method options ``splatpix encode`` runs with (those of
+    :func:`splatpix.codec.api.encode_configs` for the command line's preset, method and options)."""
+    from ..codec.api import encode_configs
+
+    return encode_configs(args.method, args.preset, codec_options(args, args.method))
+
+
+def _encode(args: argparse.Namespace):
+    from ..codec.api import encode, encode_at_bpp
+    from ..io import load_image
+
+    fit_cfg, qat_cfg, opts = encode_settings(args)
+    image = load_image(args.image, max_pixels=args.max_pixels)
+    kw = {"method": args.method, "fit_config": fit_cfg, "qat_config": qat_cfg, "options": opts,
+          "fixed_length": args.fixed_length, "progress": not args.quiet}
+    if args.gaussians is not None:
+        return encode(image, args.gaussians, **kw)
+    return encode_at_bpp(image, args.bpp, **kw)
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from ..codec.api import EncodeDiverged
+    from ..io import atomic_write_bytes, check_not_input
+
+    if (args.gaussians is None) == (args.bpp is None):
+        raise SplatpixError("give exactly one of --gaussians N or --bpp B")
+    if args.gaussians is not None and args.gaussians <= 0:
+        raise SplatpixError(f"--gaussians must be positive, got {args.gaussians}")
+    if args.bpp is not None and not args.bpp > 0:
+        raise SplatpixError(f"--bpp must be positive, got {args.bpp}")
+    check_not_input(args.output, args.image)
+    report_path_ok(args.report, args.image)
+    t0 = time.perf_counter()
+    failure: EncodeDiverged | None = None
+    try:
+        res = _encode(args)
+    except EncodeDiverged as e:  # write the last good state, then fail (nothing trained is lost)
+        res, failure = e.result, e
+    atomic_write_bytes(args.output, res.data)
+    report = dict(res.report, image=str(args.image), output=str(args.output), method=args.method,
+                  preset=args.preset, total_seconds=time.perf_counter() - t0)
+    if os.path.getsize(args.output) != report["bytes"]:
+        raise SplatpixError(f"{args.output}: written size differs from the encoded size")
+    if args.report:
+        write_json(args.report, report)
+    if failure is not None:
+        raise diverged(f"{failure}; wrote that state to {args.output} ({report['bpp']:.4f} bpp, PSNR "
+                       f"{report['psnr']:.2f} dB)")
+    ms = report["ms_ssim"]
+    print(f"{args.image}: {report['n_gaussians']} Gaussians, {report['bytes']} bytes = {report['bpp']:.4f} bpp, "
+          f"PSNR {report['psnr']:.2f} dB" + (f", MS-SSIM {ms:.4f}" if ms is not None else "")
+          + f", {report['encode_seconds']:.1f} s -> {args.output}")
+    return 0
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..codec.api import unpack
+    from ..codec.bitstream import read_spix_file
+    from ..io import check_not_input, save_image
+    from ..render import render
+
+    check_not_input(args.output, args.input)
+    t0 = time.perf_counter()
+    read_spix_file(args.input)  # size-capped read + container checks
+    data = Path(args.input).read_bytes()
+    q, _ = unpack(data, source=args.input)
+    g = q.dequantize()
+    height, width = output_size(*g.size, args)
+    with torch.no_grad():
+        img = render(g, height, width, clamp=True)
+    save_image(img, args.output)
+    print(f"{args.input}: decoded {width}x{height} in {1e3 * (time.perf_counter() - t0):.1f} ms -> {args.output}")
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    """Add ``encode`` and ``decode`` to an ``argparse`` subparsers object."""
+    from ..codec import registry
+
+    p = sub.add_parser("encode", help="compress an image to a .spix file (fit + QAT + entropy coding)")
+    p.add_argument("image")
+    p.add_argument("-o", "--output", required=True, help=".spix file to write")
+    p.add_argument("--method", choices=registry.names(), default="gaussianimage",
+                   help="; ".join(f"{m}: {registry.get(m).summary}" for m in registry.names())
+                   + " (default %(default)s)")
+    p.add_argument("-n", "--gaussians", type=int, default=None, help="number of Gaussians")
+    p.add_argument("--bpp", type=float, help="target rate: N is searched (up to 3 encodes)")
+    p.add_argument("--report", help="JSON report: bpp, bytes, psnr, ms_ssim, encode_seconds, n_gaussians, ...")
+    p.add_argument("--fixed-length", action="store_true",
+                   help="GaussianImage's fixed-length symbols (no entropy coding)")
+    add_codec_options(p)
+    add_fit_options(p, codec=True)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_common(p)
+    p.set_defaults(func=cmd_encode)
+
+    p = sub.add_parser("decode", help="decode a .spix file to an image, at any size")
+    p.add_argument("input")
+    p.add_argument("-o", "--output", required=True)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--scale", type=positive_float)
+    g.add_argument("--size", type=size, help="WxH")
+    add_common(p)
+    p.set_defaults(func=cmd_decode)

@@ -1,0 +1,369 @@
+"""``splatpix fit``, ``render``, ``info`` and ``demo``: models (GaussianImage kind or GaINeR) in and out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import SplatpixError
+from ..presets import DEMO_FIT, FIT_COMMAND, GAINER_PRESETS
+from .common import add_common, option, output_size, positive_float, report_path_ok, size, window, write_json
+from .common import diverged as diverged_error
+from .options import add_fit_options
+
+__all__ = ["add_parsers", "cmd_demo", "cmd_fit", "cmd_info", "cmd_render", "fit_config", "render_to", "run_fit"]
+
+
+def fit_config(args: argparse.Namespace):
+    """The :class:`~splatpix.train.FitConfig` of ``splatpix fit`` / ``demo``: the command line's values, FitConfig's
+    defaults for the structure-guided options left unset, :data:`splatpix.presets.FIT_COMMAND` for ``-n`` and
+    ``--steps``."""
+    from ..train.loop import FitConfig
+
+    d = FitConfig.__dataclass_fields__
+    # the structure-guided options are optional in args so that any caller's Namespace keeps working
+    defaults = {name: d[name].default for name in (
+        "init", "init_scale", "superpixel_area", "colour_solve_init", "colour_solve_every", "colour_solve_iters",
+        "geo_weight", "relocate_every", "relocate_fraction", "lr_means_scale", "lr_cov_scale", "lr_colour_scale",
+        "lr_means_ref_n", "footprint_weight")}
+    extra = {name: default if getattr(args, name, None) is None else getattr(args, name)
+             for name, default in defaults.items()}
+    # fit's -n/--steps default to None so that --model gainer can fall back to its preset; GaussianImage's defaults:
+    n = FIT_COMMAND["n_gaussians"] if args.gaussians is None else args.gaussians
+    steps = FIT_COMMAND["steps"] if args.steps is None else args.steps
+    return FitConfig(
+        n_gaussians=n, steps=steps, lr=args.lr, optimizer=args.optimizer,
+        lr_decay_every=args.lr_decay_every, param=args.param, seed=args.seed, log_every=args.log_every,
+        backend=args.backend, **extra,
+    )
+
+
+def _finish_fit(report: dict, report_path: str | None, diverged: bool, message: str, model_path: str) -> dict:
+    """Write the report (if asked); when training diverged (the last good model already saved), raise the
+    one-line error with exit status 3. Returns the report."""
+    if report_path:
+        write_json(report_path, report)
+    if diverged:
+        raise diverged_error(f"{message}; saved it to {model_path}")
+    return report
+
+
+def run_fit(image_path: str, model_path: str, args: argparse.Namespace, report_path: str | None) -> dict:
+    """Load, fit, save; returns the report. Raises SplatpixError (exit code attached) on failure."""
+    from ..io import load_image
+    from ..io.files import check_not_input
+    from ..model.files import save_model
+    from ..train.loop import fit
+
+    check_not_input(model_path, image_path)
+    report_path_ok(report_path, image_path)
+    cfg = fit_config(args)
+    image = load_image(image_path, max_pixels=args.max_pixels)
+    res = fit(image, cfg, progress=not args.quiet)
+    report = res.report()
+    report["image"] = str(image_path)
+    save_model(res.gaussians, model_path, extra={"fit": {k: report[k] for k in (
+        "psnr", "ms_ssim", "seconds", "steps", "n_gaussians", "diverged")}, "source": Path(image_path).name})
+    return _finish_fit(report, report_path, res.diverged, res.message, model_path)
+
+
+# options of ``fit`` that only one model kind uses (GaINeR-only ones default to None, GaussianImage-only ones to
+# their parser defaults, stored in the namespace as ``gaussianimage_defaults``)
+_GAINER_ONLY = ("preset", "k", "batch", "aggregation", "trainable_means", "ply", "alpha_model", "checkpoint",
+                "checkpoint_every", "resume")
+_GAINER_MODEL_OPTIONS = ("preset", "gaussians", "k", "batch", "aggregation", "trainable_means", "alpha_model")
+_GAUSSIANIMAGE_ONLY = ("lr", "optimizer", "lr_decay_every", "param", "log_every", "init", "init_scale",
+                       "superpixel_area", "colour_solve_init", "colour_solve_every", "colour_solve_iters",
+                       "geo_weight", "backend", "relocate_every", "relocate_fraction", "lr_means_scale",
+                       "lr_cov_scale", "lr_colour_scale", "lr_means_ref_n", "footprint_weight")
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    if getattr(args, "model", "gaussianimage") == "gainer":
+        return _cmd_fit_gainer(args)
+    for name in _GAINER_ONLY:
+        if getattr(args, name, None) is not None:
+            raise SplatpixError(f"{option(name)} applies only to --model gainer")
+    report = run_fit(args.image, args.output, args, args.report)
+    ms = report["ms_ssim"]
+    ms_txt = f", MS-SSIM {ms:.4f}" if ms is not None else ""
+    print(f"{args.image}: {report['n_gaussians']} Gaussians, {report['steps']} steps in {report['seconds']:.1f} s: "
+          f"PSNR {report['psnr']:.2f} dB{ms_txt} -> {args.output}")
+    return 0
+
+
+def _gainer_train_config(args: argparse.Namespace):
+    """The GaINeR training config of ``fit --model gainer``: the preset with the command line's overrides."""
+    from dataclasses import replace
+
+    from ..gainer import GainerTrainConfig
+
+    defaults = getattr(args, "gaussianimage_defaults", {})
+    for name in _GAUSSIANIMAGE_ONLY:
+        if name in defaults and getattr(args, name, None) != defaults[name]:
+            raise SplatpixError(f"{option(name)} applies only to --model gaussianimage")
+    if args.resume:
+        given = [name for name in _GAINER_MODEL_OPTIONS if getattr(args, name, None) is not None]
+        if given:
+            raise SplatpixError(f"{option(given[0])} cannot be changed when resuming: the checkpoint holds the "
+                                "config (only --steps and --checkpoint-every may be given)")
+        from ..gainer.checkpoint import load_checkpoint
+
+        ck = load_checkpoint(args.resume)
+        saved = GainerTrainConfig.from_dict(ck.config)
+        over = {}
+        if args.steps is not None:
+            over["steps"] = args.steps
+        if args.checkpoint_every is not None:
+            over["checkpoint_every"] = args.checkpoint_every
+        return replace(saved, **over), ck
+    base = GainerTrainConfig.preset(args.preset or "cpu")
+    model_over: dict = {}
+    if args.gaussians is not None:
+        model_over["n_gaussians"] = args.gaussians
+    if args.k is not None:
+        model_over["k"] = args.k
+    if args.aggregation is not None:
+        model_over["aggregation"] = args.aggregation
+    if args.trainable_means:
+        model_over["trainable_means"] = True
+    if args.alpha_model is not None:
+        model_over["alpha_model"] = args.alpha_model
+    over: dict = {"model": replace(base.model, **model_over), "seed": args.seed}  # replace() validates
+    if args.steps is not None:
+        over["steps"] = args.steps
+    if args.batch is not None:
+        over["batch"] = args.batch
+    if args.checkpoint:
+        over["checkpoint_every"] = 500 if args.checkpoint_every is None else args.checkpoint_every
+    elif args.checkpoint_every is not None:
+        raise SplatpixError("--checkpoint-every needs --checkpoint PATH")
+    return GainerTrainConfig.preset(args.preset or "cpu", **over), None
+
+
+def run_fit_gainer(image_path: str, model_path: str, args: argparse.Namespace, report_path: str | None) -> dict:
+    """Load, train a GaINeR field, bake, save (and the report / PLY); returns the report. Raises SplatpixError
+    (exit code attached) on failure; on divergence the last good field is saved first."""
+    from ..gainer import export_ply, fit_gainer, save_gainer
+    from ..io import load_image
+    from ..io.files import check_not_input
+
+    check_not_input(model_path, image_path)
+    if report_path:
+        check_not_input(report_path, image_path, model_path)
+    if args.ply:
+        check_not_input(args.ply, image_path, model_path, report_path)
+    if args.checkpoint:
+        check_not_input(args.checkpoint, image_path, model_path, report_path, args.ply)
+    cfg, ck = _gainer_train_config(args)
+    image = load_image(image_path, max_pixels=args.max_pixels)
+    res = fit_gainer(image, cfg, progress=not args.quiet, checkpoint_path=args.checkpoint or None, resume=ck)
+    field = res.field.bake()
+    report = res.report()
+    report["config"]["model"]["channels"] = field.channels
+    report.update(image=str(image_path), model="gainer", preset=None if args.resume else (args.preset or "cpu"))
+    if args.resume:
+        report["resumed_from"] = str(args.resume)
+    save_gainer(field, model_path, extra={"fit": {k: report[k] for k in (
+        "psnr", "psnr_float", "seconds", "steps", "n_gaussians", "diverged")}, "preset": report["preset"],
+        "source": Path(image_path).name})
+    report["model_bytes"] = os.path.getsize(model_path)
+    if args.ply:
+        export_ply(field, args.ply)
+    return _finish_fit(report, report_path, res.diverged, res.message, model_path)
+
+
+def _cmd_fit_gainer(args: argparse.Namespace) -> int:
+    report = run_fit_gainer(args.image, args.output, args, args.report)
+    p = report["psnr"]
+    p_txt = "inf" if p is None else f"{p:.2f}"
+    print(f"{args.image}: GaINeR, {report['n_gaussians']} Gaussians, {report['steps']} steps in "
+          f"{report['seconds']:.1f} s: PSNR {p_txt} dB, {report['model_bytes']} bytes -> {args.output}")
+    return 0
+
+
+_GAINER_FORMAT = "splatpix-gainer"
+
+
+def _model_format(path: str) -> str | None:
+    from ..model.container import peek_format
+
+    return peek_format(path)
+
+
+def _render_gainer_to(model_path: str, out_path: str, args: argparse.Namespace) -> tuple[float, tuple[int, int]]:
+    from ..gainer import load_gainer
+    from ..io import save_image
+
+    field = load_gainer(model_path)
+    field.backend = getattr(args, "backend", "auto")
+    height, width = output_size(*field.size, args)
+    t0 = time.perf_counter()
+    img = field.render(height, width, window=args.crop).clamp(0.0, 1.0)
+    seconds = time.perf_counter() - t0
+    save_image(img, out_path, bits=getattr(args, "bits", 8))
+    return seconds, (height, width)
+
+
+def render_to(model_path: str, out_path: str, args: argparse.Namespace) -> tuple[float, tuple[int, int]]:
+    import torch
+
+    from ..io import save_image
+    from ..io.files import check_not_input
+    from ..model.files import load_model
+    from ..render import render
+
+    check_not_input(out_path, model_path)
+    if _model_format(model_path) == _GAINER_FORMAT:
+        return _render_gainer_to(model_path, out_path, args)
+    g = load_model(model_path)
+    height, width = output_size(*g.size, args)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        img = render(g, height, width, window=args.crop, clamp=True, backend=args.backend)
+    seconds = time.perf_counter() - t0
+    save_image(img, out_path, bits=getattr(args, "bits", 8))
+    return seconds, (height, width)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    seconds, (h, w) = render_to(args.model, args.output, args)
+    print(f"{args.model}: rendered {w}x{h} in {1e3 * seconds:.1f} ms -> {args.output}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from ..codec.bitstream import MAGIC
+
+    with open(args.model, "rb") as f:
+        head = f.read(4)
+    if head == MAGIC:
+        print(json.dumps(_spix_info(args.model), indent=2))
+        return 0
+    if _model_format(args.model) == _GAINER_FORMAT:
+        from ..gainer import read_gainer_metadata
+
+        print(json.dumps(read_gainer_metadata(args.model), indent=2))
+        return 0
+    from ..model.files import read_model_metadata
+
+    meta = read_model_metadata(args.model)
+    print(json.dumps(meta, indent=2))
+    return 0
+
+
+def _spix_info(path: str) -> dict:
+    from ..codec import bitstream as bs
+    from ..codec import registry
+    from ..codec.api import unpack
+
+    header, sections = bs.read_spix_file(path)  # size cap and container checks before reading it all
+    data = Path(path).read_bytes()
+    q, meta = unpack(data, source=path)
+    pixels = header.width * header.height
+    return {
+        "format": "spix", "method": registry.by_id(header.method, path).name, "width": header.width,
+        "height": header.height, "channels": header.channels, "n_gaussians": header.n_gaussians,
+        "bytes": len(data), "bpp": len(data) * 8 / pixels,
+        "sections_bytes": {bs.SECTION_NAMES[k]: len(v) for k, v in sections.items()},
+        "bits_per_gaussian": len(data) * 8 / max(1, header.n_gaussians),
+        "colour_vq": list(q.codebooks.shape[:2]), "metadata": meta,
+    } | registry.by_id(header.method, path).info(q)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ..io import load_image, sample_image_path
+    from ..metrics import psnr
+
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sample = sample_image_path()
+    model_path = str(out_dir / "demo.safetensors")
+    render_path = str(out_dir / "demo.png")
+    print(f"splatpix demo: fitting {args.gaussians} Gaussians to {sample.name} for {args.steps} steps")
+    t0 = time.perf_counter()
+    report = run_fit(str(sample), model_path, args, str(out_dir / "demo_report.json"))
+    fit_seconds = time.perf_counter() - t0
+    render_args = argparse.Namespace(size=None, scale=None, crop=None, backend=args.backend,
+                                     max_pixels=args.max_pixels)
+    r_seconds, _ = render_to(model_path, render_path, render_args)
+    # PSNR of the PNG written to disk (8-bit) against the original image
+    rendered = load_image(render_path)
+    target = load_image(str(sample))
+    p = psnr(rendered, target)
+    big = str(out_dir / "demo_2x.png")
+    render_args.scale = 2.0
+    r2_seconds, (h2, w2) = render_to(model_path, big, render_args)
+    print(f"fit: {report['seconds']:.1f} s training ({fit_seconds:.1f} s with loading and saving), "
+          f"{report['steps']} steps")
+    print(f"model: {model_path} ({os.path.getsize(model_path)} bytes)")
+    print(f"render: {render_path} in {1e3 * r_seconds:.1f} ms; PSNR {p:.2f} dB (8-bit, vs the original)")
+    print(f"render 2x: {big} ({w2}x{h2}) in {1e3 * r2_seconds:.1f} ms")
+    return 0
+
+
+def _add_size_options(p: argparse.ArgumentParser, gaussians: int, steps: int) -> None:
+    p.add_argument("-n", "--gaussians", type=int, default=gaussians, help=f"number of Gaussians (default {gaussians})")
+    p.add_argument("--steps", type=int, default=steps, help=f"optimisation steps (default {steps})")
+
+
+def add_parsers(sub: Any) -> None:
+    """Add ``fit``, ``render``, ``info`` and ``demo`` to an ``argparse`` subparsers object."""
+    p = sub.add_parser("fit", help="fit Gaussians to an image and save the model")
+    p.add_argument("image", help="input image (PNG 8/16-bit, JPEG; grey, RGB or RGBA)")
+    p.add_argument("-o", "--output", required=True, help="model file to write (.safetensors)")
+    p.add_argument("--report", help="write a JSON report (psnr, ms_ssim, seconds, steps, n_gaussians, history)")
+    p.add_argument("--model", choices=("gaussianimage", "gainer"), default="gaussianimage",
+                   help="gaussianimage (rasterised Gaussians, the default) or gainer (GaINeR: Gaussian-weighted "
+                        "nearest-neighbour features decoded by an MLP; -n and --steps default to the preset's)")
+    _add_size_options(p, FIT_COMMAND["n_gaussians"], FIT_COMMAND["steps"])
+    add_fit_options(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_common(p)
+    g = p.add_argument_group("GaINeR (--model gainer)")
+    g.add_argument("--preset", choices=tuple(GAINER_PRESETS), default=None,
+                   help="training schedule and model size (default cpu: 20k Gaussians, K 8, 2000 steps)")
+    g.add_argument("--k", type=int, default=None, help="neighbours per query (default: the preset's)")
+    g.add_argument("--batch", type=int, default=None, help="pixels per step, 0 = whole image (default: the preset's)")
+    g.add_argument("--aggregation", choices=("sum", "mean"), default=None,
+                   help="sum (GaINeR's code, the default) or mean (weighted average) of the neighbours' features")
+    g.add_argument("--trainable-means", action="store_true", default=None, help="also train the Gaussian means")
+    g.add_argument("--ply", help="also export the means as an ASCII PLY point cloud")
+    g.add_argument("--alpha-model", choices=("head", "separate"), default=None,
+                   help="RGBA images: a separate mask model (its own hash grid and MLP on the same Gaussians; "
+                        "the default) or alpha as a 4th output of the colour MLP (head: smaller, faster)")
+    g.add_argument("--checkpoint", help="write a resumable training checkpoint here (every --checkpoint-every "
+                                        "steps, default 500, and at the end)")
+    g.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
+    g.add_argument("--resume", help="continue training from a checkpoint written by --checkpoint (same image; "
+                                    "the config comes from the checkpoint, --steps may extend it)")
+    p.set_defaults(func=cmd_fit, gaussians=None, steps=None,
+                   gaussianimage_defaults={name: p.get_default(name) for name in _GAUSSIANIMAGE_ONLY})
+
+    p = sub.add_parser("render", help="render a model to an image, at any size or crop")
+    p.add_argument("model", help="model file (.safetensors; Gaussian or GaINeR)")
+    p.add_argument("-o", "--output", required=True, help="image to write (.png, .jpg)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--scale", type=positive_float, help="scale factor relative to the model's native size")
+    g.add_argument("--size", type=size, help="output size WxH in pixels")
+    p.add_argument("--crop", type=window, help="normalised window u0,v0,u1,v1 to render (default: whole image)")
+    p.add_argument("--bits", type=int, choices=(8, 16), default=8, help="bits per channel of a PNG output")
+    add_common(p)
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("info", help="print a model file's or a .spix file's metadata")
+    p.add_argument("model")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("demo", help="fit the bundled sample image, save, render back, print PSNR and time")
+    p.add_argument("--out", default="splatpix-demo", help="output folder (default %(default)s)")
+    _add_size_options(p, DEMO_FIT["n_gaussians"], DEMO_FIT["steps"])
+    add_fit_options(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_common(p)
+    p.set_defaults(func=cmd_demo, lr=DEMO_FIT["lr"], optimizer=DEMO_FIT["optimizer"])
+

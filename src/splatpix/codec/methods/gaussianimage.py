@@ -1,0 +1,189 @@
+"""Method ``gaussianimage``: GaussianImage's codec (fp16 positions, 6-bit learned covariance quantiser, residual VQ
+colours), with entropy coding where it is smaller.
+
+Section payloads (the container itself is :mod:`.bitstream`, documented in docs/format.md):
+
+* ``POSITIONS``: mode byte ``0`` then the ``(N, 2)`` fp16 bit patterns, little-endian uint16, row-major. Not
+  entropy coded (as GaussianImage: 16-bit patterns of continuous values have almost no redundancy to exploit
+  with a per-symbol model).
+* ``COV_QUANT_PARAMS``: ``cov_bits`` (u8), then 3 float32 scales and 3 float32 offsets (little-endian).
+* ``COVARIANCE``: policy byte (``0`` fixed-length only, ``1`` adaptive), then for each Cholesky channel
+  ``l11, l21, l22`` a chunk: u32 length, then a mode byte and the channel's ``N`` symbols, either packed with
+  ``cov_bits`` bits each (mode 0, :func:`.entropy.pack_fixed`) or as an :func:`.entropy.encode_categorical`
+  payload over ``2^cov_bits`` (mode 1). The adaptive encoder writes whichever is smaller.
+* ``COLOUR_INDICES``: policy byte, stages (u8), codebook size K (u16), then one chunk per stage as above for the
+  stage's ``N`` indices (``ceil(log2 K)`` bits each, or entropy coded over K).
+* ``CODEBOOKS``: stages (u8), K (u16), channels (u8), then ``stages * K * C`` float32 values.
+* ``METADATA`` (optional): JSON with the encoder version and settings.
+
+Policy 1 is the default (entropy coding with ``constriction`` wherever it is smaller); policy 0 is
+GaussianImage's fixed-length budget, kept for comparison (``fixed_length=True``). bpp is always measured on
+the whole file.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ...errors import SplatpixError
+from ...model.gaussians import Gaussians
+from ...model.raw import ATANH_CLIP
+from .. import bitstream as bs
+from ..quantize import LearnedUniformQuantizer, QuantizedGaussians, ResidualVQ, fp16_ste, quantize_positions
+from ..registry import CodecMethod, Prepared, register
+from ..symbols import (
+    MODE_ENTROPY,
+    MODE_FIXED,
+    chunks,
+    code,
+    colour_payloads,
+    read_chunks,
+    read_colour_payloads,
+    require_sections,
+    uncode,
+)
+
+if TYPE_CHECKING:
+    from ..qat import QATConfig
+
+__all__ = ["METHOD", "METHOD_ID", "VQ_CODEBOOK", "GaussianImageState", "pack", "trainable_tensors",
+           "unpack_sections"]
+
+METHOD_ID = 0
+"""The header byte of method ``gaussianimage`` (docs/format.md)."""
+VQ_CODEBOOK = 8
+"""Codewords per colour VQ stage of GaussianImage's codec (2 stages x 8: 6 bits per Gaussian)."""
+
+
+def trainable_tensors(g: Gaussians, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """The QAT's raw trainable tensors of ``g``: pre-tanh means (clipped as in fitting), Cholesky parameters,
+    colours (float32)."""
+    means = g.means.detach().to(device=device, dtype=torch.float32)
+    u = (2.0 * means - 1.0).clamp(-ATANH_CLIP, ATANH_CLIP)
+    xy = torch.atanh(u).requires_grad_(True)
+    chol = g.cov_params.detach().to(device=device, dtype=torch.float32).clone().requires_grad_(True)
+    colours = g.colours.detach().to(device=device, dtype=torch.float32).clone().requires_grad_(True)
+    return xy, chol, colours
+
+
+class GaussianImageState:
+    """GaussianImage's QAT state: pre-tanh means with fp16 rounding (STE), a learned uniform quantiser of the
+    Cholesky parameters, residual VQ of the colours. Every QAT state has these methods (see
+    :func:`splatpix.codec.qat.quantization_aware_finetune`): ``tensors``, ``aux_loss``, ``refresh``, ``means``,
+    ``fake_quantized``, ``encode``."""
+
+    def __init__(self, g: Gaussians, cfg: QATConfig, device: torch.device) -> None:
+        self.xy, self.chol, self.colours = trainable_tensors(g, device)
+        self.size = g.size
+        self.cov_q = LearnedUniformQuantizer(3, cfg.cov_bits).to(device).init_from(self.chol)
+        k = VQ_CODEBOOK if cfg.vq_codebook is None else cfg.vq_codebook
+        self.vq = ResidualVQ(g.channels, cfg.vq_stages, k, kmeans_iters=cfg.kmeans_iters,
+                             commitment=cfg.vq_commitment, codebook_weight=cfg.vq_codebook_weight)
+        self.vq = self.vq.to(device).init_from(self.colours, seed=cfg.seed)
+
+    def tensors(self) -> dict[str, Tensor]:
+        return {"xy": self.xy, "chol": self.chol, "colours": self.colours, "log_scale": self.cov_q.log_scale,
+                "offset": self.cov_q.offset, "codebooks": self.vq.codebooks}
+
+    def aux_loss(self) -> Tensor:
+        """Loss terms besides the render's MSE (the residual VQ's commitment/codebook terms)."""
+        return self.vq.loss(self.colours)
+
+    def refresh(self) -> None:
+        """Called at every logged step; the baseline's quantisers have no state derived from the model."""
+
+    def means(self) -> Tensor:
+        return 0.5 * (torch.tanh(self.xy) + 1.0)
+
+    def fake_quantized(self) -> Gaussians:
+        """The model as the decoder will see it (exact values), differentiable through the STEs."""
+        return Gaussians(fp16_ste(self.means()), self.cov_q(self.chol), self.vq(self.colours), "cholesky",
+                         self.size)
+
+    @torch.no_grad()
+    def encode(self) -> QuantizedGaussians:
+        pos, _ = quantize_positions(self.means())
+        return QuantizedGaussians(
+            size=self.size,
+            channels=int(self.colours.shape[1]),
+            position_symbols=pos,
+            cov_symbols=self.cov_q.encode(self.chol),
+            cov_scale=self.cov_q.scale.detach().cpu().numpy().astype("float32"),
+            cov_offset=self.cov_q.offset.detach().cpu().numpy().astype("float32"),
+            colour_indices=self.vq.encode(self.colours),
+            codebooks=self.vq.codebooks.detach().cpu().numpy().astype("float32"),
+            cov_bits=self.cov_q.bits,
+        )
+
+
+def pack(q: QuantizedGaussians, *, fixed_length: bool = False, metadata: dict[str, Any] | None = None,
+         options: None = None) -> bytes:
+    """The ``.spix`` bytes of a quantised model."""
+    mode = MODE_FIXED if fixed_length else MODE_ENTROPY
+    h, w = q.size
+    n = q.n
+    header = bs.SpixHeader(width=w, height=h, channels=q.channels, method=METHOD_ID, n_gaussians=n)
+    pos = bytes([0]) + np.ascontiguousarray(q.position_symbols, dtype="<u2").tobytes()
+    qparams = bytes([q.cov_bits]) + np.concatenate((q.cov_scale, q.cov_offset)).astype("<f4").tobytes()
+    cov = bytes([mode]) + chunks(
+        [code(np.ascontiguousarray(q.cov_symbols[:, j]), 1 << q.cov_bits, mode) for j in range(3)])
+    col, books = colour_payloads(q.colour_indices, q.codebooks, mode)
+    sections = [(bs.POSITIONS, pos, False), (bs.COV_QUANT_PARAMS, qparams, False), (bs.COVARIANCE, cov, False),
+                (bs.COLOUR_INDICES, col, False), (bs.CODEBOOKS, books, False)]
+    if metadata:
+        sections.append((bs.METADATA, bs.encode_metadata(metadata), True))
+    return bs.write_spix(header, sections)
+
+
+def unpack_sections(header: bs.SpixHeader, sections: dict[int, bytes], source: str) -> QuantizedGaussians:
+    """Parse the (untrusted) sections of a ``gaussianimage`` file."""
+    require_sections(sections, (bs.POSITIONS, bs.COV_QUANT_PARAMS, bs.COVARIANCE, bs.COLOUR_INDICES, bs.CODEBOOKS),
+                     source)
+    n, c = header.n_gaussians, header.channels
+
+    def bad(msg: str) -> SplatpixError:
+        return SplatpixError(f"{source}: corrupt .spix file: {msg}")
+
+    p = sections[bs.POSITIONS]
+    if len(p) != 1 + 4 * n or p[0] != 0:
+        raise bad("positions section has the wrong size or mode")
+    positions = np.frombuffer(p, dtype="<u2", offset=1).reshape(n, 2).astype(np.uint16)
+
+    qp = sections[bs.COV_QUANT_PARAMS]
+    if len(qp) != 1 + 24 or not 1 <= qp[0] <= 16:
+        raise bad("covariance quantiser parameters have the wrong size or bit depth")
+    cov_bits = int(qp[0])
+    vals = np.frombuffer(qp, dtype="<f4", offset=1).astype(np.float32)
+    cov_scale, cov_offset = vals[:3].copy(), vals[3:].copy()
+
+    cv = memoryview(sections[bs.COVARIANCE])
+    if len(cv) < 1 or cv[0] not in (MODE_FIXED, MODE_ENTROPY):
+        raise bad("covariance section has an unknown mode")
+    cov_mode = cv[0]
+    cov_chunks = read_chunks(cv[1:], 3, "covariance section", source)
+    cov = np.stack([uncode(ch, n, 1 << cov_bits, cov_mode, source) for ch in cov_chunks], axis=1) if n else \
+        np.zeros((0, 3), dtype=np.int64)
+
+    idx, books = read_colour_payloads(sections, n, c, source)
+
+    q = QuantizedGaussians(size=(header.height, header.width), channels=c, position_symbols=positions,
+                           cov_symbols=cov, cov_scale=cov_scale, cov_offset=cov_offset, colour_indices=idx,
+                           codebooks=books, cov_bits=cov_bits)
+    return q
+
+
+def _prepare(g: Gaussians, image: Tensor, qat_config: QATConfig, options: None) -> Prepared:
+    return Prepared(make_state=GaussianImageState)
+
+
+def _info(q: QuantizedGaussians) -> dict[str, Any]:
+    return {"cov_bits": q.cov_bits}
+
+
+METHOD = register(CodecMethod(
+    name="gaussianimage", method_id=METHOD_ID, summary="GaussianImage's codec", fit_defaults={},
+    vq_codebook=VQ_CODEBOOK, options_type=None, prepare=_prepare, pack=pack, unpack=unpack_sections, info=_info))

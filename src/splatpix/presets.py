@@ -1,0 +1,59 @@
+"""Named presets: the one place that says which schedule each entry point runs.
+
+The Python API (:func:`splatpix.encode`, :meth:`splatpix.gainer.GainerTrainConfig.preset`), the CLI and the RD
+harness (``splatpix eval rd``) all read these tables, so the same call gives the same file everywhere. Plain data
+only: the config classes that read them validate the values, and this module imports nothing of splatpix.
+
+Which preset each measured number used is stated beside the number (README, docs/results.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["CODEC_PRESETS", "DEFAULT_CODEC_PRESET", "DEMO_FIT", "FIT_COMMAND", "GAINER_PRESETS",
+           "RD_BPP_POINTS", "RD_N_POINTS"]
+
+CODEC_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    # the CPU schedule every codec number of docs/results.md used: Adam, the learning rate halved at half-way
+    "cpu": {
+        "fit": {"steps": 2000, "optimizer": "adam", "lr": 1e-2, "lr_decay_at": 0.5},
+        "qat": {"steps": 1000, "optimizer": "adam", "lr": 1e-3},
+    },
+    # GaussianImage's published schedule: 50 000 fitting steps (Adan 1e-3, halved every 20 000) and 50 000 QAT steps
+    "gaussianimage-paper": {
+        "fit": {"steps": 50_000, "optimizer": "adan", "lr": 1e-3, "lr_decay_every": 20_000},
+        "qat": {"steps": 50_000, "optimizer": "adan", "lr": 1e-3},
+    },
+}
+"""Codec schedules: the fit (:class:`~splatpix.train.FitConfig` fields; ``lr_decay_at`` halves the rate at that
+fraction of the steps, whatever their number) and the quantisation-aware fine-tuning
+(:class:`~splatpix.codec.qat.QATConfig` fields). A method's own fit defaults (e.g. ``sga``'s initialisation) and the
+caller's overrides apply on top (:func:`splatpix.codec.api.encode_configs`)."""
+
+DEFAULT_CODEC_PRESET = "cpu"
+
+FIT_COMMAND: dict[str, Any] = {"n_gaussians": 10_000, "steps": 10_000}
+"""``splatpix fit``'s size and length when not given; the rest is :class:`~splatpix.train.FitConfig`'s defaults
+(GaussianImage's Adan 1e-3, halved every 20 000 steps; GaussianImage trains 50 000 steps, users report a plateau
+after ~10 000)."""
+
+DEMO_FIT: dict[str, Any] = {"n_gaussians": 4000, "steps": 1500, "optimizer": "adam", "lr": 1e-2}
+"""``splatpix demo``: a short fit of the bundled sample image."""
+
+GAINER_PRESETS: dict[str, dict[str, Any]] = {
+    # 20k Gaussians, K 8, table 2^16, 2000 steps of 2^13-pixel batches (~40 passes over a 768x512 image)
+    "cpu": {"model": {"n_gaussians": 20_000, "k": 8, "hashgrid": {"log2_table_size": 16}},
+            "steps": 2000, "lr": 1e-2, "batch": 1 << 13},
+    # GaINeR's configuration: 500k Gaussians, K 16, table 2^21, resolution 16..8192, 30k full-image steps, lr 1e-3
+    "paper": {"model": {"n_gaussians": 500_000, "k": 16, "hashgrid": {"log2_table_size": 21, "max_resolution": 8192}},
+              "steps": 30_000, "lr": 1e-3, "lr_cov": 1e-3, "batch": 0},
+}
+"""GaINeR training presets (:meth:`splatpix.gainer.GainerTrainConfig.preset`): fields of ``GainerTrainConfig``, with
+``model`` (and its ``hashgrid``) as nested fields of ``GainerConfig`` / ``HashGridConfig``."""
+
+RD_N_POINTS: tuple[int, ...] = (800, 1000, 3000, 5000, 7000, 9000)
+"""The RD harness's default points of the Gaussian codecs: GaussianImage's numbers of Gaussians on Kodak."""
+RD_BPP_POINTS: tuple[float, ...] = (0.118, 0.147, 0.432, 0.717, 1.001, 1.286)
+"""The classical codecs' default target rates: GaussianImage's Kodak points (56 bits per Gaussian + 1728 bits of
+side information over 768x512 pixels)."""
