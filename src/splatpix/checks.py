@@ -39,6 +39,11 @@ def is_number(x: Any) -> bool:
         return False
 
 
+def json_float(x: Any) -> Any:
+    """``x`` as a JSON report value: a float that is not finite becomes ``None``; anything else is unchanged."""
+    return (float(x) if math.isfinite(x) else None) if isinstance(x, float) else x
+
+
 def check_image(image: Tensor) -> Tensor:
     """``image`` as a contiguous float32 ``(C, H, W)`` tensor in ``[0, 1]`` (C in :data:`IMAGE_CHANNELS`), or a
     :class:`SplatpixError` saying what is wrong with it."""

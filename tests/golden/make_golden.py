@@ -1,6 +1,6 @@
 """Regenerate the golden files of tests/test_golden.py (run only when a format change is intended).
 
-    .venv/bin/python tests/golden/make_golden.py
+    .venv/bin/python tests/golden/make_golden.py [OUT_DIR]
 
 Writes one small ``.spix`` file per codec method, one model file per model kind, and ``golden.json``: the SHA-256
 of each file and of the arrays decoded from it. The test decodes the committed files and compares those hashes,
@@ -42,7 +42,8 @@ def gaussian_arrays(g: splatpix.Gaussians) -> dict[str, str]:
     return {"means": digest(g.means), "cov_params": digest(g.cov_params), "colours": digest(g.colours)}
 
 
-def main() -> None:
+def main(out: Path = HERE) -> None:
+    out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     img = image()
     golden: dict[str, dict] = {}
@@ -52,14 +53,14 @@ def main() -> None:
     qat = QATConfig(steps=20, optimizer="adam", lr=1e-3, log_every=10)
     for method in ("gaussianimage", "sga"):
         res = splatpix.encode(img, 40, method=method, fit_config=fit, qat_config=qat, progress=False)
-        path = HERE / f"{method}.spix"
+        path = out / f"{method}.spix"
         res.save(path)
         g = splatpix.decode(path)
         golden[path.name] = {"kind": "spix", "method": method, "sha256": file_digest(path),
                              "arrays": gaussian_arrays(g)}
     res = splatpix.fit(img, splatpix.FitConfig(n_gaussians=40, steps=60, optimizer="adam", lr=1e-2, param="rs"),
                        progress=False)
-    path = HERE / "gaussianimage-rs.safetensors"
+    path = out / "gaussianimage-rs.safetensors"
     splatpix.save_model(res.gaussians, path)
     golden[path.name] = {"kind": "model", "sha256": file_digest(path),
                          "arrays": gaussian_arrays(splatpix.load_model(path))}
@@ -68,13 +69,15 @@ def main() -> None:
                                                                        base_resolution=4, max_resolution=8)),
                             steps=10, batch=0, log_every=5)
     field = fit_gainer(img, cfg, progress=False).field.bake()
-    path = HERE / "gainer.safetensors"
+    path = out / "gainer.safetensors"
     save_gainer(field, path)
     loaded = load_gainer(path)
     golden[path.name] = {"kind": "gainer", "sha256": file_digest(path),
                          "arrays": {k: digest(v) for k, v in sorted(loaded.state_dict().items())}}
-    (HERE / "golden.json").write_text(json.dumps(golden, indent=1, sort_keys=True) + "\n")
+    (out / "golden.json").write_text(json.dumps(golden, indent=1, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE)

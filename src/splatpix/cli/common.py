@@ -8,8 +8,8 @@ import os
 
 from ..errors import SplatpixError
 
-__all__ = ["EXIT_DIVERGED", "EXIT_ERROR", "add_common", "check_outputs", "diverged", "option", "output_size", "positive_float",
-           "report_path_ok", "size", "window", "write_json"]
+__all__ = ["EXIT_DIVERGED", "EXIT_ERROR", "add_common", "check_outputs", "diverged", "option", "output_size",
+           "positive_float", "report_path_ok", "size", "window", "write_json"]
 
 EXIT_ERROR = 2
 EXIT_DIVERGED = 3

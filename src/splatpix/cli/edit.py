@@ -46,7 +46,7 @@ def _numbers(text: str) -> float | tuple[float, ...]:
 
 
 def load_any_model(path: str) -> Any:
-    """A :class:`~splatpix.gaussians.Gaussians` model or a :class:`~splatpix.gainer.field.GainerField`, by the
+    """A :class:`~splatpix.model.gaussians.Gaussians` model or a :class:`~splatpix.gainer.field.GainerField`, by the
     file's format (``peek_format``)."""
     from ..gainer.io import GAINER_FORMAT
     from ..model.container import peek_format

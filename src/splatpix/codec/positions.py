@@ -6,7 +6,7 @@ one of the ``N!`` orderings of the same set. This module stores the *set* instea
 ``log2(N!) / N`` bits per Gaussian, and quantises to a grid matched to the image rather than to fp16.
 
 **Grid.** A normalised mean ``(u, v)`` (``x = u * W``, ``y = v * H`` in pixels, the model convention of
-:class:`~splatpix.gaussians.Gaussians`) is quantised with ``subdiv`` steps per pixel:
+:class:`~splatpix.model.gaussians.Gaussians`) is quantised with ``subdiv`` steps per pixel:
 ``qx = clamp(round(u * W * subdiv), 0, W * subdiv)``, likewise ``qy`` with ``H``. There are
 ``Lx = W * subdiv + 1`` levels across (``qx = 0`` is the left edge, ``qx = Lx - 1`` the right edge) and
 ``Ly = H * subdiv + 1`` down; the error is at most ``0.5 / subdiv`` px per axis inside the image (means outside

@@ -17,8 +17,8 @@ uniform quantisers for the Cholesky covariance, residual VQ with 2 stages x 8 co
   weights ``vq_commitment`` = 1 and ``vq_codebook_weight`` = 0; why in :mod:`.quantize`), plus, when
   ``footprint_weight > 0``, the footprint term of :func:`splatpix.train.footprint.footprint_penalty`. One optimiser
   (Adan by default, as GaussianImage; or Adam) at a constant ``lr`` for all parameters, quantisers included.
-* **NaN guard** (:class:`splatpix.train.guard.DivergenceGuard`, as in fitting): on a non-finite loss or parameter, stop and restore the last good
-  state (model and quantisers), ``diverged=True``.
+* **NaN guard** (:class:`splatpix.train.guard.DivergenceGuard`, as in fitting): on a non-finite loss or
+  parameter, stop and restore the last good state (model and quantisers), ``diverged=True``.
 * **Result.** The final :class:`~.quantize.QuantizedGaussians` is encoded from the final state; ``psnr`` is
   measured on the render of its :meth:`~.quantize.QuantizedGaussians.dequantize` -- bit-identical to the
   fake-quantised model the last training step evaluated, since the quantisers' forward values are exact.
@@ -28,7 +28,6 @@ uniform quantisers for the Cholesky covariance, residual VQ with 2 stages x 8 co
 from __future__ import annotations
 
 import copy
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -37,7 +36,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..checks import check_image, is_int, is_number
+from ..checks import check_image, is_int, is_number, json_float
 from ..errors import SplatpixError
 from ..metrics import psnr
 from ..model.gaussians import Gaussians
@@ -48,10 +47,9 @@ from ..train.losses import clamped_mse
 from ..train.optim import Adan
 from .methods.gaussianimage import GaussianImageState
 
-__all__ = ["QATConfig", "QATResult", "quantization_aware_finetune", "trainable_tensors"]
+__all__ = ["QATConfig", "QATResult", "quantization_aware_finetune"]
 
 OPTIMIZERS = ("adan", "adam")
-_ATANH_CLIP = 1.0 - 1e-4  # as in splatpix.fit: |xy| <= ~4.95
 
 
 @dataclass
@@ -134,34 +132,21 @@ class QATResult:
     def report(self) -> dict[str, Any]:
         """JSON-serialisable summary (non-finite numbers become ``None``)."""
 
-        def num(x: object) -> object:
-            return (float(x) if math.isfinite(x) else None) if isinstance(x, float) else x
-
         q = self.quantized
         return {
-            "psnr": num(self.psnr),
-            "psnr_before": num(self.psnr_before),
-            "psnr_ptq": num(self.psnr_ptq),
+            "psnr": json_float(self.psnr),
+            "psnr_before": json_float(self.psnr_before),
+            "psnr_ptq": json_float(self.psnr_ptq),
             "steps": int(self.steps),
-            "seconds": num(self.seconds),
+            "seconds": json_float(self.seconds),
             "n_gaussians": q.n,
             "channels": q.channels,
             "size": list(q.size),
             "diverged": bool(self.diverged),
             "message": self.message,
             "config": asdict(self.config),
-            "history": [{k: num(v) for k, v in e.items()} for e in self.history],
+            "history": [{k: json_float(v) for k, v in e.items()} for e in self.history],
         }
-
-
-def trainable_tensors(g: Gaussians, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-    """The QAT's raw trainable tensors of ``g``: pre-tanh means, Cholesky parameters, colours (float32)."""
-    means = g.means.detach().to(device=device, dtype=torch.float32)
-    u = (2.0 * means - 1.0).clamp(-_ATANH_CLIP, _ATANH_CLIP)
-    xy = torch.atanh(u).requires_grad_(True)
-    chol = g.cov_params.detach().to(device=device, dtype=torch.float32).clone().requires_grad_(True)
-    colours = g.colours.detach().to(device=device, dtype=torch.float32).clone().requires_grad_(True)
-    return xy, chol, colours
 
 
 def quantization_aware_finetune(
@@ -177,8 +162,9 @@ def quantization_aware_finetune(
     ``image``: ``(C, H, W)`` float in ``[0, 1]``. See the module docs for what trains, the loss and the result.
     Raises :class:`SplatpixError` for an RS model, a size or channel mismatch, non-finite parameters or a bad
     config. ``make_state(g, cfg, device)`` builds the trainable state (default: GaussianImage's quantisers,
-    :class:`~.methods.gaussianimage.GaussianImageState`); a method passes its own (:attr:`.registry.Prepared.make_state`)
-    with the same methods (``tensors``, ``fake_quantized``, ``aux_loss``, ``refresh``, ``encode``).
+    :class:`~.methods.gaussianimage.GaussianImageState`); a method passes its own
+    (:attr:`.registry.Prepared.make_state`) with the same methods (``tensors``, ``fake_quantized``, ``aux_loss``,
+    ``refresh``, ``encode``).
     """
     cfg = QATConfig() if cfg is None else cfg
     if not isinstance(cfg, QATConfig):

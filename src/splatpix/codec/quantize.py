@@ -34,9 +34,8 @@ GaussianImage (ECCV 2024) quantises the three attribute groups of its Cholesky m
   into assignment changes, and a codebook term ``codebook_weight * sum_s |sg(r_s) - e_s[i_s]|^2`` pulling each
   codeword to the mean of the residuals it serves. Defaults: ``commitment = 1``, ``codebook_weight = 0``. The
   codebook term is redundant here (the codewords already get the render loss's gradient, and it pulls them
-  away from that optimum, towards the continuous colours). Measured on two 48x64 synthetic images (Adan,
-  lr 1e-3, fitted N = 150, 200, 300; 300-1000 QAT steps): VQ-VAE's ``(0.25, 1)`` ended 0.6-5 dB below
-  ``(1, 0)``, with a non-monotone PSNR curve; ``(4, 0)`` was within 0.8 dB of ``(1, 0)``.
+  away from that optimum, towards the continuous colours); VQ-VAE's ``(0.25, 1)`` trained worse than ``(1, 0)``
+  on small synthetic images, with a non-monotone PSNR curve.
 
 The forward passes of all three are *exact*: the value a fake-quantised forward returns is bit-identical to
 decoding the symbols that ``encode`` gives for the same input (the STE is written ``hard + (soft - sg(soft))``
@@ -130,7 +129,7 @@ def _dequant_uniform(q: Tensor, scale: Tensor, offset: Tensor) -> Tensor:
 def _dequant_uniform_np(q: np.ndarray, scale: np.ndarray, offset: np.ndarray) -> np.ndarray:
     """:func:`_dequant_uniform` in float32 numpy, bit for bit (IEEE multiply, then add), for decoders: torch's
     indexing and arithmetic run on its OpenMP pool, whose threads keep spinning afterwards and slow the numba
-    render that follows on a 2-core machine (docs/benchmarks.md, "Decode speed at equal N")."""
+    render that follows on a 2-core machine (docs/results.md, "Codec: decode speed at equal N")."""
     return q.astype(np.float32) * scale.astype(np.float32) + offset.astype(np.float32)
 
 

@@ -16,8 +16,8 @@ tier's bit depth ``b_t`` is chosen from ``candidates`` by coordinate descent on 
 ``J = SSE + lambda * R``, where ``SSE`` is the squared error of the render with the covariance quantised
 (post-training, min/max quantisers) and ``R`` the entropy-coded size of the covariance symbols (ideal code
 length). ``lambda`` is the slope ``-dD/dR`` at the operating point, estimated from the model itself: if the
-distortion falls as ``D ~ N^-alpha`` with the number of Gaussians (``alpha = 0.69``, measured from our fits
-of Kodak images at N = 1000 ... 9000, docs/benchmarks.md), spending ``B`` bits per Gaussian gives
+distortion falls as ``D ~ N^-alpha`` with the number of Gaussians (``alpha = 0.69``, fitted to Kodak models at
+N = 1000 ... 9000), spending ``B`` bits per Gaussian gives
 ``dD/dR = -alpha * D / (N * B)``: a covariance bit is worth what it would buy as more Gaussians. A fixed
 allocation (every tier at 6 bits, GaussianImage's depth) is available for comparison.
 """
@@ -187,7 +187,7 @@ def _count_tiers(spts: np.ndarray, ids: np.ndarray, k: int, x0: int, y0: int, ce
     distances below 2^53, i.e. any two points less than 2^26 grid units apart, are exact, which covers every
     threshold of a real image; beyond that encoder and decoder still agree, both running this function), the three
     cells of a row of the block are one contiguous range, and a pass is a branch-free count that compiles to SIMD
-    (2026-12-03: about 3x faster than inserting each candidate into a histogram).
+    (faster than inserting each candidate into a histogram).
     """
     n = spts.shape[0]
     m = th.shape[0]

@@ -1,4 +1,4 @@
-"""Editing and animation of Gaussian images (both model kinds: :class:`~splatpix.gaussians.Gaussians` and
+"""Editing and animation of Gaussian images (both model kinds: :class:`~splatpix.model.gaussians.Gaussians` and
 :class:`~splatpix.gainer.field.GainerField`).
 
 Submodules, one job each (their docstrings hold the maths):

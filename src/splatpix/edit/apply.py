@@ -7,9 +7,10 @@ with pixel mean ``mu`` and pixel covariance ``Sigma`` the edit map ``Phi`` gives
 
 the first-order (affine) approximation of the deformed density ``G(Phi^-1(y))`` around ``mu'``. Unit conversions:
 
-* :class:`~splatpix.gaussians.Gaussians`: ``mu = (u W, v H)``, ``Sigma = covariance_native()`` (already native
-  pixels); back with ``u' = x' / W``, ``v' = y' / H`` and :func:`~splatpix.gaussians.params_from_covariance` in the
-  model's own parameterisation. Colours are unchanged (the renderer sums ``colour exp(-power)``, so a transformed
+* :class:`~splatpix.model.gaussians.Gaussians`: ``mu = (u W, v H)``, ``Sigma = covariance_native()`` (already
+  native pixels); back with ``u' = x' / W``, ``v' = y' / H`` and
+  :func:`~splatpix.model.gaussians.params_from_covariance` in the model's own parameterisation. Colours are
+  unchanged (the renderer sums ``colour exp(-power)``, so a transformed
   covariance keeps both the brightness and the coverage of each Gaussian).
 * :class:`~splatpix.gainer.field.GainerField`: ``Sigma_px = S Sigma_n S`` with ``S = diag(W, H)`` from the
   normalised covariance; back with ``Sigma_n' = S^-1 Sigma_px' S^-1``, its Cholesky factor ``[[l11, 0], [l21,

@@ -3,7 +3,7 @@
 Frame
 -----
 Every deformation works in the *native pixel frame* of the model it edits: ``x = u W``, ``y = v H`` (``(u, v)`` the
-normalised coordinates of :mod:`splatpix.gaussians`), x to the right, y **down**, origin at the top-left corner of
+normalised coordinates of :mod:`splatpix.model.gaussians`), x to the right, y **down**, origin at the top-left corner of
 the image, pixel centres at ``j + 0.5``. Working in pixels (not in normalised units) keeps a rotation a true rotation
 on a non-square image. Angles are in degrees and **counter-clockwise as seen on screen** (like ``PIL.Image.rotate``);
 a direction of angle ``a`` is ``dir(a) = (cos a, -sin a)`` in pixel coordinates (y down).

@@ -10,8 +10,8 @@ are skipped on the next run. Parallel: images are distributed over ``jobs`` work
 owns its images' files, so no two processes ever write the same file.
 
 Methods (:func:`available_methods`): every classical codec of :mod:`.baselines` (points are target bpp values)
-and every registered codec method (:mod:`splatpix.codec.registry`; points are numbers of Gaussians). A method is a callable
-``(image tensor, point) -> dict`` returning at least ``bpp``, ``psnr``, ``ms_ssim``, ``encoding_time`` and
+and every registered codec method (:mod:`splatpix.codec.registry`; points are numbers of Gaussians). A method is a
+callable ``(image tensor, point) -> dict`` returning at least ``bpp``, ``psnr``, ``ms_ssim``, ``encoding_time`` and
 ``decoding_time``.
 """
 

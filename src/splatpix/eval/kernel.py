@@ -1,19 +1,17 @@
 """Kernel benchmark: forward and backward time of each rasteriser backend.
 
-The workload follows issue #2: Gaussians placed uniformly over a 768x512 image, per-axis standard
+The workload: Gaussians placed uniformly over a 768x512 image, per-axis standard
 deviations drawn uniformly in [0.7, 3] px and a uniformly random orientation, three colour channels.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
 import statistics
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import torch
 
@@ -109,21 +107,3 @@ def bench_kernel(
         "workload": "uniform means, sigma ~ U[0.7, 3] px per axis, random orientation, C=3",
         "results": results,
     }
-
-
-def load_rows(path: str | os.PathLike[str], benchmark: str) -> dict:
-    """The results file of a benchmark script that appends rows (``{"benchmark": name, "rows": [...]}``); a new
-    one when ``path`` does not exist."""
-    p = Path(path)
-    return json.loads(p.read_text()) if p.exists() else {"benchmark": benchmark, "rows": []}
-
-
-def append_row(path: str | os.PathLike[str], data: dict, row: dict) -> None:
-    """Append ``row`` to ``data["rows"]``, print it as one JSON line and rewrite ``path`` atomically (a benchmark
-    stopped half-way keeps every finished row)."""
-    from ..io.files import atomic_write
-
-    data["rows"].append(row)
-    print(json.dumps(row), flush=True)
-    with atomic_write(Path(path), "w") as fh:
-        json.dump(data, fh, indent=1)

@@ -8,7 +8,7 @@ generator state (base64), the PSNR history, and the image's size, channels and S
 checkpoint is never resumed on another image. A run resumed from step ``k`` gives the same parameters as the run
 that was never interrupted (tested), up to the floating-point nondeterminism of the kernels, which is none on CPU.
 
-Files are untrusted input, validated like model files (:mod:`splatpix.st_container`): exact tensor set and shapes
+Files are untrusted input, validated like model files (:mod:`splatpix.model.container`): exact tensor set and shapes
 (computed from the config, never from the file's own header), finite values, a well-formed config and generator
 state; every problem is a one-line :class:`~splatpix.errors.SplatpixError`. Writes are atomic.
 """

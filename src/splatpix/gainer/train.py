@@ -44,13 +44,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..checks import is_int, is_number
+from ..checks import check_image, is_int, is_number, json_float
 from ..errors import SplatpixError
 from ..metrics import psnr
 from ..presets import GAINER_PRESETS
 from ..train.guard import DivergenceGuard
 from .checkpoint import Checkpoint, image_digest, load_checkpoint, save_checkpoint
-from .field import CHANNELS, GainerConfig, GainerField, initial_cov_params, random_means
+from .field import GainerConfig, GainerField, initial_cov_params, random_means
 from .hashgrid import HashGridConfig
 
 __all__ = ["PRESETS", "GainerResult", "GainerTrainConfig", "fit_gainer"]
@@ -160,31 +160,14 @@ class GainerResult:
     def report(self) -> dict[str, Any]:
         """JSON-serialisable summary (non-finite numbers become ``None``)."""
 
-        def num(x: float) -> float | None:
-            return float(x) if math.isfinite(x) else None
-
         return {
-            "psnr": num(self.psnr), "psnr_float": num(self.psnr_float), "seconds": num(self.seconds),
+            "psnr": json_float(self.psnr), "psnr_float": json_float(self.psnr_float),
+            "seconds": json_float(self.seconds),
             "steps": self.steps, "n_gaussians": self.field.n, "channels": self.field.channels,
             "size": list(self.field.size), "diverged": self.diverged, "message": self.message,
             "config": asdict(self.config),
-            "history": [{k: num(v) if isinstance(v, float) else v for k, v in e.items()} for e in self.history],
+            "history": [{k: json_float(v) for k, v in e.items()} for e in self.history],
         }
-
-
-def _check_image(image: Tensor) -> Tensor:
-    if not isinstance(image, Tensor):
-        raise SplatpixError(f"image must be a torch.Tensor, got {type(image).__name__}")
-    if image.ndim != 3 or image.shape[0] not in CHANNELS or image.shape[1] < 1 or image.shape[2] < 1:
-        raise SplatpixError(f"image must have shape (C, H, W) with C in {CHANNELS}, got {tuple(image.shape)}")
-    if not image.is_floating_point():
-        raise SplatpixError(f"image must be a float tensor with values in [0, 1], got dtype {image.dtype}")
-    image = image.detach().to(torch.float32)
-    if not bool(torch.isfinite(image).all()):
-        raise SplatpixError("image contains non-finite values")
-    if float(image.min()) < -1e-6 or float(image.max()) > 1 + 1e-6:
-        raise SplatpixError("image values must be in [0, 1]")
-    return image.clamp(0.0, 1.0).contiguous()
 
 
 def _loss(pred: Tensor, target: Tensor, beta: float) -> Tensor:
@@ -239,7 +222,7 @@ def fit_gainer(
     ``checkpoint_path`` writes resumable checkpoints at the same times; ``resume`` continues from one (module
     docstring).
     """
-    target = _check_image(image)
+    target = check_image(image)
     c, h, w = (int(s) for s in target.shape)
     ck = None
     if resume is not None:

@@ -1,12 +1,12 @@
 """Initialisations of a Gaussian image model.
 
-* ``"random"`` (:mod:`.random`): GaussianImage's random initialisation, the default of :func:`splatpix.fit.fit`;
+* ``"random"`` (:mod:`.random`): GaussianImage's random initialisation, the default of :func:`splatpix.train.fit`;
 * ``"gradient"`` (:mod:`.gradient`): Image-GS's positions drawn from the squared gradient mixed with 30 % uniform;
 * ``"structure"`` (:mod:`.structure`): structure-guided allocation over SLIC superpixels (6:2:1 budgets by
   complexity class), Lloyd-spread positions, spacing-derived covariance.
 
-:func:`initialise` returns the effective model (:class:`~splatpix.gaussians.Gaussians`);
-:func:`initial_raw` returns the raw parameters :func:`splatpix.fit.fit` optimises (for ``"random"`` exactly
+:func:`initialise` returns the effective model (:class:`~splatpix.model.gaussians.Gaussians`);
+:func:`initial_raw` returns the raw parameters :func:`splatpix.train.fit` optimises (for ``"random"`` exactly
 GaussianImage's draws, for the others the conversion :func:`.params.raw_from_gaussians`).
 """
 

@@ -40,10 +40,8 @@ from .common import (
 
 __all__ = ["DEFAULT_SCALE", "gradient_init", "sample_positions"]
 
-# Measured as for splatpix.init.structure.DEFAULT_SCALE (step-0 PSNR after a 20-iteration colour solve, mean over
-# the same 8 Kodak crop / N cases): scale 0.5 / 0.7 / 0.85 / 1.0 / 1.4 -> 16.58 / 20.86 / 22.33 / 22.80 / 22.35 dB.
-# The k-NN spacing of randomly drawn points underestimates the mean spacing (clumps), hence a larger constant
-# than the structure init's 0.7.
+# Chosen as splatpix.init.structure.DEFAULT_SCALE was (docs/notes/2026-11-22-init-scale.md): the k-NN spacing of
+# randomly drawn points underestimates the mean spacing (clumps), hence a larger constant than the structure init's.
 DEFAULT_SCALE = 1.0
 
 

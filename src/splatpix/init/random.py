@@ -1,4 +1,4 @@
-"""GaussianImage's random initialisation (the default of :func:`splatpix.fit.fit`).
+"""GaussianImage's random initialisation (the default of :func:`splatpix.train.fit`).
 
 Raw parameters from one seeded ``torch.Generator`` (CPU, float32), drawn in this order:
 

@@ -31,7 +31,7 @@ The paper gives only the idea; the details below follow the public description i
    rule; the two agree on average). ``scale`` (default :data:`DEFAULT_SCALE` = 0.7) was measured: see
    ``DEFAULT_SCALE`` (the per-cell rule was also measured better than the per-region one, by 1.2 dB).
 7. **Colours**: :func:`.common.coverage_colours`, the coverage-normalised mean colour under each Gaussian
-   (:func:`splatpix.fit.fit` then refines them by the least-squares colour solve when asked).
+   (:func:`splatpix.train.fit` then refines them by the least-squares colour solve when asked).
 """
 
 from __future__ import annotations
@@ -60,15 +60,8 @@ __all__ = ["CLASS_WEIGHTS", "DEFAULT_SCALE", "StructureAnalysis", "StructureInit
 
 CLASS_WEIGHTS = (1.0, 2.0, 6.0)  # Gaussians per unit area for complexity classes 0, 1, 2 (the paper's 6:2:1)
 
-# sigma = DEFAULT_SCALE * sqrt(area per Gaussian). Measured (benchmarks/init_scale.py ->
-# benchmarks/results/init_scale.json) by the step-0 PSNR after the colour solve (20 CG iterations), mean over
-# Kodak 192x128 centre crops of kodim01/05/13/23 at N = 1200 and 2400 (seed 0):
-#   scale            0.5    0.7    0.85   1.0    1.4
-#   per-cell area   21.74  23.73  23.64  23.28  22.26 dB   <- default rule
-#   per-region area 19.27  21.96  22.50  22.49  21.81 dB
-# 0.7 is best on 3 of 4 crops (kodim23, smooth, prefers 1.0 by 0.3 dB); 0.5 leaves gaps between neighbours (the
-# sum of the Gaussians dips between them), >= 1.0 blurs edges. The per-cell rule beats the per-region one by
-# 1.2 dB at its best scale, hence sigma_from="cell".
+# sigma = DEFAULT_SCALE * sqrt(area per Gaussian), the per-cell rule: the best step-0 PSNR after the colour solve
+# among the scales and rules tried (benchmarks/fit/init_scale.py; docs/notes/2026-11-22-init-scale.md).
 DEFAULT_SCALE = 0.7
 SIGMA_FROM = ("cell", "region")
 

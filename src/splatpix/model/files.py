@@ -9,7 +9,7 @@ key, ``"splatpix"``, holding a JSON object::
 
 ``extra`` (optional) is any JSON object given to :func:`save_model`, e.g. a training report.
 
-Model files are treated as untrusted input (:mod:`splatpix.st_container`, shared with GaINeR's model files): sizes
+Model files are treated as untrusted input (:mod:`splatpix.model.container`, shared with GaINeR's model files): sizes
 and the safetensors header are checked before the ``safetensors`` library parses anything, and the metadata,
 shapes, dtypes and values are validated. Every problem raises :class:`~splatpix.errors.SplatpixError` with a
 one-line message naming the file.

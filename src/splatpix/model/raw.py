@@ -1,12 +1,12 @@
-"""Conversion between effective Gaussian parameters and the raw (optimised) parameters of :mod:`splatpix.fit`.
+"""Conversion between effective Gaussian parameters and the raw (optimised) parameters of :mod:`splatpix.train.loop`.
 
-:func:`splatpix.fit.fit` optimises *raw* tensors and builds the effective model from them (``fit._build``):
+:func:`splatpix.train.fit` optimises *raw* tensors and builds the effective model from them (``loop._build``):
 
 * means: ``u = (tanh(xy) + 1) / 2``, so ``xy = atanh(2 u - 1)``, with ``2 u - 1`` clipped to
   ``[-ATANH_CLIP, ATANH_CLIP]`` (``|xy| <= ~4.95``) exactly as the random initialisation does;
 * Cholesky: ``L = raw + (0.5, 0, 0.5)``, so ``raw = L - (0.5, 0, 0.5)``;
 * RS: ``s = |raw_s + 0.5|`` and ``theta = sigmoid(raw_r) 2 pi``. The inverse takes the covariance's
-  eigen-decomposition ``(s1, s2, theta)`` (:func:`splatpix.gaussians.params_from_covariance`), so any effective
+  eigen-decomposition ``(s1, s2, theta)`` (:func:`splatpix.model.gaussians.params_from_covariance`), so any effective
   Cholesky model converts: ``raw_s = s - 0.5`` (then ``|raw_s + 0.5| = s`` since ``s >= 0``) and
   ``raw_r = logit(theta' / (2 pi))`` where ``theta'`` is ``theta`` moved into ``[pi/2, 3 pi/2)`` by a multiple
   of ``pi`` (an ellipse is unchanged by a half turn). That window keeps the sigmoid argument within
@@ -32,7 +32,7 @@ ATANH_CLIP = 1.0 - 1e-4  # keeps atanh finite: |xy| <= ~4.95
 
 
 def build_model(raw: dict[str, Tensor], param: str, size: tuple[int, int]) -> Gaussians:
-    """Effective (differentiable) :class:`Gaussians` from raw parameters (the mapping :func:`splatpix.fit.fit`
+    """Effective (differentiable) :class:`Gaussians` from raw parameters (the mapping :func:`splatpix.train.fit`
     trains through)."""
     means = 0.5 * (torch.tanh(raw["xy"]) + 1.0)
     if param == "cholesky":

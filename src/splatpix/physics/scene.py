@@ -147,7 +147,7 @@ def _coerce(v: Any) -> Any:
     return v
 
 
-def _is_number(v: Any) -> bool:
+def _is_yaml_number(v: Any) -> bool:
     return is_number(_coerce(v))
 
 
@@ -159,7 +159,7 @@ def _check_keys(d: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> N
 
 def _number(v: Any, where: str, *, positive: bool = False, minimum: float | None = None,
             below: float | None = None) -> float:
-    if not _is_number(v):
+    if not _is_yaml_number(v):
         raise _bad(where, f"expected a number, got {v!r}")
     v = float(_coerce(v))
     if positive and not v > 0:
@@ -179,7 +179,7 @@ def _integer(v: Any, where: str, minimum: int, maximum: int | None = None) -> in
 
 
 def _vec2(v: Any, where: str) -> tuple[float, float]:
-    if not (isinstance(v, list | tuple) and len(v) == 2 and all(_is_number(t) for t in v)):
+    if not (isinstance(v, list | tuple) and len(v) == 2 and all(_is_yaml_number(t) for t in v)):
         raise _bad(where, f"expected two numbers [a, b], got {v!r}")
     return float(_coerce(v[0])), float(_coerce(v[1]))
 

@@ -91,8 +91,8 @@ def _layered_frames(bridge: Bridge, background: Any, h: int, w: int):
 
 def simulate(model: Any, scene: Scene | Mapping[str, Any] | str | os.PathLike[str], output: str | os.PathLike[str],
              *, progress: bool = True) -> dict[str, Any]:
-    """Simulate ``scene`` on ``model`` (a :class:`~splatpix.gaussians.Gaussians` model or a GaINeR field) and write
-    the frames to ``output`` (``.gif``, ``.mp4`` or a folder ending in ``/``). Returns a report: ``output, kind,
+    """Simulate ``scene`` on ``model`` (a :class:`~splatpix.model.gaussians.Gaussians` model or a GaINeR field) and
+    write the frames to ``output`` (``.gif``, ``.mp4`` or a folder ending in ``/``). Returns a report: ``output, kind,
     frames, fps, width, height, seconds`` (wall), ``seconds_simulate, seconds_render, frames_per_second,
     frames_per_minute`` (achieved), ``substeps, substeps_per_frame, frame_dt, simulated_seconds, particles,
     static, grid, grid_res, dx, clamped, objects, mass, seed``."""

@@ -1,6 +1,6 @@
-"""Rendering a :class:`~splatpix.gaussians.Gaussians` model to an image.
+"""Rendering a :class:`~splatpix.model.gaussians.Gaussians` model to an image.
 
-``render(g, height, width)`` projects the model onto the output grid (:func:`splatpix.gaussians.project`),
+``render(g, height, width)`` projects the model onto the output grid (:func:`splatpix.model.gaussians.project`),
 inverts the covariances and calls a rasteriser backend:
 
 * ``"reference"`` (:mod:`.reference`): pure PyTorch, any device, the test oracle;

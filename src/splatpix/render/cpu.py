@@ -179,7 +179,7 @@ def _forward(means, conic, colours, y0, y1, offsets, lists, out):
 def _forward_rgb(means, conic, colours, y0, y1, offsets, lists, out):
     """:func:`_forward` for three channels, the common case, in one pass per row: each weight is computed and
     added to the three planes at once instead of being stored and re-read per channel (bit-identical output,
-    ~10 % faster on Kodak models, docs/benchmarks.md)."""
+    faster)."""
     height, width = out.shape[1], out.shape[2]
     n_bands = offsets.shape[0] - 1
     for bnd in prange(n_bands):
@@ -209,7 +209,7 @@ def clamp01_(out):
 
     ``render(..., clamp=True)`` uses it for numba renders that need no gradient: clamping with torch would start
     torch's own OpenMP pool, whose threads keep spinning after the op and slow down the next numba kernel on a
-    2-core machine (measured: a 3.1 ms render took 7.9 ms right after a torch clamp; docs/benchmarks.md)."""
+    2-core machine (a render right after a torch clamp takes more than twice as long)."""
     ch, height, width = out.shape
     for r in prange(ch * height):
         row = out[r // height, r % height]

@@ -24,11 +24,11 @@ def footprint(cov_params: Tensor, param: str, height: int, width: int) -> Tensor
     """Differentiable estimate of the rasteriser's (pixel, Gaussian) pairs per pixel at the native size.
 
     A Gaussian's 3-sigma ellipse has area ``9 pi sqrt(det Sigma)`` pixels; summed over the Gaussians and divided by
-    ``H W`` this is the number of pairs the kernels evaluate per pixel (:func:`splatpix.bench.count_pairs` counts
+    ``H W`` this is the number of pairs the kernels evaluate per pixel (:func:`splatpix.eval.kernel.count_pairs` counts
     them exactly; the estimate ignores clipping at the image border and pixel-centre rounding). With
     ``sqrt(det Sigma) = |l11 l22|`` (Cholesky) or ``|s1 s2|`` (rotation-scale) it is smooth in the parameters;
     each Gaussian counts at least :data:`FOOTPRINT_FLOOR` (no gradient below it).
-    Decoding time is proportional to it at a given N (docs/benchmarks.md), so ``fit`` can penalise it.
+    Decoding time is proportional to it at a given N (docs/results.md), so ``fit`` can penalise it.
     """
     if param == "cholesky":
         root_det = (cov_params[:, 0] * cov_params[:, 2]).abs()

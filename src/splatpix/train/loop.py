@@ -18,25 +18,23 @@ Beyond GaussianImage (all off by default, so the defaults reproduce it exactly),
   two. The image-driven initialisations produce an effective model that is converted to the raw parameters
   (:func:`splatpix.init.raw_from_gaussians`).
 * ``colour_solve_init``: right after initialisation, replace the colours by the damped least-squares solution for
-  the initial geometry (:func:`splatpix.colour_solve.solve_colours`, ``colour_solve_iters`` CG iterations);
+  the initial geometry (:func:`splatpix.train.colour_solve.solve_colours`, ``colour_solve_iters`` CG iterations);
   ``colour_solve_every = k > 0``: also at every step ``k, 2k, ...`` (before that step's render), each time resetting
   the optimiser's state (moments, step count) of the colour tensor, whose old moments describe other colours.
 * ``geo_weight``: loss ``clamped_mse + geo_weight * L_geo`` with the geometry-consistent regulariser
-  :class:`splatpix.losses.GeometryLoss`.
-* ``relocate_every``: error-guided placement (:mod:`splatpix.relocate`).
+  :class:`splatpix.train.geometry.GeometryLoss`.
+* ``footprint_weight``: the decode-time term :func:`splatpix.train.footprint.footprint_penalty`.
+* ``relocate_every``: error-guided placement (:mod:`splatpix.train.relocate`).
 * ``lr_means_scale``, ``lr_cov_scale``, ``lr_colour_scale``: per-parameter learning rates, multiples of ``lr``
   (one optimiser group per raw tensor; all 1 reproduces GaussianImage's single rate exactly). The raw Cholesky
   factors are in pixels and an image-driven initialisation makes them several pixels large, so at ``lr = 1e-2``
-  they move 0.01 px per step while the means move ~0.5 % of the image: with ``lr_cov_scale = 10`` (method
-  ``sga``) kodim01 at N = 5000 reached 26.34 dB in 4000 steps where 1 reached 25.59 dB (both with 5 % relocation;
-  docs/benchmarks.md).
+  they move 0.01 px per step while the means move ~0.5 % of the image; method ``sga`` uses ``lr_cov_scale = 10``
+  (docs/notes/2026-12-02-sga-fit-learning-rates.md).
 * ``lr_means_ref_n = R > 0``: above ``R`` Gaussians the means' rate is further multiplied by ``sqrt(R / N)``, so a
   step stays the same fraction of the Gaussians' mean spacing (``~ N^-1/2`` of the image, whatever its size). With
   a fixed rate, Adam's early steps move the means by several pixels (``lr = 1e-2`` of a 768-px side), more than the
-  spacing at N = 70 000 (2.4 px), and training oscillates: kodim02 at N = 70 000 fell from 37.1 dB at step 250 to
-  33.1 dB at step 1000, and reached 44.4 dB at step 1000 with the means' rate x0.12. Method ``sga`` uses
-  ``R = 1000`` (measured on Kodak at full size, 2000 steps: x0.45 at N = 5000 gave +0.05 / +0.40 dB on kodim01 /
-  kodim03, x0.45 at N = 1000 -0.06 dB on kodim03; docs/benchmarks.md).
+  spacing at N = 70 000 (2.4 px), and training oscillates. Method ``sga`` uses ``R = 1000``
+  (docs/notes/2026-12-02-sga-fit-learning-rates.md).
 
 Initialisation and colour solves are work of the method: their time is part of ``FitResult.seconds`` and of the
 history's ``seconds`` (the clock starts before the initialisation); the step-0 log entry is the initialised (and
@@ -60,7 +58,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..checks import check_image, is_int, is_number
+from ..checks import check_image, is_int, is_number, json_float
 from ..errors import SplatpixError
 from ..init import METHODS as INIT_METHODS
 from ..init import initial_raw, random_raw
@@ -103,14 +101,14 @@ class FitConfig:
     log_ms_ssim: bool = False  # also record MS-SSIM at each logged point (costs one MS-SSIM evaluation each)
     # structure-guided allocation (defaults: off, i.e. GaussianImage)
     init: str = "random"  # "random" | "gradient" | "structure" (splatpix.init)
-    init_scale: float | None = None  # gradient/structure: sigma = init_scale * spacing; None: 1.0 / 0.7 (measured)
+    init_scale: float | None = None  # gradient/structure: sigma = init_scale * spacing; None: the init's default
     superpixel_area: float = 1024.0  # structure: target SLIC superpixel area in pixels
     colour_solve_init: bool = False  # least-squares colours right after initialisation
     colour_solve_every: int = 0  # k > 0: also every k steps (resets the colours' optimiser state); 0 = never
     colour_solve_iters: int = 20  # CG iterations per colour solve
     geo_weight: float = 0.0  # geometry-consistent loss weight (0 = off); L_geo ~ 10-30x the MSE, try ~0.01
     footprint_weight: float = 0.0  # > 0: penalise the pairs per pixel the renderer evaluates (losses.footprint)
-    # error-guided placement (splatpix.relocate): every k steps move the least important Gaussians to high error
+    # error-guided placement (splatpix.train.relocate): every k steps move the least important Gaussians to high error
     relocate_every: int = 0  # 0 = off
     relocate_fraction: float = 0.05  # of N per relocation
     relocate_until: float = 0.5  # fraction of the steps after which no relocation happens
@@ -208,10 +206,10 @@ class FitResult:
         """JSON-serialisable summary (non-finite numbers become ``None``)."""
         h, w = self.gaussians.size
         return {
-            "psnr": _json_float(self.psnr),
-            "psnr_float": _json_float(self.psnr_float),
-            "ms_ssim": _json_float(self.ms_ssim),
-            "seconds": _json_float(self.seconds),
+            "psnr": json_float(self.psnr),
+            "psnr_float": json_float(self.psnr_float),
+            "ms_ssim": json_float(self.ms_ssim),
+            "seconds": json_float(self.seconds),
             "steps": int(self.steps),
             "n_gaussians": int(self.n_gaussians),
             "param": self.gaussians.param,
@@ -219,18 +217,11 @@ class FitResult:
             "size": [h, w],
             "diverged": bool(self.diverged),
             "message": self.message,
-            "init_seconds": _json_float(self.init_seconds),
+            "init_seconds": json_float(self.init_seconds),
             "config": asdict(self.config),
-            "history": [{k: _json_float(v) if isinstance(v, float) else v for k, v in e.items()}
+            "history": [{k: json_float(v) for k, v in e.items()}
                         for e in self.history],
         }
-
-
-def _json_float(x: float | None) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 # --------------------------------------------------------------------------------------------- model

@@ -76,8 +76,8 @@ def relocate(
 
     ``render_out`` is the current render ``(C, H, W)`` of ``raw`` as the loss sees it: clamped to ``[0, 1]`` when
     the loss clamps (as :func:`splatpix.fit` does by default). An unclamped render overshoots in saturated regions
-    (white sky, black shadows) where the clamped loss is zero; its residual there drew Gaussians with colours of up
-    to -1 into them, and at N = 70 000 each relocation then cost 5-11 dB (measured on kodim03, 2026-12-02).
+    (white sky, black shadows) where the clamped loss is zero; its residual there would draw Gaussians with
+    colours far below 0 into them (docs/notes/2026-12-02-relocation-fix.md).
     ``optimizer`` (if given) has the moved rows of every raw tensor's state reset.
     """
     h, w = size

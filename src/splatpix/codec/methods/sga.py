@@ -90,8 +90,9 @@ class SGAConfig:
     """Options of the ``sga`` codec beyond fitting and QAT.
 
     ``subdiv``: grid steps per pixel for positions. ``n_tiers`` (default: the length of ``tier_bits``, else 3),
-    ``tier_k``: covariance tiers from the spacing to the ``tier_k``-th neighbour. ``tier_bits``: a fixed bit depth per tier (e.g. ``(6, 6, 6)``) or ``None`` to
-    choose them RD-aware from ``tier_candidates``. ``cov_context_bits``: the widest ``l11`` context the encoder
+    ``tier_k``: covariance tiers from the spacing to the ``tier_k``-th neighbour. ``tier_bits``: a fixed bit depth
+    per tier (e.g. ``(6, 6, 6)``) or ``None`` to choose them RD-aware from ``tier_candidates``.
+    ``cov_context_bits``: the widest ``l11`` context the encoder
     tries for ``l21``/``l22`` (0 = no context coding; each bit costs decode time: 1 + 2·2^bits chunks per tier).
     """
 
