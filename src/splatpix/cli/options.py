@@ -120,4 +120,6 @@ def codec_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
         if name not in own:
             raise SplatpixError(f"{option(name)} does not apply to --method {method}")
         out[name] = tuple(value) if isinstance(value, list) else value
+    if "tier_bits" in out and "n_tiers" in own:  # --tier-bits B0 B1 ... fixes the number of tiers too
+        out["n_tiers"] = len(out["tier_bits"])
     return {k: v for k, v in out.items() if v is not None}

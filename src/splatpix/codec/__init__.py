@@ -10,3 +10,7 @@
 * Method ``sga``'s parts: :mod:`.positions` (grid positions coded as a set), :mod:`.tiers` (adaptive-bitwidth
   covariance tiers).
 """
+
+from . import methods  # registers the built-in methods (registry)
+
+__all__ = ["methods"]

@@ -1,14 +1,13 @@
 """The registry of ``.spix`` codec methods: the one place that maps a method's name or header id to its code.
 
 A method is a module of :mod:`splatpix.codec.methods` that builds one :class:`CodecMethod` and passes it to
-:func:`register` when imported. The container (:mod:`.bitstream`), :func:`splatpix.codec.api.encode` /
-:func:`~splatpix.codec.api.decode`, the CLI and the RD harness know methods only through :func:`get`,
-:func:`by_id` and :func:`names`; the built-in methods are imported on the first lookup.
+:func:`register` when imported; importing :mod:`splatpix.codec` imports them all. The container (:mod:`.bitstream`),
+:func:`splatpix.codec.api.encode` / :func:`~splatpix.codec.api.decode`, the CLI and the RD harness know methods only
+through :func:`get`, :func:`by_id` and :func:`names`. This module imports no method.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -79,7 +78,6 @@ class CodecMethod:
 
 _BY_NAME: dict[str, CodecMethod] = {}
 _BY_ID: dict[int, CodecMethod] = {}
-_loaded = False
 
 
 def register(method: CodecMethod) -> CodecMethod:
@@ -93,27 +91,17 @@ def register(method: CodecMethod) -> CodecMethod:
     return method
 
 
-def _load_builtin() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        importlib.import_module("splatpix.codec.methods")
-
-
 def names() -> tuple[str, ...]:
     """The registered methods' names, in id order."""
-    _load_builtin()
     return tuple(m.name for _, m in sorted(_BY_ID.items()))
 
 
 def ids() -> frozenset[int]:
-    _load_builtin()
     return frozenset(_BY_ID)
 
 
 def get(name: str) -> CodecMethod:
     """The method called ``name``, or a :class:`SplatpixError` listing the known ones."""
-    _load_builtin()
     if name not in _BY_NAME:
         raise SplatpixError(f"unknown method {name!r}; use one of {', '.join(names())}")
     return _BY_NAME[name]
@@ -121,7 +109,6 @@ def get(name: str) -> CodecMethod:
 
 def by_id(method_id: int, source: str = "<bytes>") -> CodecMethod:
     """The method of a header's id, or a :class:`SplatpixError` saying the file needs a newer splatpix."""
-    _load_builtin()
     if method_id not in _BY_ID:
         raise SplatpixError(f"{source}: .spix method id {method_id} is unknown; it needs a newer splatpix")
     return _BY_ID[method_id]

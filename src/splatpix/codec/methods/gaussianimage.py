@@ -23,7 +23,7 @@ the whole file.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,9 +46,6 @@ from ..symbols import (
     require_sections,
     uncode,
 )
-
-if TYPE_CHECKING:
-    from ..qat import QATConfig
 
 __all__ = ["METHOD", "METHOD_ID", "VQ_CODEBOOK", "GaussianImageState", "pack", "trainable_tensors",
            "unpack_sections"]
@@ -76,7 +73,7 @@ class GaussianImageState:
     :func:`splatpix.codec.qat.quantization_aware_finetune`): ``tensors``, ``aux_loss``, ``refresh``, ``means``,
     ``fake_quantized``, ``encode``."""
 
-    def __init__(self, g: Gaussians, cfg: QATConfig, device: torch.device) -> None:
+    def __init__(self, g: Gaussians, cfg: Any, device: torch.device) -> None:
         self.xy, self.chol, self.colours = trainable_tensors(g, device)
         self.size = g.size
         self.cov_q = LearnedUniformQuantizer(3, cfg.cov_bits).to(device).init_from(self.chol)
@@ -176,7 +173,7 @@ def unpack_sections(header: bs.SpixHeader, sections: dict[int, bytes], source: s
     return q
 
 
-def _prepare(g: Gaussians, image: Tensor, qat_config: QATConfig, options: None) -> Prepared:
+def _prepare(g: Gaussians, image: Tensor, qat_config: Any, options: None) -> Prepared:
     return Prepared(make_state=GaussianImageState)
 
 

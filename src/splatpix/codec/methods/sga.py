@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,9 +54,6 @@ from ..symbols import (
 )
 from ..tiers import assign_tiers, choose_tier_bits, tier_order, tier_thresholds
 from .gaussianimage import trainable_tensors
-
-if TYPE_CHECKING:
-    from ..qat import QATConfig
 
 __all__ = ["METHOD", "METHOD_ID", "SGA_FIT_DEFAULTS", "SGA_VQ_CODEBOOK", "SGAConfig", "SGAQuantized", "SGAState",
            "pack_sga", "plan_tiers", "unpack_sections"]
@@ -89,15 +86,15 @@ MAX_CONTEXT_BITS = 4
 class SGAConfig:
     """Options of the ``sga`` codec beyond fitting and QAT.
 
-    ``subdiv``: grid steps per pixel for positions. ``n_tiers`` (default: the length of ``tier_bits``, else 3),
-    ``tier_k``: covariance tiers from the spacing to the ``tier_k``-th neighbour. ``tier_bits``: a fixed bit depth
+    ``subdiv``: grid steps per pixel for positions. ``n_tiers``, ``tier_k``: covariance tiers from the spacing to
+    the ``tier_k``-th neighbour. ``tier_bits``: a fixed bit depth
     per tier (e.g. ``(6, 6, 6)``) or ``None`` to choose them RD-aware from ``tier_candidates``.
     ``cov_context_bits``: the widest ``l11`` context the encoder
     tries for ``l21``/``l22`` (0 = no context coding; each bit costs decode time: 1 + 2·2^bits chunks per tier).
     """
 
     subdiv: int = 4
-    n_tiers: int | None = None  # None: as many as tier_bits has, else 3
+    n_tiers: int = 3
     tier_k: int = 4
     tier_bits: tuple[int, ...] | None = None
     tier_candidates: tuple[int, ...] = (3, 4, 5, 6, 7, 8)
@@ -107,8 +104,6 @@ class SGAConfig:
         def bad(msg: str) -> SplatpixError:
             return SplatpixError(f"invalid sga config: {msg}")
 
-        if self.n_tiers is None:
-            self.n_tiers = len(self.tier_bits) if isinstance(self.tier_bits, list | tuple) else 3
         if not is_int(self.subdiv) or not 1 <= self.subdiv <= _MAX_SUBDIV:
             raise bad(f"subdiv must be an integer in [1, {_MAX_SUBDIV}], got {self.subdiv!r}")
         if not is_int(self.n_tiers) or not 1 <= self.n_tiers <= _MAX_TIERS:
@@ -116,7 +111,7 @@ class SGAConfig:
         if not is_int(self.tier_k) or not 1 <= self.tier_k <= _MAX_K:
             raise bad(f"tier_k must be an integer in [1, {_MAX_K}], got {self.tier_k!r}")
         if self.tier_bits is not None:
-            tb = tuple(self.tier_bits) if isinstance(self.tier_bits, list | tuple) else ()
+            tb = tuple(self.tier_bits)
             if len(tb) != self.n_tiers or not all(is_int(b) and 1 <= b <= 16 for b in tb):
                 raise bad(f"tier_bits must be {self.n_tiers} integers in [1, 16], got {self.tier_bits!r}")
             self.tier_bits = tuple(int(b) for b in tb)
@@ -224,7 +219,7 @@ class SGAState:
     per-tier learned uniform quantisers of the Cholesky parameters, residual VQ colours. Tiers are re-derived
     from the quantised positions at every logged step and before encoding, as the decoder will."""
 
-    def __init__(self, g: Gaussians, cfg: QATConfig, device: torch.device, sga: SGAConfig,
+    def __init__(self, g: Gaussians, cfg: Any, device: torch.device, sga: SGAConfig,
                  thresholds: list[int], tier_bits: list[int]) -> None:
         self.xy, self.chol, self.colours = trainable_tensors(g, device)
         self.size = g.size
@@ -481,7 +476,7 @@ def config_dict(sga: SGAConfig) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
-def _prepare(g: Gaussians, image: Tensor, qat_config: QATConfig, options: SGAConfig) -> Prepared:
+def _prepare(g: Gaussians, image: Tensor, qat_config: Any, options: SGAConfig) -> Prepared:
     """Plan the covariance tiers of the fitted ``g`` (RD-aware bit depths unless fixed) and build the QAT state."""
     target = image.detach().float()
 
