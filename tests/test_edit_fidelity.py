@@ -86,7 +86,8 @@ def test_benchmark_script_smoke(fitted, tmp_path, monkeypatch):
     splatpix.save_model(g, model)
     splatpix.save_image(img, image)
     out = tmp_path / "out"
-    spec = importlib.util.spec_from_file_location("edit_fidelity_bench", ROOT / "benchmarks" / "edit_fidelity.py")
+    script = ROOT / "benchmarks" / "edit" / "edit_fidelity.py"
+    spec = importlib.util.spec_from_file_location("edit_fidelity_bench", script)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     argv = ["edit_fidelity.py", "--pair", str(model), str(image), "--out", str(out), "--quick", "--limit-ops", "2",

@@ -1,11 +1,11 @@
 """Context coding of the sga colour indices (issue #4, section 4): what each context would save, in real bytes.
 
-    python benchmarks/colour_context.py --images ../shared/datasets/kodak --limit 3 --gaussians 1000 3000 9000 \
-        --steps 500 --qat-steps 100 --out benchmarks/results/colour_context.json
+    python benchmarks/codec/colour_context.py --images ../shared/datasets/kodak --limit 3 --gaussians 1000 3000 9000 \
+        --steps 500 --qat-steps 100 --out benchmarks/codec/results/colour_context.json
 
 Encodes each image once per N with ``--method sga`` and codes the same colour indices (GaussianImage's residual
 VQ: 2 stages of 8 codewords, in the file's position order) in several layouts, each chunk with the codec's own
-chunk coder (:func:`splatpix.codec.spix._code`: the static-histogram ANS payload or fixed length, whichever is
+chunk coder (:func:`splatpix.codec.symbols.code`: the static-histogram ANS payload or fixed length, whichever is
 smaller, plus the 4-byte chunk length), so the sizes include every byte of side information:
 
 * ``plain``: one chunk per stage (the format's layout);
@@ -21,18 +21,21 @@ Lossless, so the PSNR is unchanged and the file-size change is the BD-rate chang
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import sys
+from pathlib import Path
 
 import numpy as np
-from cov_context import encode_args, sga_encodes  # benchmarks/cov_context.py: same images, N and schedule
+from cov_context import encode_args, sga_encodes  # benchmarks/codec/cov_context.py: same images, N and schedule
 
 from splatpix.codec.positions import encode_grid_points
-from splatpix.codec.spix import MODE_ENTROPY, _code
-from splatpix.io import atomic_write
+from splatpix.codec.symbols import MODE_ENTROPY, code
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py
+from common import write_rows  # noqa: E402
 
 
 def _chunks_bytes(parts: list[tuple[np.ndarray, int]]) -> int:
-    return sum(4 + len(_code(np.ascontiguousarray(s, dtype=np.int64), a, MODE_ENTROPY)) for s, a in parts if s.size)
+    return sum(4 + len(code(np.ascontiguousarray(s, dtype=np.int64), a, MODE_ENTROPY)) for s, a in parts if s.size)
 
 
 def layouts(idx: np.ndarray, tiers: np.ndarray, k: int) -> dict[str, int]:
@@ -61,10 +64,7 @@ def main() -> None:
                "index_bytes": sizes}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    out = {"benchmark": "colour_context", "date": datetime.now(UTC).strftime("%Y-%m-%d"), "args": vars(args),
-           "rows": rows}
-    with atomic_write(args.out, "w") as f:
-        json.dump(out, f, indent=1)
+    write_rows(args.out, "colour_context", args, rows)
     names = list(rows[0]["index_bytes"]) if rows else []
     print("| image | N | file bytes | " + " | ".join(f"{m}" for m in names) + " |")
     print("|---|---|---|" + "---|" * len(names))

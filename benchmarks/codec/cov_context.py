@@ -1,7 +1,7 @@
 """Context coding of the sga covariance symbols (l21, l22 in contexts of l11's top bits): bytes and decode time.
 
-    python benchmarks/cov_context.py --images ../shared/datasets/kodak --limit 3 --gaussians 1000 3000 9000 \
-        --steps 500 --qat-steps 100 --out benchmarks/results/cov_context.json
+    python benchmarks/codec/cov_context.py --images ../shared/datasets/kodak --limit 3 --gaussians 1000 3000 9000 \
+        --steps 500 --qat-steps 100 --out benchmarks/codec/results/cov_context.json
 
 Encodes each image once per N with ``--method sga``, then packs the same quantised model with
 ``cov_context_bits`` = 0 (no context coding), 2 (the default) and 4 and records the file bytes and the median
@@ -13,25 +13,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
+import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 from splatpix import FitConfig, load_image
+from splatpix.codec.api import EncodeResult, encode, unpack
+from splatpix.codec.methods.sga import SGA_FIT_DEFAULTS, pack_sga
 from splatpix.codec.qat import QATConfig
-from splatpix.codec.sga import SGA_FIT_DEFAULTS, pack_sga
-from splatpix.codec.spix import EncodeResult, encode, unpack
-from splatpix.io import atomic_write
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py
+from common import KODAK, median_ms, write_rows  # noqa: E402
 
 WIDTHS = (0, 2, 4)
 
 
 def encode_args(description: str | None) -> argparse.ArgumentParser:
-    """The options shared with benchmarks/colour_context.py: which images and N, the schedule, the output."""
+    """The options shared with benchmarks/codec/colour_context.py: which images and N, the schedule, the output."""
     ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", required=True)
+    ap.add_argument("--images", default=str(KODAK), help="folder of PNG images (default: Kodak)")
     ap.add_argument("--limit", type=int, default=3)
     ap.add_argument("--gaussians", type=int, nargs="+", default=[1000, 3000, 9000])
     ap.add_argument("--steps", type=int, default=500)
@@ -60,19 +60,11 @@ def main() -> None:
         row = {"image": path.name, "n_gaussians": n, "psnr": res.report["psnr"]}
         for w in WIDTHS:
             data = pack_sga(res.quantized, cov_context_bits=w)
-            ts = []
-            for _ in range(args.repeats + 1):
-                t0 = time.perf_counter()
-                unpack(data)[0].dequantize()
-                ts.append(time.perf_counter() - t0)
             row[f"bytes_c{w}"] = len(data)
-            row[f"parse_ms_c{w}"] = 1e3 * statistics.median(ts[1:])
+            row[f"parse_ms_c{w}"] = median_ms(lambda data=data: unpack(data)[0].dequantize(), args.repeats)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    out = {"benchmark": "cov_context", "date": datetime.now(UTC).strftime("%Y-%m-%d"), "args": vars(args),
-           "rows": rows}
-    with atomic_write(args.out, "w") as f:
-        json.dump(out, f, indent=1)
+    write_rows(args.out, "cov_context", args, rows)
     print("| image | N | bytes (no context) | bytes (2 bits) | saving | parse ms | bytes (4 bits) | saving | ms |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:

@@ -1,8 +1,8 @@
 """Decode time of several ``.spix`` files measured round-robin (file A, B, C, A, B, C, ...), so that a change in the
 machine's speed during the run hits every file alike; use it to compare codecs at equal N.
 
-    python benchmarks/decode_compare.py /tmp/gik/*.spix /tmp/spk/*.spix --image ../shared/datasets/kodak/kodim23.png \
-        --repeats 41 --out benchmarks/results/decode_compare.json
+    python benchmarks/codec/decode_compare.py /tmp/gik/*.spix /tmp/spk/*.spix \
+        --image ../shared/datasets/kodak/kodim23.png --repeats 41 --out benchmarks/codec/results/decode_compare.json
 
 Per file: the median over the rounds of decode in memory (bytes -> parse, entropy-decode, dequantise -> render,
 clamped), of parse + dequantise alone and of render alone (the render includes projection and the clamp), the
@@ -16,19 +16,20 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numba
 import torch
 
-from splatpix.bench import count_pairs
-from splatpix.codec.spix import unpack
-from splatpix.gaussians import conic_from_covariance, project
-from splatpix.io import atomic_write, load_image
+from splatpix.codec.api import unpack
+from splatpix.io import load_image
 from splatpix.metrics import psnr
 from splatpix.render import render
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py
+from common import count_model_pairs, today, write_json  # noqa: E402
 
 
 def _timed(fn) -> float:
@@ -68,20 +69,17 @@ def main() -> None:
         g = models[f]
         h, w = g.size
         with torch.no_grad():
-            means_px, cov_px = project(g, h, w)
-            conic = conic_from_covariance(cov_px)[0]
             out = render(g, clamp=True)
-        pairs = count_pairs(means_px.float().contiguous(), conic.float().contiguous(), h, w)
+        pairs = count_model_pairs(g)
         row = {"file": Path(f).name, "n_gaussians": g.n, "bytes": len(blob), "bpp": 8 * len(blob) / (h * w),
                "psnr": psnr(out, img) if img is not None else None, "pairs_per_pixel": pairs / (h * w),
                **{f"{k}_ms": 1e3 * statistics.median(v) for k, v in times[f].items()}}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    data = {"benchmark": "decode_compare", "date": datetime.now(UTC).strftime("%Y-%m-%d"), "repeats": args.repeats,
+    data = {"benchmark": "decode_compare", "date": today(), "repeats": args.repeats,
             "torch_threads": torch.get_num_threads(), "numba_threads": numba.get_num_threads(),
             "machine": f"{platform.machine()}, {torch.get_num_threads()} threads", "rows": rows}
-    with atomic_write(args.out, "w") as fh:
-        json.dump(data, fh, indent=1)
+    write_json(args.out, data)
 
 
 if __name__ == "__main__":

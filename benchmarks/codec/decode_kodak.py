@@ -3,8 +3,8 @@ PNG), in memory (bytes -> image tensor) and render-only, per rate point; and Pil
 of the same image at a similar rate. ``--method sga`` times the structure-guided codec instead (its decoder also
 decodes the grid positions and derives the covariance tiers).
 
-    python benchmarks/decode_kodak.py --image ../shared/datasets/kodak/kodim23.png --steps 2000 --qat-steps 500 \
-        --out benchmarks/results/decode_kodak.json
+    python benchmarks/codec/decode_kodak.py --image ../shared/datasets/kodak/kodim23.png --steps 2000 --qat-steps 500 \
+        --out benchmarks/codec/results/decode_kodak.json
 
 ``--keep DIR --encode-only`` encodes into DIR (on a busy machine), and ``--keep DIR --reuse`` later times those
 files alone. Encodes the image once per N (decode speed depends on N and the Gaussians' sizes, not much on the training
@@ -18,45 +18,32 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import statistics
+import sys
 import tempfile
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 from PIL import Image
 
-from splatpix.bench import count_pairs
-from splatpix.codec.qat import QATConfig
-from splatpix.codec.sga import SGA_FIT_DEFAULTS
-from splatpix.codec.spix import METHODS, encode, unpack
+from splatpix.codec import registry
+from splatpix.codec.api import encode, unpack
 from splatpix.eval.baselines import encode_at_bpp
-from splatpix.fit import FitConfig
-from splatpix.gaussians import conic_from_covariance, project
-from splatpix.io import atomic_write, load_image, save_image
+from splatpix.io import load_image, save_image
 from splatpix.metrics import psnr
 from splatpix.render import render
 
-
-def _median_ms(fn, repeats: int) -> float:
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(ts)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py
+from common import KODAK, count_model_pairs, median_ms, rd_configs, today, write_json  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--image", default="../shared/datasets/kodak/kodim23.png")
+    ap.add_argument("--image", default=str(KODAK / "kodim23.png"))
     ap.add_argument("--gaussians", type=int, nargs="+", default=[800, 1000, 3000, 5000, 7000, 9000])
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--qat-steps", type=int, default=500)
     ap.add_argument("--repeats", type=int, default=20)
-    ap.add_argument("--method", choices=METHODS, default="gaussianimage")
+    ap.add_argument("--method", choices=registry.names(), default="gaussianimage")
     ap.add_argument("--keep", help="also copy each encoded .spix file into this folder (e.g. to time other decoders)")
     ap.add_argument("--reuse", action="store_true", help="time the files already in --keep instead of encoding")
     ap.add_argument("--encode-only", action="store_true", help="encode into --keep, time nothing (a busy machine)")
@@ -75,11 +62,8 @@ def main() -> None:
                     dec = render(unpack(blob)[0].dequantize(), clamp=True)
                 report = {"bpp": 8 * len(blob) / (img.shape[1] * img.shape[2]), "psnr": psnr(dec, img)}
             else:
-                method_fit = SGA_FIT_DEFAULTS if args.method == "sga" else {}
-                res = encode(img, n, method=args.method,
-                             fit_config=FitConfig(steps=args.steps, optimizer="adam", lr=1e-2,
-                                                  lr_decay_every=max(1, args.steps // 2), **method_fit),
-                             qat_config=QATConfig(steps=args.qat_steps, optimizer="adam", lr=1e-3), progress=False)
+                fc, qc = rd_configs(args.method, steps=args.steps, qat_steps=args.qat_steps)
+                res = encode(img, n, method=args.method, fit_config=fc, qat_config=qc, progress=False)
                 blob, report = res.data, res.report
                 if kept is not None:
                     kept.parent.mkdir(parents=True, exist_ok=True)
@@ -110,31 +94,28 @@ def main() -> None:
                 with torch.no_grad():
                     render(g, clamp=True)
 
-            means_px, cov_px = project(g, *g.size)
-            pairs = count_pairs(means_px.detach().float().contiguous(),
-                                conic_from_covariance(cov_px)[0].detach().float().contiguous(), *g.size)
+            pairs = count_model_pairs(g)
             webp = encode_at_bpp("webp", img, report["bpp"])
 
             def webp_decode(data=webp.bytes):
                 Image.open(io.BytesIO(data)).convert("RGB").load()
 
             row = {"n_gaussians": n, "bpp": report["bpp"], "psnr": report["psnr"],
-                   "end_to_end_ms": _median_ms(end_to_end, args.repeats),
-                   "decode_in_memory_ms": _median_ms(in_memory, args.repeats),
-                   "unpack_dequantise_ms": _median_ms(unpack_only, args.repeats),
-                   "render_only_ms": _median_ms(render_only, args.repeats),
+                   "end_to_end_ms": median_ms(end_to_end, args.repeats),
+                   "decode_in_memory_ms": median_ms(in_memory, args.repeats),
+                   "unpack_dequantise_ms": median_ms(unpack_only, args.repeats),
+                   "render_only_ms": median_ms(render_only, args.repeats),
                    "pairs": pairs, "pairs_per_pixel": pairs / (g.size[0] * g.size[1]),
                    "webp_bpp": webp.bpp, "webp_psnr": webp.psnr,
-                   "webp_decode_ms": _median_ms(webp_decode, args.repeats)}
+                   "webp_decode_ms": median_ms(webp_decode, args.repeats)}
             rows.append(row)
             print(json.dumps(row), flush=True)
     if args.encode_only:
         return
     data = {"benchmark": "decode", "method": args.method, "image": Path(args.image).name,
-            "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+            "date": today(),
             "torch_threads": torch.get_num_threads(), "steps": args.steps, "qat_steps": args.qat_steps, "rows": rows}
-    with atomic_write(args.out, "w") as f:
-        json.dump(data, f, indent=1)
+    write_json(args.out, data)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """Footprint-aware fit of the ``sga`` codec: bpp, PSNR and the rasteriser's pairs per pixel against the footprint
 weight (``FitConfig.footprint_weight`` = ``QATConfig.footprint_weight``), at the RD schedule.
 
-    python benchmarks/footprint.py --images ../shared/datasets/kodak --limit 3 --gaussians 1000 9000 \
-        --weights 0 0.02 0.05 --out benchmarks/results/footprint.json
+    python benchmarks/codec/footprint.py --images ../shared/datasets/kodak --limit 3 --gaussians 1000 9000 \
+        --weights 0 0.02 0.05 --out benchmarks/codec/results/footprint.json
 
-Decode time at a given N is proportional to the pairs per pixel (docs/benchmarks.md, "Decode time"); the file is
+Decode time at a given N is proportional to the pairs per pixel (docs/results.md, "Codec: decode speed"); the file is
 the codec's real output, PSNR on the 8-bit decoded image, bpp from its bytes. Rows already in ``--out`` are kept
 and skipped.
 """
@@ -12,33 +12,28 @@ and skipped.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 
-from splatpix.bench import append_row, count_pairs, load_rows
-from splatpix.codec.qat import QATConfig
-from splatpix.codec.sga import SGA_FIT_DEFAULTS
-from splatpix.codec.spix import encode, unpack
+from splatpix.codec.api import encode, unpack
 from splatpix.eval.harness import list_images
-from splatpix.fit import FitConfig
-from splatpix.gaussians import conic_from_covariance, project
 from splatpix.io import load_image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py
+from common import KODAK, append_row, count_model_pairs, load_rows, rd_configs, today  # noqa: E402
 
 
 def pairs_per_pixel(blob: bytes) -> float:
     g = unpack(blob)[0].dequantize()
-    with torch.no_grad():
-        means_px, cov_px = project(g, *g.size)
-        conic = conic_from_covariance(cov_px)[0]
-    return count_pairs(means_px.float().contiguous(), conic.float().contiguous(), *g.size) / (g.size[0] * g.size[1])
+    return count_model_pairs(g) / (g.size[0] * g.size[1])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", default="../shared/datasets/kodak")
+    ap.add_argument("--images", default=str(KODAK))
     ap.add_argument("--limit", type=int, default=3)
     ap.add_argument("--names", nargs="*", help="only these image files (e.g. kodim23.png)")
     ap.add_argument("--gaussians", type=int, nargs="+", default=[1000, 9000])
@@ -63,19 +58,16 @@ def main() -> None:
                 qw = w if args.qat_weight is None else args.qat_weight
                 if (path.name, n, w, qw) in done:
                     continue
-                fit_kw = {**SGA_FIT_DEFAULTS, "footprint_weight": w}
+                fc, qc = rd_configs("sga", steps=args.steps, qat_steps=args.qat_steps, footprint_weight=w,
+                                    qat_footprint_weight=qw)
                 t0 = time.perf_counter()
-                res = encode(img, n, method="sga",
-                             fit_config=FitConfig(steps=args.steps, optimizer="adam", lr=1e-2,
-                                                  lr_decay_every=max(1, args.steps // 2), **fit_kw),
-                             qat_config=QATConfig(steps=args.qat_steps, optimizer="adam", lr=1e-3,
-                                                  footprint_weight=qw), progress=False)
+                res = encode(img, n, method="sga", fit_config=fc, qat_config=qc, progress=False)
                 row = {"image": path.name, "n_gaussians": n, "footprint_weight": w, "qat_footprint_weight": qw,
                        "bpp": res.report["bpp"],
                        "psnr": res.report["psnr"], "ms_ssim": res.report["ms_ssim"],
                        "pairs_per_pixel": pairs_per_pixel(res.data), "psnr_fit": res.report["psnr_fit"],
                        "seconds": time.perf_counter() - t0, "steps": args.steps, "qat_steps": args.qat_steps,
-                       "torch_threads": torch.get_num_threads(), "date": datetime.now(UTC).strftime("%Y-%m-%d")}
+                       "torch_threads": torch.get_num_threads(), "date": today()}
                 append_row(out, data, row)
 
 

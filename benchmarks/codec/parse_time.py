@@ -1,6 +1,6 @@
 """Parse + dequantise time of .spix files (bytes -> Gaussians, no render): median of ``--repeats`` after a warm-up.
 
-    python benchmarks/parse_time.py FILE.spix [...] --out benchmarks/results/parse_time.json
+    python benchmarks/codec/parse_time.py FILE.spix [...] --out benchmarks/codec/results/parse_time.json
 
 Used to time two versions of the decoder on identical files: run it once per checkout with
 ``PYTHONPATH=<checkout>/src`` (``--label`` names the version in the output).
@@ -9,17 +9,17 @@ Used to time two versions of the decoder on identical files: run it once per che
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from datetime import UTC, datetime
+import sys
 from pathlib import Path
 
 import numba
 import torch
 
 import splatpix
-from splatpix.bench import append_row, load_rows
-from splatpix.codec.spix import unpack
+from splatpix.codec.api import unpack
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py
+from common import append_row, load_rows, median_ms, today  # noqa: E402
 
 
 def main() -> None:
@@ -33,15 +33,10 @@ def main() -> None:
     data = load_rows(out, "parse_time")
     for f in args.files:
         blob = Path(f).read_bytes()
-        unpack(blob)[0].dequantize()
-        ts = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            unpack(blob)[0].dequantize()
-            ts.append(time.perf_counter() - t0)
+        ms = median_ms(lambda blob=blob: unpack(blob)[0].dequantize(), args.repeats)
         row = {"file": Path(f).name, "label": args.label, "splatpix": str(Path(splatpix.__file__).parent),
-               "parse_dequantise_ms": 1e3 * statistics.median(ts), "numba_threads": numba.get_num_threads(),
-               "torch_threads": torch.get_num_threads(), "date": datetime.now(UTC).strftime("%Y-%m-%d")}
+               "parse_dequantise_ms": ms, "numba_threads": numba.get_num_threads(),
+               "torch_threads": torch.get_num_threads(), "date": today()}
         append_row(out, data, row)
 
 

@@ -1,16 +1,17 @@
 """Tables, BD-rates and the RD plot from the harness output in benchmarks/rd/kodak/ (and the ablation runs in
 benchmarks/rd/kodak-ablation/).
 
-    python benchmarks/summarise_rd.py [--published ../shared/reference/rd/kodak]
+    python benchmarks/codec/summarise_rd.py [--published ../shared/reference/rd/kodak]
 
-Prints markdown for docs/benchmarks.md and writes docs/img/rd_kodak.png, docs/img/rd_kodak_ablation.png,
-benchmarks/rd/kodak/bdrate.json and benchmarks/rd/kodak-ablation/bdrate.json.
+Prints the markdown tables of docs/results.md (codec sections) and writes docs/img/rd_kodak.png,
+docs/img/rd_kodak_ablation.png, benchmarks/rd/kodak/bdrate.json and benchmarks/rd/kodak-ablation/bdrate.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from splatpix.eval.bdrate import bd_psnr, bd_rate
@@ -18,9 +19,11 @@ from splatpix.eval.plots import plot_rd
 from splatpix.eval.rd import load_curve, load_published
 from splatpix.io import atomic_write_bytes
 
-ROOT = Path(__file__).resolve().parent
-RD = ROOT / "rd" / "kodak"
-ABLATION = ROOT / "rd" / "kodak-ablation"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py
+from common import BENCHMARKS, DOCS_IMG, SHARED  # noqa: E402
+
+RD = BENCHMARKS / "rd" / "kodak"  # where splatpix eval rd --out benchmarks/rd/kodak writes
+ABLATION = BENCHMARKS / "rd" / "kodak-ablation"
 # sga-prev: method sga with the fitting defaults before per-parameter learning rates and relocation (2026-11-22)
 # sga-means1: sga before the means' rate followed their spacing (lr_means_ref_n; 2026-12-02, first session)
 # sga-reloc-unclamped: sga-noreloc plus relocation whose error map used the unclamped render (the bug fixed in
@@ -99,14 +102,14 @@ def ablation() -> None:
             out.setdefault("steps", {})[f"{a}->{b}"] = row
             print(f"| {what} | {a} | {b} | {fmt(row)} |")
     atomic_write_bytes(ABLATION / "bdrate.json", (json.dumps(out, indent=1) + "\n").encode())
-    png = ROOT.parent / "docs" / "img" / "rd_kodak_ablation.png"
+    png = DOCS_IMG / "rd_kodak_ablation.png"
     plot_rd(curves, png, metric="psnr", title="Ablation, Kodak kodim01-03 (1000 + 500 steps)")
     print(f"\nwrote {png}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--published", default=str(ROOT.parent.parent / "shared" / "reference" / "rd" / "kodak"))
+    ap.add_argument("--published", default=str(SHARED / "reference" / "rd" / "kodak"))
     args = ap.parse_args()
     curves = {m: load_curve(RD / f"{m}.json") for m in METHODS if (RD / f"{m}.json").exists()}
     for name, c in curves.items():
@@ -140,7 +143,7 @@ def main() -> None:
         for name, c in load_published(pub).items():
             if name.lower().startswith(("jpeg", "webp", "bpg", "vtm", "coin", "av1")):
                 plot.setdefault(f"{name} (published)", c)
-    out = ROOT.parent / "docs" / "img" / "rd_kodak.png"
+    out = DOCS_IMG / "rd_kodak.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     plot_rd(plot, out, metric="psnr", title="Kodak (our runs: 3-image subset; published: 24 images)")
     print(f"\nwrote {out}\n")

@@ -1,8 +1,8 @@
 """Edit-fidelity benchmark: edited renders vs the image warped by the same deformation (``splatpix.eval.edit_fidelity``
 for the definition), with and without covariance transformation, for already-fitted models of either kind.
 
-    python benchmarks/edit_fidelity.py --pair gi.safetensors img.png --pair gainer.safetensors img.png \\
-        --out benchmarks/results/edit_fidelity
+    python benchmarks/edit/edit_fidelity.py --pair gi.safetensors img.png --pair gainer.safetensors img.png \\
+        --out benchmarks/edit/results/edit_fidelity
 
 Writes ``edit_fidelity.json`` (every row), ``edit_fidelity.md`` (one table per model) and ``examples/*.png``
 (ground truth | covariance transformed | means only, for the strongest setting of each op) into ``--out``.
@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from splatpix.cli_edit import load_any_model
+from splatpix.cli.edit import load_any_model
 from splatpix.edit import model_kind, parse_region
 from splatpix.eval.edit_fidelity import QUICK_SUITE, SUITE, run_suite
 from splatpix.io import load_image, save_image

@@ -1,16 +1,15 @@
 """Fitting benchmark on Kodak: PSNR / MS-SSIM against steps and wall-clock time, plus render-only time.
 
-Usage (the runs recorded in docs/benchmarks.md):
+Usage (the full command lines of the runs in docs/results.md are there, and in each results file's ``command``):
 
-    python benchmarks/fit_kodak.py --kodak ../shared/datasets/kodak --images kodim01 kodim05 kodim23 \
-        --gaussians 70000 --steps 3000 --out benchmarks/results/fit_kodak_70k.json
-    python benchmarks/fit_kodak.py --kodak ../shared/datasets/kodak --images kodim01 kodim05 kodim23 \
-        --gaussians 800 1000 3000 5000 7000 9000 --steps 2000 --out benchmarks/results/fit_kodak_rate_points.json
-    # CONVERGENCE_FIT (= method sga's fit, relocation included) at N = 70 000:
-    python benchmarks/fit_kodak.py --images kodim01 kodim02 kodim03 kodim23 --gaussians 70000 --steps 3000 \
+    python benchmarks/fit/fit_kodak.py --kodak ../shared/datasets/kodak --images kodim05 kodim23 \
+        --gaussians 70000 --steps 3000 --optimizer adam --lr 0.01 --lr-decay-every 1000 \
+        --out benchmarks/fit/results/fit_kodak_70k.json
+    # method sga's fit (splatpix.codec.methods.sga.SGA_FIT_DEFAULTS, relocation included) at N = 70 000:
+    python benchmarks/fit/fit_kodak.py --images kodim01 kodim02 kodim03 kodim23 --gaussians 70000 --steps 3000 \
         --optimizer adam --lr 0.01 --lr-decay-every 1000 --init structure --colour-solve-init \
         --lr-cov-scale 10 --relocate-every 250 --relocate-fraction 0.05 --lr-means-ref-n 1000 \
-        --out benchmarks/results/fit_kodak_70k_sga3.json
+        --out benchmarks/fit/results/fit_kodak_70k_sga3.json
 
 Results are written after every run (so a long benchmark can be inspected while it goes on, and an
 interrupted one keeps its finished runs; finished (image, N) pairs are skipped on restart).
@@ -19,29 +18,20 @@ interrupted one keeps its finished runs; finished (image, N) pairs are skipped o
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import statistics
-import time
-from datetime import UTC, datetime
+import sys
 from pathlib import Path
 
 import torch
 
 from splatpix import FitConfig, fit, load_image, render
-from splatpix.io import atomic_write
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py
+from common import KODAK, load_runs, machine, median_ms, today, write_json  # noqa: E402
 
 
 def render_time_ms(g, repeats: int = 20) -> float:
     with torch.no_grad():
-        render(g, clamp=True)
-        ts = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            render(g, clamp=True)
-            ts.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(ts)
+        return median_ms(lambda: render(g, clamp=True), repeats)
 
 
 def _option(name: str, value: object) -> str:
@@ -54,7 +44,7 @@ def _option(name: str, value: object) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--kodak", default="../shared/datasets/kodak")
+    ap.add_argument("--kodak", default=str(KODAK))
     ap.add_argument("--images", nargs="+", default=["kodim01", "kodim05", "kodim23"])
     ap.add_argument("--gaussians", type=int, nargs="+", default=[70_000])
     ap.add_argument("--steps", type=int, default=3000)
@@ -73,13 +63,8 @@ def main() -> None:
     args = ap.parse_args()
 
     out = Path(args.out)
-    data = json.loads(out.read_text()) if out.exists() else {"runs": []}
-    data.update({
-        "benchmark": "fit_kodak",
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__},
-        "command": "python benchmarks/fit_kodak.py " + " ".join(
-            filter(None, (_option(k, v) for k, v in vars(args).items()))),
-    })
+    data = load_runs(out, "fit_kodak", machine=machine(), command="python benchmarks/fit/fit_kodak.py " + " ".join(
+        filter(None, (_option(k, v) for k, v in vars(args).items()))))
     done = {(r["image"], r["n_gaussians"]) for r in data["runs"]}
     for n in args.gaussians:
         for name in args.images:
@@ -104,13 +89,11 @@ def main() -> None:
                    "init_seconds": rep["init_seconds"],
                    "history": rep["history"],
                    "render_ms": render_time_ms(res.gaussians),
-                   "date": datetime.now(UTC).strftime("%Y-%m-%d")}
+                   "date": today()}
             data["runs"].append(run)
             print(f"{name} N={n}: {run['psnr']:.2f} dB, MS-SSIM {run['ms_ssim']:.4f}, {run['seconds']:.0f} s, "
                   f"render {run['render_ms']:.1f} ms", flush=True)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_write(out, "w") as f:
-                json.dump(data, f, indent=1)
+            write_json(out, data)
 
 
 if __name__ == "__main__":

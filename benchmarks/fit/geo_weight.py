@@ -1,10 +1,10 @@
 """Ablation of the geometry-consistent loss weight (issue #4, §2): representation quality against ``geo_weight``.
 
-    python benchmarks/geo_weight.py --images ../shared/datasets/kodak --limit 3 --n 5000 --steps 1000 \
-        --weights 0 0.003 0.01 0.03 0.1 --out benchmarks/results/geo_weight.json
+    python benchmarks/fit/geo_weight.py --images ../shared/datasets/kodak --limit 3 --n 5000 --steps 1000 \
+        --weights 0 0.003 0.01 0.03 0.1 --out benchmarks/fit/results/geo_weight.json
 
 Each run: structure-guided initialisation + colour solve, Adam lr 1e-2 halved every ``--lr-decay-every`` steps,
-the loss ``MSE + geo_weight * L_geo`` (splatpix.losses), the same seed for every weight. Records PSNR (8-bit),
+the loss ``MSE + geo_weight * L_geo`` (splatpix.train.geometry), the same seed for every weight. Records PSNR (8-bit),
 MS-SSIM and the fit time; the JSON is rewritten after every run and finished runs are skipped on restart.
 """
 
@@ -13,16 +13,18 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-from datetime import UTC, datetime
+import sys
 from pathlib import Path
 
 from splatpix import FitConfig, fit, load_image
-from splatpix.io import atomic_write
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py
+from common import KODAK, load_runs, today, write_json  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", required=True)
+    ap.add_argument("--images", default=str(KODAK), help="folder of PNG images (default: Kodak)")
     ap.add_argument("--limit", type=int, default=3)
     ap.add_argument("--n", type=int, default=5000)
     ap.add_argument("--steps", type=int, default=1000)
@@ -32,8 +34,7 @@ def main() -> None:
     args = ap.parse_args()
     paths = sorted(Path(args.images).glob("*.png"))[: args.limit]
     out = Path(args.out)
-    data = json.loads(out.read_text()) if out.exists() else {"runs": []}
-    data.update({"benchmark": "geo_weight", "machine": platform.platform(), "args": vars(args)})
+    data = load_runs(out, "geo_weight", machine=platform.platform(), args=vars(args))
     done = {(r["image"], r["geo_weight"]) for r in data["runs"]}
     for path in paths:
         img = load_image(path)
@@ -45,12 +46,10 @@ def main() -> None:
                             geo_weight=w, log_every=args.steps)
             res = fit(img, cfg, progress=False)
             run = {"image": path.name, "geo_weight": w, "psnr": res.psnr, "ms_ssim": res.ms_ssim,
-                   "seconds": res.seconds, "date": datetime.now(UTC).strftime("%Y-%m-%d")}
+                   "seconds": res.seconds, "date": today()}
             data["runs"].append(run)
             print(json.dumps(run), flush=True)
-            with atomic_write(out, "w") as f:
-                json.dump(data, f, indent=1)
-                f.write("\n")
+            write_json(out, data)
     print("| geo_weight | " + " | ".join(p.name for p in paths) + " | mean PSNR | mean MS-SSIM |")
     print("|---|" + "---|" * (len(paths) + 2))
     for w in args.weights:

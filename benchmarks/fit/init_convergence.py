@@ -8,9 +8,10 @@ Variants (``--variants``, default all):
 * ``structure``, ``structure+solve``: structure-guided allocation (SLIC, 6:2:1 budgets);
 * ``gaussianimage``: GaussianImage's own schedule, whatever the command line says: random initialisation,
   Adan at lr 1e-3 halved every 20k steps, 50k steps (``--gi-steps``) -- the baseline "at its full step budget";
-* ``sga``: the structure-guided fit as run for benchmarks/results/fast_convergence.json (2026-12-02): structure
+* ``sga``: the structure-guided fit as run for benchmarks/fit/results/fast_convergence.json (2026-12-02): structure
   initialisation, colour solve, covariance learning rate x10 and error-guided placement (5 % every 250 steps),
-  one means' rate (today's :data:`splatpix.codec.sga.CONVERGENCE_FIT` also scales that above 1000 Gaussians);
+  one means' rate (today's :data:`splatpix.codec.methods.sga.SGA_FIT_DEFAULTS` also scales that above 1000
+  Gaussians);
 * ``structure+solve+geo``: the latter plus the geometry-consistent loss (``--geo-weight``, default 0.01; on
   partly fitted Kodak crops ``L_geo`` is 10-30 times the MSE, so 0.01 makes it a 10-30 % term).
 
@@ -19,8 +20,8 @@ step-0 PSNR (the initialised, possibly colour-solved model), the initialisation 
 ``{step, seconds, psnr}`` (seconds include the initialisation and the colour solves) and the final PSNR.
 The JSON is rewritten after every run; finished (image, N, variant) triples are skipped on restart.
 
-    python benchmarks/init_convergence.py --images ../shared/datasets/kodak --limit 24 --n 10000 70000 \
-        --steps 3000 --out benchmarks/results/init_convergence.json
+    python benchmarks/fit/init_convergence.py --images ../shared/datasets/kodak --limit 24 --n 10000 70000 \
+        --steps 3000 --out benchmarks/fit/results/init_convergence.json
 
 ``--crop WxH`` fits a centre crop instead of the whole image (for smoke runs).
 """
@@ -28,16 +29,15 @@ The JSON is rewritten after every run; finished (image, N, variant) triples are 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-from datetime import UTC, datetime
+import sys
 from pathlib import Path
 
 import torch
 
 from splatpix import FitConfig, fit, load_image
-from splatpix.io import atomic_write
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py
+from common import KODAK, centre_crop, load_runs, machine, parse_size, today, write_json  # noqa: E402
 
 VARIANTS = {
     "random": dict(init="random"),
@@ -55,19 +55,17 @@ VARIANTS = {
 SCHEDULES = {"gaussianimage": dict(optimizer="adan", lr=1e-3, lr_decay_every=20_000)}
 
 
-def centre_crop(img: torch.Tensor, crop: str | None) -> torch.Tensor:
-    """Centre crop ``WxH`` (no-op when ``crop`` is None or larger than the image)."""
-    if not crop:
+def crop(img: torch.Tensor, size: str | None) -> torch.Tensor:
+    """Centre crop ``WxH`` (no-op when ``size`` is None or larger than the image)."""
+    if not size:
         return img
-    w, h = (int(t) for t in crop.lower().split("x"))
-    _, hh, ww = img.shape
-    y0, x0 = max(0, (hh - h) // 2), max(0, (ww - w) // 2)
-    return img[:, y0:y0 + h, x0:x0 + w].contiguous()
+    w, h = parse_size(size)
+    return centre_crop(img, h, w)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", required=True, help="folder of PNG images")
+    ap.add_argument("--images", default=str(KODAK), help="folder of PNG images (default: Kodak)")
     ap.add_argument("--limit", type=int, help="use only the first K images (sorted by name)")
     ap.add_argument("--n", type=int, nargs="+", default=[10_000], help="numbers of Gaussians")
     ap.add_argument("--steps", type=int, default=3000)
@@ -91,20 +89,15 @@ def main() -> None:
     if not paths:
         raise SystemExit(f"no PNG images in {args.images}")
     out = Path(args.out)
-    data = json.loads(out.read_text()) if out.exists() else {"runs": []}
-    data.update({
-        "benchmark": "init_convergence",
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__},
-        "args": vars(args),
-    })
+    data = load_runs(out, "init_convergence", machine=machine(), args=vars(args))
     done = {(r["image"], r["n_gaussians"], r["variant"]) for r in data["runs"]}
     # warm-up: numba's cached kernels, skimage/scipy imports, so the first timed run is not penalised
-    warm = centre_crop(load_image(paths[0]), "48x32")
+    warm = crop(load_image(paths[0]), "48x32")
     for name in args.variants:
         opts = {k: (args.geo_weight if k == "geo_weight" else v) for k, v in VARIANTS[name].items()}
         fit(warm, FitConfig(n_gaussians=50, steps=2, **opts), progress=False)
     for path in paths:
-        img = centre_crop(load_image(path), args.crop)
+        img = crop(load_image(path), args.crop)
         for n in args.n:
             for name in args.variants:
                 if (path.name, n, name) in done:
@@ -123,14 +116,12 @@ def main() -> None:
                        "psnr_step0": rep["history"][0]["psnr"], "init_seconds": rep["init_seconds"],
                        "psnr": rep["psnr"], "ms_ssim": rep["ms_ssim"], "seconds": rep["seconds"],
                        "steps": rep["steps"], "diverged": rep["diverged"], "history": rep["history"],
-                       "config": rep["config"], "date": datetime.now(UTC).strftime("%Y-%m-%d")}
+                       "config": rep["config"], "date": today()}
                 data["runs"].append(run)
                 print(f"{path.name} N={n} {name:>20}: step0 {run['psnr_step0']:.2f} dB "
                       f"(init {run['init_seconds']:.2f} s) -> {run['psnr']:.2f} dB in {run['seconds']:.1f} s",
                       flush=True)
-                with atomic_write(out, "w") as f:
-                    json.dump(data, f, indent=1, allow_nan=False)
-                    f.write("\n")
+                write_json(out, data, allow_nan=False)
 
 
 if __name__ == "__main__":

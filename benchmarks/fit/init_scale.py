@@ -3,36 +3,33 @@
 For each Kodak centre crop, each N, each initialisation (structure with per-cell or per-region spacing, gradient)
 and each scale, the step-0 PSNR (8-bit) of the initialised model, before and after the least-squares colour solve.
 
-    python benchmarks/init_scale.py --images ../shared/datasets/kodak --limit 4 --out benchmarks/results/init_scale.json
+    python benchmarks/fit/init_scale.py --images ../shared/datasets/kodak --limit 4 \
+        --out benchmarks/fit/results/init_scale.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
-import torch
-
-from splatpix.colour_solve import solve_colours
-from splatpix.gaussians import Gaussians
 from splatpix.init.gradient import gradient_init
 from splatpix.init.structure import structure_init
 from splatpix.io import load_image
 from splatpix.metrics import psnr
+from splatpix.model.gaussians import Gaussians
 from splatpix.render import render
+from splatpix.train.colour_solve import solve_colours
 
-
-def centre_crop(img: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    _, hh, ww = img.shape
-    y0, x0 = max(0, (hh - h) // 2), max(0, (ww - w) // 2)
-    return img[:, y0:y0 + h, x0:x0 + w].contiguous()
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py
+from common import KODAK, centre_crop, parse_size  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", required=True, help="folder of PNG images")
+    ap.add_argument("--images", default=str(KODAK), help="folder of PNG images (default: Kodak)")
     ap.add_argument("--limit", type=int, default=4)
     ap.add_argument("--names", nargs="*", help="image file names to use instead of the first --limit")
     ap.add_argument("--crop", default="192x128", help="centre crop WxH (default %(default)s)")
@@ -41,7 +38,7 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=20, help="colour-solve CG iterations")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    cw, ch = (int(t) for t in args.crop.lower().split("x"))
+    cw, ch = parse_size(args.crop)
     paths = sorted(Path(args.images).glob("*.png"))
     paths = [p for p in paths if p.name in args.names] if args.names else paths[: args.limit]
     rows = []

@@ -1,11 +1,11 @@
 """Optimiser schedules after the structure-guided initialisation (issue #4, §5): PSNR after a fixed step budget.
 
-    python benchmarks/sga_schedules.py --image ../shared/datasets/kodak/kodim01.png -n 5000 --steps 4000 \
+    python benchmarks/fit/sga_schedules.py --image ../shared/datasets/kodak/kodim01.png -n 5000 --steps 4000 \
         adan1e-3 adan3e-3/2000 adam1e-2/2000
 
 Each named schedule fits the image from the structure-guided initialisation + colour solve and prints the final
-PSNR (8-bit), the training seconds and the logged history. Results of 2026-12-01 are quoted in docs/benchmarks.md
-(printed output; not stored as JSON).
+PSNR (8-bit), the training seconds and the logged history. Results of 2026-12-01 are quoted in
+docs/notes/2026-12-01-sga-initialisation-convergence.md (printed output; not stored as JSON).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ SCHEDULES = {
     "adam1e-2/1000": dict(optimizer="adam", lr=1e-2, lr_decay_every=1000),
     "adam1e-2/2000": dict(optimizer="adam", lr=1e-2, lr_decay_every=2000),
     "adam1e-2/1000+cs250": dict(optimizer="adam", lr=1e-2, lr_decay_every=1000, colour_solve_every=250),
-    # error-guided placement (splatpix.relocate): 2 % / 5 % of the Gaussians every 250 steps in the first half
+    # error-guided placement (splatpix.train.relocate): 2 % / 5 % of the Gaussians every 250 steps in the first half
     "adam1e-2/2000+reloc2%": dict(optimizer="adam", lr=1e-2, lr_decay_every=2000, relocate_every=250,
                                   relocate_fraction=0.02, relocate_until=0.5),
     "adam1e-2/2000+reloc5%": dict(optimizer="adam", lr=1e-2, lr_decay_every=2000, relocate_every=250,

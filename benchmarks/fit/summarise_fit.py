@@ -1,22 +1,24 @@
-"""Turn the JSON results under benchmarks/results/ into the markdown tables and plots of docs/benchmarks.md.
+"""Turn the kernel and fitting results (benchmarks/results/kernel.json, benchmarks/fit/results/fit_kodak_*.json)
+into the markdown tables of docs/results.md and the plot docs/img/fit_history.png.
 
-    python benchmarks/summarise.py            # prints markdown, writes docs/img/fit_*.png (needs matplotlib)
+    python benchmarks/fit/summarise_fit.py    # prints markdown, writes docs/img/fit_history.png (needs matplotlib)
 """
 
 from __future__ import annotations
 
 import json
 import statistics
+import sys
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent
-RESULTS = ROOT / "results"
-IMG = ROOT.parent / "docs" / "img"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py
+from common import BENCHMARKS, DOCS_IMG, results  # noqa: E402
+
+KERNEL = BENCHMARKS / "results" / "kernel.json"  # where make bench-kernel writes
 
 
-def _load(name: str) -> dict | None:
-    p = RESULTS / name
+def _load(p: Path) -> dict | None:
     return json.loads(p.read_text()) if p.exists() else None
 
 
@@ -95,22 +97,23 @@ def plot_histories(datasets: dict[str, dict], out: Path) -> None:
 
 
 def main() -> None:
-    k = _load("kernel.json")
+    k = _load(KERNEL)
     if k:
         print(f"### Kernel ({k['date']})\n\n{kernel_table(k)}\n")
     for name in ("fit_kodak_rate_points.json", "fit_kodak_70k.json", "fit_kodak_70k_long.json",
                  "fit_kodak_adan_faithful.json"):
-        d = _load(name)
+        d = _load(results("fit", name))
         if d:
             print(f"### {name}\n\n`{d['command']}`\n\n{fit_table(d)}\n")
-    hist = {n: _load(f) for n, f in (("70k", "fit_kodak_70k.json"), ("70k long", "fit_kodak_70k_long.json"),
-                                     ("Adan 1e-3", "fit_kodak_adan_faithful.json"))}
+    hist = {n: _load(results("fit", f)) for n, f in (("70k", "fit_kodak_70k.json"),
+                                                      ("70k long", "fit_kodak_70k_long.json"),
+                                                      ("Adan 1e-3", "fit_kodak_adan_faithful.json"))}
     hist = {n: d for n, d in hist.items() if d}
     for n, d in hist.items():
         print(f"### history {n}\n\n{history_table(d)}\n")
     if hist:
-        plot_histories(hist, IMG / "fit_history.png")
-        print("wrote", IMG / "fit_history.png")
+        plot_histories(hist, DOCS_IMG / "fit_history.png")
+        print("wrote", DOCS_IMG / "fit_history.png")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """Tables and the time-to-PSNR plot from benchmarks/init_convergence.py's JSON files.
 
-    python benchmarks/summarise_init.py [--step0 benchmarks/results/init_step0.json]
-        [--convergence benchmarks/results/init_convergence.json] [--baseline random]
+    python benchmarks/fit/summarise_init.py [--step0 benchmarks/fit/results/init_step0.json]
+        [--convergence benchmarks/fit/results/init_convergence.json] [--baseline random]
 
-Prints markdown for docs/benchmarks.md: the step-0 PSNR of every initialisation, and for each image the time at
-which each variant first reaches the baseline's final PSNR (the baseline: ``--baseline``, random init, its full
+Prints markdown for docs/results.md and the notes: the step-0 PSNR of every initialisation, and for each image the
+time at which each variant first reaches the baseline's final PSNR (the baseline: ``--baseline``, random init, its full
 step budget, same N, same image, same run), as a fraction of the baseline's wall time. Writes
 docs/img/init_convergence.png (PSNR against seconds).
 """
@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py
+from common import DOCS_IMG, results  # noqa: E402
 
 
 def time_to(history: list[dict], target: float) -> float | None:
@@ -36,10 +38,10 @@ def step_to(history: list[dict], target: float) -> int | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--step0", default=str(ROOT / "results" / "init_step0.json"))
-    ap.add_argument("--convergence", default=str(ROOT / "results" / "init_convergence.json"))
+    ap.add_argument("--step0", default=str(results("fit", "init_step0.json")))
+    ap.add_argument("--convergence", default=str(results("fit", "init_convergence.json")))
     ap.add_argument("--baseline", default="random")
-    ap.add_argument("--png", default=str(ROOT.parent / "docs" / "img" / "init_convergence.png"))
+    ap.add_argument("--png", default=str(DOCS_IMG / "init_convergence.png"))
     args = ap.parse_args()
 
     p0 = Path(args.step0)

@@ -5,10 +5,10 @@ no alpha). Both runs use the ``cpu`` preset with ``--steps`` steps. Reported: co
 rounded; the colour loss only sees those pixels), alpha PSNR and the IoU of ``alpha > 0.5``, fit seconds, model
 bytes.
 
-Usage (the run recorded in docs/benchmarks.md)::
+Usage (the run recorded in docs/results.md)::
 
-    python benchmarks/gainer_alpha.py --image ../shared/datasets/kodak/kodim23.png --steps 1000 \
-        --out benchmarks/results/gainer_alpha.json
+    python benchmarks/gainer/gainer_alpha.py --image ../shared/datasets/kodak/kodim23.png --steps 1000 \
+        --out benchmarks/gainer/results/gainer_alpha.json
 """
 
 from __future__ import annotations
@@ -16,17 +16,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
+import sys
 import tempfile
 from dataclasses import replace
-from datetime import UTC, datetime
+from pathlib import Path
 
 import torch
 
 from splatpix import load_image
 from splatpix.gainer import GainerTrainConfig, fit_gainer, save_gainer
-from splatpix.io import atomic_write
 from splatpix.metrics import to_8bit
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py
+from common import KODAK, machine, today, write_json  # noqa: E402
 
 
 def ellipse_alpha(h: int, w: int) -> torch.Tensor:
@@ -41,7 +43,7 @@ def masked_psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) ->
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--image", default="../shared/datasets/kodak/kodim23.png")
+    ap.add_argument("--image", default=str(KODAK / "kodim23.png"))
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
@@ -70,12 +72,11 @@ def main() -> None:
         runs.append(run)
         print(json.dumps(run), flush=True)
     data = {"benchmark": "gainer_alpha", "image": os.path.basename(args.image), "steps": args.steps,
-            "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__},
-            "command": f"python benchmarks/gainer_alpha.py --image {args.image} --steps {args.steps} --out {args.out}",
+            "date": today(), "machine": machine(),
+            "command": f"python benchmarks/gainer/gainer_alpha.py --image {args.image} --steps {args.steps} "
+                       f"--out {args.out}",
             "runs": runs}
-    with atomic_write(args.out, "w") as f:
-        json.dump(data, f, indent=1)
+    write_json(args.out, data)
 
 
 if __name__ == "__main__":

@@ -7,14 +7,15 @@ For each image:
   counted in the wall time. Then the baked model's file size and its render time (median of ``--repeats``).
 * ``gaussianimage``: the GaussianImage model with as many Gaussians as fit in the GaINeR file's bytes (equal
   storage; 32 bytes per Gaussian in the safetensors model file, measured from the file written), fitted with the
-  CPU schedule of docs/benchmarks.md (Adam 1e-2, decay x0.5 every 1000 steps) for ``--gi-steps`` steps; its PSNR
+  CPU schedule of docs/results.md (Adam 1e-2, decay x0.5 every 1000 steps) for ``--gi-steps`` steps; its PSNR
   history against wall time gives the equal-fit-time comparison (PSNR at the GaINeR run's wall time).
 
-Usage (the runs recorded in docs/benchmarks.md)::
+Usage (the runs recorded in docs/results.md)::
 
-    python benchmarks/gainer_kodak.py --images kodim01 kodim05 kodim23 --out benchmarks/results/gainer_kodak.json
-    python benchmarks/gainer_kodak.py --images kodim23 --variant trainable_means --no-gi \
-        --out benchmarks/results/gainer_variants.json
+    python benchmarks/gainer/gainer_kodak.py --images kodim01 kodim02 kodim03 kodim05 kodim23 \
+        --out benchmarks/gainer/results/gainer_kodak.json
+    python benchmarks/gainer/gainer_kodak.py --images kodim23 --variant trainable_means --no-gi \
+        --out benchmarks/gainer/results/gainer_variants.json
 
 Results are written after every run; finished (image, variant) pairs are skipped when re-run.
 """
@@ -22,21 +23,20 @@ Results are written after every run; finished (image, variant) pairs are skipped
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import statistics
+import sys
 import tempfile
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 
 from splatpix import FitConfig, fit, load_image, psnr, render, save_model
 from splatpix.gainer import GainerTrainConfig, fit_gainer, save_gainer
-from splatpix.io import atomic_write
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py
+from common import KODAK, load_runs, machine, median_ms, today, write_json  # noqa: E402
 
 VARIANTS = {
     "cpu": {},
@@ -46,16 +46,6 @@ VARIANTS = {
     "radius_sqrt0.1": {"radius_scale": 0.1 ** 0.5},
     "absolute_radius": {"radius_mode": "absolute", "radius": 0.02},
 }
-
-
-def _median_ms(fn, repeats: int) -> float:
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(ts)
 
 
 def run_gainer(img: torch.Tensor, variant: str, eval_every: int, repeats: int, steps: int | None,
@@ -91,7 +81,7 @@ def run_gainer(img: torch.Tensor, variant: str, eval_every: int, repeats: int, s
         path = os.path.join(d, "m.safetensors")
         save_gainer(field, path)
         model_bytes = os.path.getsize(path)
-    render_ms = _median_ms(field.render, repeats)
+    render_ms = median_ms(field.render, repeats)
     if save_to is not None:
         save_gainer(field, save_to)
     return {"psnr": res.psnr, "psnr_float": res.psnr_float, "seconds": seconds, "steps": res.steps,
@@ -107,7 +97,7 @@ def run_gaussianimage(img: torch.Tensor, n: int, steps: int, repeats: int) -> di
         save_model(res.gaussians, path)
         model_bytes = os.path.getsize(path)
     with torch.no_grad():
-        render_ms = _median_ms(lambda: render(res.gaussians, clamp=True), repeats)
+        render_ms = median_ms(lambda: render(res.gaussians, clamp=True), repeats)
     rep = res.report()
     return {"psnr": rep["psnr"], "psnr_float": rep["psnr_float"], "seconds": rep["seconds"], "steps": rep["steps"],
             "diverged": rep["diverged"],
@@ -123,7 +113,7 @@ def psnr_at(curve: list[dict], seconds: float) -> float | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--kodak", default="../shared/datasets/kodak")
+    ap.add_argument("--kodak", default=str(KODAK))
     ap.add_argument("--images", nargs="+", default=["kodim01", "kodim05", "kodim23"])
     ap.add_argument("--variant", choices=sorted(VARIANTS), default="cpu")
     ap.add_argument("--steps", type=int, default=None, help="override the preset's steps")
@@ -136,20 +126,16 @@ def main() -> None:
     args = ap.parse_args()
 
     out = Path(args.out)
-    data = json.loads(out.read_text()) if out.exists() else {"runs": []}
-    data.update({
-        "benchmark": "gainer_kodak",
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__},
-        "command": "python benchmarks/gainer_kodak.py " + " ".join(
-            f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-            for k, v in vars(args).items() if v not in (None, False)),
-    })
+    command = "python benchmarks/gainer/gainer_kodak.py " + " ".join(
+        f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+        for k, v in vars(args).items() if v not in (None, False))
+    data = load_runs(out, "gainer_kodak", machine=machine(), command=command)
     done = {(r["image"], r["variant"]) for r in data["runs"]}
     for name in args.images:
         if (name, args.variant) in done:
             continue
         img = load_image(Path(args.kodak) / f"{name}.png")
-        run = {"image": name, "variant": args.variant, "date": datetime.now(UTC).strftime("%Y-%m-%d")}
+        run = {"image": name, "variant": args.variant, "date": today()}
         save_to = None
         if args.save_models:
             Path(args.save_models).mkdir(parents=True, exist_ok=True)
@@ -165,9 +151,7 @@ def main() -> None:
                   f"{gi['model_bytes']} B, render {gi['render_ms']:.1f} ms; at {g['seconds']:.0f} s: "
                   f"{gi['psnr_at_gainer_seconds']} dB", flush=True)
         data["runs"].append(run)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(out, "w") as f:
-            json.dump(data, f, indent=1)
+        write_json(out, data)
 
 
 if __name__ == "__main__":

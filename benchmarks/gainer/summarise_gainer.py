@@ -1,8 +1,8 @@
-"""Tables (markdown) and the PSNR-against-time plot of the GaINeR benchmarks (benchmarks/gainer_kodak.py,
-benchmarks/gainer_alpha.py).
+"""Tables (markdown) and the PSNR-against-time plot of the GaINeR benchmarks (benchmarks/gainer/gainer_kodak.py,
+benchmarks/gainer/gainer_alpha.py).
 
-    python benchmarks/summarise_gainer.py --kodak benchmarks/results/gainer_kodak.json \
-        --variants benchmarks/results/gainer_variants.json --alpha benchmarks/results/gainer_alpha.json \
+    python benchmarks/gainer/summarise_gainer.py --kodak benchmarks/gainer/results/gainer_kodak.json \
+        --variants benchmarks/gainer/results/gainer_variants.json --alpha benchmarks/gainer/results/gainer_alpha.json \
         --plot docs/img/gainer_time.png
 """
 

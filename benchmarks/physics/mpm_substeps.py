@@ -4,7 +4,8 @@ For each particle count N the block is a square of 2 x 2 particles per cell, on 
 512^2 above (``--grid`` overrides). The kernels are compiled and warmed first; then substeps (fixed dt, the CFL
 step of the scene) run for ``--seconds`` of wall time. Prints JSON; ``--json PATH`` also writes it.
 
-    python benchmarks/mpm_substeps.py --particles 50000 200000 --json benchmarks/results/mpm_substeps.json
+    python benchmarks/physics/mpm_substeps.py --particles 50000 200000 \
+        --json benchmarks/physics/results/mpm_substeps.json
 """
 
 from __future__ import annotations

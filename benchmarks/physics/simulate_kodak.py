@@ -7,9 +7,9 @@ spacing, random colours scaled so that the sum is about 0.5: random but valid). 
 folder by default, ``--output`` to keep them). The numba kernels are compiled (cached) by a tiny warm-up run first.
 Prints JSON; ``--json PATH`` also writes it.
 
-    python benchmarks/simulate_kodak.py --gaussians 50000 --frames 48 --threads 1 \
-        --json benchmarks/results/simulate_kodak.json
-    python benchmarks/simulate_kodak.py kodim23.safetensors --material sand --region box:0.3,0.2,0.7,0.6
+    python benchmarks/physics/simulate_kodak.py --gaussians 50000 --frames 48 --threads 1 \
+        --json benchmarks/physics/results/simulate_kodak.json
+    python benchmarks/physics/simulate_kodak.py kodim23.safetensors --material sand --region box:0.3,0.2,0.7,0.6
 
 Measured on a shared 2-core machine, 2 numba threads ran ~4x slower than 1 for 50k particles: use ``--threads 1``
 there (the solver otherwise picks all threads from 20k particles on).
@@ -31,8 +31,8 @@ from typing import Any
 import numba
 import torch
 
-from splatpix.gaussians import Gaussians, params_from_covariance
 from splatpix.io import atomic_write
+from splatpix.model.gaussians import Gaussians, params_from_covariance
 from splatpix.physics import simulate
 
 H, W = 512, 768
@@ -54,7 +54,7 @@ def synthetic_model(n: int, seed: int = 0, size: tuple[int, int] = (H, W)) -> Ga
 
 
 def load_model(path: str) -> Any:
-    from splatpix.cli_edit import load_any_model
+    from splatpix.cli.edit import load_any_model
 
     return load_any_model(path)
 
