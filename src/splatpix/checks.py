@@ -39,6 +39,17 @@ def is_number(x: Any) -> bool:
         return False
 
 
+def int_in_range(value: object, name: str, lo: int, hi: int) -> int:
+    """``value`` as an int in ``[lo, hi]``, or a ``ValueError`` naming it (for low-level coders, whose callers turn
+    it into a one-line error)."""
+    if not is_int(value):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    v = int(value)
+    if not lo <= v <= hi:
+        raise ValueError(f"{name} must be in [{lo}, {hi}], got {v}")
+    return v
+
+
 def json_float(x: Any) -> Any:
     """``x`` as a JSON report value: a float that is not finite becomes ``None``; anything else is unchanged."""
     return (float(x) if math.isfinite(x) else None) if isinstance(x, float) else x

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CODEC_PRESETS", "DEFAULT_CODEC_PRESET", "DEMO_FIT", "FIT_COMMAND", "GAINER_PRESETS",
+__all__ = ["CODEC_PRESETS", "DEFAULT_CODEC_METHOD", "DEFAULT_CODEC_PRESET", "DEMO_FIT", "FIT_COMMAND", "GAINER_PRESETS",
            "RD_BPP_POINTS", "RD_N_POINTS"]
 
 CODEC_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
@@ -32,6 +32,8 @@ fraction of the steps, whatever their number) and the quantisation-aware fine-tu
 caller's overrides apply on top (:func:`splatpix.codec.api.encode_configs`)."""
 
 DEFAULT_CODEC_PRESET = "cpu"
+DEFAULT_CODEC_METHOD = "gaussianimage"
+"""The codec method of ``splatpix encode`` and :func:`splatpix.encode` when none is named."""
 
 FIT_COMMAND: dict[str, Any] = {"n_gaussians": 10_000, "steps": 10_000}
 """``splatpix fit``'s size and length when not given; the rest is :class:`~splatpix.train.FitConfig`'s defaults

@@ -96,11 +96,12 @@ def cmd_decode(args: argparse.Namespace) -> int:
 def add_parsers(sub: Any) -> None:
     """Add ``encode`` and ``decode`` to an ``argparse`` subparsers object."""
     from ..codec import registry
+    from ..presets import DEFAULT_CODEC_METHOD
 
     p = sub.add_parser("encode", help="compress an image to a .spix file (fit + QAT + entropy coding)")
     p.add_argument("image")
     p.add_argument("-o", "--output", required=True, help=".spix file to write")
-    p.add_argument("--method", choices=registry.names(), default="gaussianimage",
+    p.add_argument("--method", choices=registry.names(), default=DEFAULT_CODEC_METHOD,
                    help="; ".join(f"{m}: {registry.get(m).summary}" for m in registry.names())
                    + " (default %(default)s)")
     p.add_argument("-n", "--gaussians", type=int, default=None, help="number of Gaussians")

@@ -25,7 +25,7 @@ from ..errors import SplatpixError
 from ..io import atomic_write_bytes
 from ..metrics import ms_ssim, psnr
 from ..model.gaussians import Gaussians
-from ..presets import CODEC_PRESETS, DEFAULT_CODEC_PRESET
+from ..presets import CODEC_PRESETS, DEFAULT_CODEC_METHOD, DEFAULT_CODEC_PRESET
 from ..render import render
 from ..train.loop import FitConfig, FitResult, fit
 from . import bitstream as bs
@@ -92,7 +92,7 @@ class EncodeDiverged(SplatpixError):
         self.result = result
 
 
-def encode_configs(method: str = "gaussianimage", preset: str = DEFAULT_CODEC_PRESET,
+def encode_configs(method: str = DEFAULT_CODEC_METHOD, preset: str = DEFAULT_CODEC_PRESET,
                    options: Mapping[str, Any] | None = None) -> tuple[FitConfig, QATConfig, Any]:
     """The fit config, QAT config and method options of an encode: the ``preset``'s schedule, then the method's
     fit defaults, then ``options`` (``None`` values are ignored).
@@ -138,7 +138,7 @@ def encode_configs(method: str = "gaussianimage", preset: str = DEFAULT_CODEC_PR
         raise SplatpixError(f"invalid encode options: {e}") from None
 
 
-def encode(image: Tensor, n_gaussians: int, *, method: str = "gaussianimage", preset: str = DEFAULT_CODEC_PRESET,
+def encode(image: Tensor, n_gaussians: int, *, method: str = DEFAULT_CODEC_METHOD, preset: str = DEFAULT_CODEC_PRESET,
            fit_config: FitConfig | None = None, qat_config: QATConfig | None = None, options: Any = None,
            fixed_length: bool = False, progress: bool = True, fitted: FitResult | None = None) -> EncodeResult:
     """Fit ``n_gaussians`` to ``image`` (``(C, H, W)`` in ``[0, 1]``), fine-tune with quantisation, and code it.

@@ -28,6 +28,7 @@ import constriction
 import numba
 import numpy as np
 
+from ..checks import int_in_range
 from ..errors import SplatpixError
 
 __all__ = [
@@ -62,15 +63,6 @@ _ERR = "corrupt entropy-coded data"
 # --------------------------------------------------------------------------------------------------------
 # Argument checks
 # --------------------------------------------------------------------------------------------------------
-
-
-def _check_int(value: object, name: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    v = int(value)
-    if not lo <= v <= hi:
-        raise ValueError(f"{name} must be in [{lo}, {hi}], got {v}")
-    return v
 
 
 def _check_symbols(symbols: np.ndarray, limit: int, what: str) -> np.ndarray:
@@ -234,8 +226,8 @@ def read_histogram(data: bytes, n: int, alphabet: int) -> Histogram:
     Checks that the used symbols are distinct, increasing and inside the alphabet, that every count is
     ``>= 1`` and that the counts sum to exactly ``n``. Raises :class:`SplatpixError` otherwise.
     """
-    n = _check_int(n, "n", 0, MAX_SYMBOLS)
-    alphabet = _check_int(alphabet, "alphabet", 1, MAX_ALPHABET)
+    n = int_in_range(n, "n", 0, MAX_SYMBOLS)
+    alphabet = int_in_range(alphabet, "alphabet", 1, MAX_ALPHABET)
     data = bytes(data)
     if not data:
         raise SplatpixError(f"{_ERR}: empty payload")
@@ -383,7 +375,7 @@ def encode_categorical(symbols: np.ndarray, alphabet: int) -> bytes:
     model is over the symbols that occur only, with probabilities proportional to their counts. An empty
     input or a single distinct symbol codes to the histogram alone (no ANS words).
     """
-    alphabet = _check_int(alphabet, "alphabet", 1, MAX_ALPHABET)
+    alphabet = int_in_range(alphabet, "alphabet", 1, MAX_ALPHABET)
     sym = _check_symbols(symbols, alphabet, "the alphabet")
     counts_all = np.bincount(sym, minlength=alphabet)
     used = np.flatnonzero(counts_all).astype(np.int64)
@@ -408,8 +400,8 @@ def decode_categorical(data: bytes, n: int, alphabet: int) -> np.ndarray:
     (``0 <= index < k`` and ``bincount(index) == counts``, then ``symbols[index]``: one compiled pass,
     :func:`_map_symbols`).
     """
-    n = _check_int(n, "n", 0, MAX_SYMBOLS)
-    alphabet = _check_int(alphabet, "alphabet", 1, MAX_ALPHABET)
+    n = int_in_range(n, "n", 0, MAX_SYMBOLS)
+    alphabet = int_in_range(alphabet, "alphabet", 1, MAX_ALPHABET)
     data = bytes(data)
     hist = _read_histogram_fast(data, n, alphabet)
     rest = len(data) - hist.size
@@ -444,7 +436,7 @@ def decode_categorical(data: bytes, n: int, alphabet: int) -> np.ndarray:
 
 def ideal_code_length_bits(symbols: np.ndarray, alphabet: int) -> float:
     """``n * H`` in bits, ``H`` the empirical entropy of ``symbols`` (the ideal size of the ANS part)."""
-    alphabet = _check_int(alphabet, "alphabet", 1, MAX_ALPHABET)
+    alphabet = int_in_range(alphabet, "alphabet", 1, MAX_ALPHABET)
     sym = _check_symbols(symbols, alphabet, "the alphabet")
     counts = np.bincount(sym, minlength=alphabet)
     counts = counts[counts > 0].astype(np.float64)
@@ -469,7 +461,7 @@ def pack_fixed(symbols: np.ndarray, bits: int) -> bytes:
     Symbol ``i`` occupies stream bits ``i*bits .. i*bits + bits - 1``, least significant bit first; stream bit
     ``j`` is bit ``j % 8`` (LSB = 0) of byte ``j // 8``. The padding bits of the last byte are zero.
     """
-    bits = _check_int(bits, "bits", 1, MAX_FIXED_BITS)
+    bits = int_in_range(bits, "bits", 1, MAX_FIXED_BITS)
     sym = _check_symbols(symbols, 1 << bits, f"{bits} bits")
     if sym.size == 0:
         return b""
@@ -487,8 +479,8 @@ def unpack_fixed(data: bytes, n: int, bits: int) -> np.ndarray:
     ``data`` must be exactly ``ceil(n * bits / 8)`` bytes with zero padding bits, else
     :class:`SplatpixError`.
     """
-    n = _check_int(n, "n", 0, MAX_SYMBOLS)
-    bits = _check_int(bits, "bits", 1, MAX_FIXED_BITS)
+    n = int_in_range(n, "n", 0, MAX_SYMBOLS)
+    bits = int_in_range(bits, "bits", 1, MAX_FIXED_BITS)
     expected = _fixed_len(n, bits)
     if len(data) != expected:
         raise SplatpixError(

@@ -49,9 +49,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..checks import int_in_range
 from ..errors import SplatpixError
-from .entropy import _check_int, decode_categorical, encode_categorical
-from .quantize import _exact_ste
+from .entropy import decode_categorical, encode_categorical
+from .quantize import exact_ste
 
 __all__ = [
     "MAX_CELLS",
@@ -96,7 +97,7 @@ def _check_size(size: tuple[int, int]) -> tuple[int, int]:
         h, w = size
     except (TypeError, ValueError) as e:
         raise ValueError(f"size must be (height, width), got {size!r}") from e
-    return _check_int(h, "height", 1, MAX_CELLS), _check_int(w, "width", 1, MAX_CELLS)
+    return int_in_range(h, "height", 1, MAX_CELLS), int_in_range(w, "width", 1, MAX_CELLS)
 
 
 def _check_levels(levels: tuple[int, int]) -> tuple[int, int]:
@@ -104,8 +105,8 @@ def _check_levels(levels: tuple[int, int]) -> tuple[int, int]:
         lx, ly = levels
     except (TypeError, ValueError) as e:
         raise ValueError(f"levels must be (Lx, Ly), got {levels!r}") from e
-    lx = _check_int(lx, "Lx", 1, MAX_CELLS)
-    ly = _check_int(ly, "Ly", 1, MAX_CELLS)
+    lx = int_in_range(lx, "Lx", 1, MAX_CELLS)
+    ly = int_in_range(ly, "Ly", 1, MAX_CELLS)
     if lx * ly > MAX_CELLS:
         raise ValueError(f"grid of {lx} x {ly} levels is too large (at most {MAX_CELLS} cells)")
     return lx, ly
@@ -114,7 +115,7 @@ def _check_levels(levels: tuple[int, int]) -> tuple[int, int]:
 def grid_levels(size: tuple[int, int], subdiv: int) -> tuple[int, int]:
     """``(Lx, Ly) = (W * subdiv + 1, H * subdiv + 1)`` for a native ``size = (H, W)``."""
     h, w = _check_size(size)
-    subdiv = _check_int(subdiv, "subdiv", 1, MAX_SUBDIV)
+    subdiv = int_in_range(subdiv, "subdiv", 1, MAX_SUBDIV)
     return _check_levels((w * subdiv + 1, h * subdiv + 1))
 
 
@@ -189,7 +190,7 @@ def grid_ste(means: Tensor, size: tuple[int, int], subdiv: int) -> Tensor:
     dev = _f64_device(m.device)
     steps = _steps(size, subdiv, dev)
     hard = _grid_values(_grid_symbols(m.to(dev), steps), steps).to(device=means.device, dtype=means.dtype)
-    return _exact_ste(hard, means)
+    return exact_ste(hard, means)
 
 
 # -------------------------------------------------------------------------------------- cell orders
@@ -372,7 +373,7 @@ def encode_grid_points(q: np.ndarray, levels: tuple[int, int], *, order: int | N
         raise ValueError(f"order must be one of {_ORDERS}, got {order!r}")
     orders = _ORDERS if order is None else (order,)
     ts = range(_MAX_MODEL_BITS + 1) if model_bits is None else \
-        [_check_int(model_bits, "model_bits", 0, _MAX_MODEL_BITS)]
+        [int_in_range(model_bits, "model_bits", 0, _MAX_MODEL_BITS)]
     arr = np.asarray(q)
     if arr.ndim != 2 or arr.shape[1] != 2 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
         raise ValueError(f"q must be an (N, 2) integer array, got {arr.dtype} {arr.shape}")
@@ -402,7 +403,7 @@ def decode_grid_points(data: bytes, n: int, levels: tuple[int, int], source: str
 
     Raises :class:`SplatpixError` (``"<source>: corrupt .spix file: ..."``) for any inconsistency.
     """
-    n = _check_int(n, "n", 0, 1 << 40)
+    n = int_in_range(n, "n", 0, 1 << 40)
     lx, ly = _check_levels(levels)
     data = bytes(data)
 

@@ -62,6 +62,7 @@ __all__ = [
     "QuantizedGaussians",
     "ResidualVQ",
     "dequantize_positions",
+    "exact_ste",
     "fp16_ste",
     "kmeans",
     "quantize_positions",
@@ -80,7 +81,7 @@ def round_ste(x: Tensor) -> Tensor:
     return x + (torch.round(x) - x).detach()
 
 
-def _exact_ste(hard: Tensor, soft: Tensor) -> Tensor:
+def exact_ste(hard: Tensor, soft: Tensor) -> Tensor:
     """Value of ``hard`` (bit-exact), gradient of ``soft``."""
     return hard.detach() + (soft - soft.detach())
 
@@ -90,7 +91,7 @@ def _exact_ste(hard: Tensor, soft: Tensor) -> Tensor:
 
 def fp16_ste(x: Tensor) -> Tensor:
     """fp16 rounding of ``x`` (returned in ``x``'s dtype), identity gradient."""
-    return _exact_ste(x.detach().to(torch.float16).to(x.dtype), x)
+    return exact_ste(x.detach().to(torch.float16).to(x.dtype), x)
 
 
 def quantize_positions(means: Tensor) -> tuple[np.ndarray, Tensor]:
@@ -219,7 +220,7 @@ class LearnedUniformQuantizer(nn.Module):
         with torch.no_grad():
             s, o = scale.detach(), offset.detach()
             hard = _dequant_uniform(self._symbols(x.detach(), s, o), s, o)
-        return _exact_ste(hard, soft)
+        return exact_ste(hard, soft)
 
     @torch.no_grad()
     def encode(self, x: Tensor) -> np.ndarray:

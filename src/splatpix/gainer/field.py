@@ -72,9 +72,8 @@ class GainerConfig:
     :func:`initial_cov_params`), and ``3 sigma`` then holds ``9 pi ~ 28`` Gaussians on average at any ``N``, so
     ``K = 8 .. 16`` neighbour lists are full and the cut-off weight is ``exp(-4.5) ~ 0.011``.
     ``radius`` is the absolute radius (normalised units) used when ``radius_mode="absolute"``.
-    ``alpha_model`` (RGBA only, module docstring) defaults to ``"separate"``: on kodim23 with an elliptical mask
-    (``benchmarks/gainer_alpha.py``, 1000 steps) it gave +0.65 dB colour PSNR and +0.6 dB alpha PSNR over ``"head"``
-    for 1.36x the training time and 1.87x the file size.
+    ``alpha_model`` (RGBA only, module docstring) defaults to ``"separate"``, which trains better colour and alpha
+    than ``"head"`` for more time and a larger file (docs/results.md, ``benchmarks/gainer/gainer_alpha.py``).
     ``mlp_layers`` is the number of hidden layers of width ``mlp_hidden``.
     """
 
