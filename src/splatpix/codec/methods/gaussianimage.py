@@ -33,19 +33,9 @@ from ...errors import SplatpixError
 from ...model.gaussians import Gaussians
 from ...model.raw import ATANH_CLIP
 from .. import bitstream as bs
+from .. import symbols
 from ..quantize import LearnedUniformQuantizer, QuantizedGaussians, ResidualVQ, fp16_ste, quantize_positions
 from ..registry import CodecMethod, Prepared, register
-from ..symbols import (
-    MODE_ENTROPY,
-    MODE_FIXED,
-    chunks,
-    code,
-    colour_payloads,
-    read_chunks,
-    read_colour_payloads,
-    require_sections,
-    uncode,
-)
 
 __all__ = ["METHOD", "METHOD_ID", "VQ_CODEBOOK", "GaussianImageState", "pack", "trainable_tensors",
            "unpack_sections"]
@@ -120,15 +110,15 @@ class GaussianImageState:
 def pack(q: QuantizedGaussians, *, fixed_length: bool = False, metadata: dict[str, Any] | None = None,
          options: None = None) -> bytes:
     """The ``.spix`` bytes of a quantised model."""
-    mode = MODE_FIXED if fixed_length else MODE_ENTROPY
+    mode = symbols.MODE_FIXED if fixed_length else symbols.MODE_ENTROPY
     h, w = q.size
     n = q.n
     header = bs.SpixHeader(width=w, height=h, channels=q.channels, method=METHOD_ID, n_gaussians=n)
     pos = bytes([0]) + np.ascontiguousarray(q.position_symbols, dtype="<u2").tobytes()
     qparams = bytes([q.cov_bits]) + np.concatenate((q.cov_scale, q.cov_offset)).astype("<f4").tobytes()
-    cov = bytes([mode]) + chunks(
-        [code(np.ascontiguousarray(q.cov_symbols[:, j]), 1 << q.cov_bits, mode) for j in range(3)])
-    col, books = colour_payloads(q.colour_indices, q.codebooks, mode)
+    cov = bytes([mode]) + symbols.chunks(
+        [symbols.code(np.ascontiguousarray(q.cov_symbols[:, j]), 1 << q.cov_bits, mode) for j in range(3)])
+    col, books = symbols.colour_payloads(q.colour_indices, q.codebooks, mode)
     sections = [(bs.POSITIONS, pos, False), (bs.COV_QUANT_PARAMS, qparams, False), (bs.COVARIANCE, cov, False),
                 (bs.COLOUR_INDICES, col, False), (bs.CODEBOOKS, books, False)]
     if metadata:
@@ -138,8 +128,8 @@ def pack(q: QuantizedGaussians, *, fixed_length: bool = False, metadata: dict[st
 
 def unpack_sections(header: bs.SpixHeader, sections: dict[int, bytes], source: str) -> QuantizedGaussians:
     """Parse the (untrusted) sections of a ``gaussianimage`` file."""
-    require_sections(sections, (bs.POSITIONS, bs.COV_QUANT_PARAMS, bs.COVARIANCE, bs.COLOUR_INDICES, bs.CODEBOOKS),
-                     source)
+    symbols.require_sections(
+        sections, (bs.POSITIONS, bs.COV_QUANT_PARAMS, bs.COVARIANCE, bs.COLOUR_INDICES, bs.CODEBOOKS), source)
     n, c = header.n_gaussians, header.channels
 
     def bad(msg: str) -> SplatpixError:
@@ -158,14 +148,14 @@ def unpack_sections(header: bs.SpixHeader, sections: dict[int, bytes], source: s
     cov_scale, cov_offset = vals[:3].copy(), vals[3:].copy()
 
     cv = memoryview(sections[bs.COVARIANCE])
-    if len(cv) < 1 or cv[0] not in (MODE_FIXED, MODE_ENTROPY):
+    if len(cv) < 1 or cv[0] not in (symbols.MODE_FIXED, symbols.MODE_ENTROPY):
         raise bad("covariance section has an unknown mode")
     cov_mode = cv[0]
-    cov_chunks = read_chunks(cv[1:], 3, "covariance section", source)
-    cov = np.stack([uncode(ch, n, 1 << cov_bits, cov_mode, source) for ch in cov_chunks], axis=1) if n else \
+    cov_chunks = symbols.read_chunks(cv[1:], 3, "covariance section", source)
+    cov = np.stack([symbols.uncode(ch, n, 1 << cov_bits, cov_mode, source) for ch in cov_chunks], axis=1) if n else \
         np.zeros((0, 3), dtype=np.int64)
 
-    idx, books = read_colour_payloads(sections, n, c, source)
+    idx, books = symbols.read_colour_payloads(sections, n, c, source)
 
     q = QuantizedGaussians(size=(header.height, header.width), channels=c, position_symbols=positions,
                            cov_symbols=cov, cov_scale=cov_scale, cov_offset=cov_offset, colour_indices=idx,

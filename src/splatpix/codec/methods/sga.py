@@ -38,20 +38,10 @@ from ...errors import SplatpixError
 from ...model.gaussians import Gaussians
 from ...render import render
 from .. import bitstream as bs
+from .. import symbols
 from ..positions import decode_grid_points, encode_grid_points, grid_levels, grid_ste, quantize_grid
 from ..quantize import LearnedUniformQuantizer, ResidualVQ, dequant_uniform_rows, rvq_lookup
 from ..registry import CodecMethod, Prepared, register
-from ..symbols import (
-    MODE_ENTROPY,
-    MODE_FIXED,
-    chunks,
-    code,
-    colour_payloads,
-    read_chunks,
-    read_colour_payloads,
-    require_sections,
-    uncode,
-)
 from ..tiers import assign_tiers, choose_tier_bits, tier_order, tier_thresholds
 from .gaussianimage import trainable_tensors
 
@@ -313,11 +303,11 @@ def _context_chunks(c: np.ndarray, bits: int, cbits: int, mode: int) -> list[byt
     """A tier's chunks under context coding: ``l11``, then for ``l21`` and ``l22`` one chunk per non-empty context
     ``l11 >> (bits - cbits)`` in increasing order (the symbols in file order)."""
     alphabet = 1 << bits
-    out = [code(np.ascontiguousarray(c[:, 0]), alphabet, mode)]
+    out = [symbols.code(np.ascontiguousarray(c[:, 0]), alphabet, mode)]
     ctx = c[:, 0] >> (bits - cbits)
     used = np.unique(ctx)
     for j in (1, 2):
-        out.extend(code(np.ascontiguousarray(c[ctx == v, j]), alphabet, mode) for v in used)
+        out.extend(symbols.code(np.ascontiguousarray(c[ctx == v, j]), alphabet, mode) for v in used)
     return out
 
 
@@ -328,9 +318,9 @@ def _pack_covariance(sym: np.ndarray, tiers: np.ndarray, tier_bits: list[int], m
     ``max_context_bits`` and keeps the smallest), then the tier's :func:`_context_chunks`. ``l22`` depends
     strongly on ``l11`` (both scale with the Gaussian's size); the saving and the decode cost per context bit are
     in docs/results.md."""
-    plain = bytes([mode]) + chunks([code(np.ascontiguousarray(sym[tiers == t, j]), 1 << b, mode)
+    plain = bytes([mode]) + symbols.chunks([symbols.code(np.ascontiguousarray(sym[tiers == t, j]), 1 << b, mode)
                                      for t, b in enumerate(tier_bits) for j in range(3)])
-    if mode != MODE_ENTROPY:
+    if mode != symbols.MODE_ENTROPY:
         return plain
     widths, parts = [], []
     for t, b in enumerate(tier_bits):
@@ -340,7 +330,7 @@ def _pack_covariance(sym: np.ndarray, tiers: np.ndarray, tier_bits: list[int], m
         _, cb, best = min(options, key=lambda o: (o[0], o[1]))  # the smallest; ties: the narrower context
         widths.append(cb)
         parts.extend(best)
-    cond = bytes([POLICY_CONDITIONAL, *widths]) + chunks(parts)
+    cond = bytes([POLICY_CONDITIONAL, *widths]) + symbols.chunks(parts)
     return cond if len(cond) < len(plain) else plain
 
 
@@ -350,17 +340,17 @@ def _unpack_covariance(cv: memoryview, tiers: np.ndarray, bits: list[int], sourc
         return SplatpixError(f"{source}: corrupt .spix file: {msg}")
 
     n, t = tiers.shape[0], len(bits)
-    if len(cv) < 1 or cv[0] not in (MODE_FIXED, MODE_ENTROPY, POLICY_CONDITIONAL):
+    if len(cv) < 1 or cv[0] not in (symbols.MODE_FIXED, symbols.MODE_ENTROPY, POLICY_CONDITIONAL):
         raise bad("covariance section has an unknown mode")
     # the symbols of tier i are those of its Gaussians in file order: decode tier by tier into rows start[i]:
     # start[i + 1] of the tier-sorted array, then scatter once
     order, start = tier_order(tiers, t)
     by_tier = np.empty((n, 3), dtype=np.int64)
     if cv[0] != POLICY_CONDITIONAL:
-        plain = read_chunks(cv[1:], 3 * t, "covariance section", source)
+        plain = symbols.read_chunks(cv[1:], 3 * t, "covariance section", source)
         for i in range(t):
             for j in range(3):
-                by_tier[start[i]:start[i + 1], j] = uncode(plain[3 * i + j], int(start[i + 1] - start[i]),
+                by_tier[start[i]:start[i + 1], j] = symbols.uncode(plain[3 * i + j], int(start[i + 1] - start[i]),
                                                             1 << bits[i], cv[0], source)
         sym = np.empty_like(by_tier)
         sym[order] = by_tier
@@ -386,7 +376,7 @@ def _unpack_covariance(cv: memoryview, tiers: np.ndarray, bits: list[int], sourc
     for i in range(t):
         rows = by_tier[start[i]:start[i + 1]]
         alphabet = 1 << bits[i]
-        l11 = uncode(next_chunk(), rows.shape[0], alphabet, MODE_ENTROPY, source)
+        l11 = symbols.uncode(next_chunk(), rows.shape[0], alphabet, symbols.MODE_ENTROPY, source)
         rows[:, 0] = l11
         # the rows of each context in ascending row order (a stable counting sort), the contexts that occur ascending
         by_ctx, cstart = tier_order(l11 >> (bits[i] - widths[i]), 1 << widths[i])
@@ -394,7 +384,7 @@ def _unpack_covariance(cv: memoryview, tiers: np.ndarray, bits: list[int], sourc
         for j in (1, 2):
             for v in used:
                 sel = by_ctx[cstart[v]:cstart[v + 1]]
-                rows[sel, j] = uncode(next_chunk(), sel.size, alphabet, MODE_ENTROPY, source)
+                rows[sel, j] = symbols.uncode(next_chunk(), sel.size, alphabet, symbols.MODE_ENTROPY, source)
     if pos != len(rest):
         raise bad(f"{len(rest) - pos} trailing bytes in covariance section")
     sym = np.empty_like(by_tier)
@@ -406,7 +396,7 @@ def pack_sga(q: SGAQuantized, *, fixed_length: bool = False, metadata: dict[str,
              cov_context_bits: int = 2) -> bytes:
     """The ``.spix`` bytes of an ``sga`` model (Gaussians sorted as the position coder orders them);
     ``cov_context_bits``: see :class:`SGAConfig`."""
-    mode = MODE_FIXED if fixed_length else MODE_ENTROPY
+    mode = symbols.MODE_FIXED if fixed_length else symbols.MODE_ENTROPY
     h, w = q.size
     levels = (w * q.subdiv + 1, h * q.subdiv + 1)
     pos_payload, order = encode_grid_points(q.grid, levels)
@@ -417,7 +407,7 @@ def pack_sga(q: SGAQuantized, *, fixed_length: bool = False, metadata: dict[str,
     tier_def = bytes([q.tier_k, len(q.tier_bits)]) + np.asarray(q.thresholds, dtype="<u8").tobytes() + b"".join(
         _TIER.pack(b, *map(float, q.cov_scale[t]), *map(float, q.cov_offset[t])) for t, b in enumerate(q.tier_bits))
     cov = _pack_covariance(sym, tiers, q.tier_bits, mode, cov_context_bits)
-    col, books = colour_payloads(q.colour_indices[order], q.codebooks, mode)
+    col, books = symbols.colour_payloads(q.colour_indices[order], q.codebooks, mode)
     sections = [(bs.GRID_POSITIONS, pos, False), (bs.COV_TIERS, tier_def, False), (bs.COVARIANCE, cov, False),
                 (bs.COLOUR_INDICES, col, False), (bs.CODEBOOKS, books, False)]
     if metadata:
@@ -431,8 +421,8 @@ def unpack_sections(header: bs.SpixHeader, sections: dict[int, bytes], source: s
     def bad(msg: str) -> SplatpixError:
         return SplatpixError(f"{source}: corrupt .spix file: {msg}")
 
-    require_sections(sections, (bs.GRID_POSITIONS, bs.COV_TIERS, bs.COVARIANCE, bs.COLOUR_INDICES, bs.CODEBOOKS),
-                     source)
+    symbols.require_sections(
+        sections, (bs.GRID_POSITIONS, bs.COV_TIERS, bs.COVARIANCE, bs.COLOUR_INDICES, bs.CODEBOOKS), source)
     n, c, h, w = header.n_gaussians, header.channels, header.height, header.width
 
     p = sections[bs.GRID_POSITIONS]
@@ -462,7 +452,7 @@ def unpack_sections(header: bs.SpixHeader, sections: dict[int, bytes], source: s
     tiers = assign_tiers(grid, thresholds, k)
 
     sym = _unpack_covariance(memoryview(sections[bs.COVARIANCE]), tiers, bits, source)
-    idx, books = read_colour_payloads(sections, n, c, source)
+    idx, books = symbols.read_colour_payloads(sections, n, c, source)
     try:
         return SGAQuantized(size=(h, w), channels=c, subdiv=subdiv, grid=grid, tier_k=k, thresholds=thresholds,
                             tier_bits=bits, cov_scale=np.asarray(scales), cov_offset=np.asarray(offsets),
