@@ -10,9 +10,10 @@ import sys
 import numpy as np
 import pytest
 import torch
+from helpers import nan_after, one_error_line, ramp_rgb, run_cli, write_png
 from PIL import Image
 
-from splatpix.cli import EXIT_DIVERGED, main
+from splatpix.cli import EXIT_DIVERGED
 from splatpix.io import load_image
 from splatpix.model.files import load_model
 
@@ -21,24 +22,14 @@ fit_mod = importlib.import_module("splatpix.train.loop")
 
 @pytest.fixture
 def image(tmp_path):
-    y, x = np.mgrid[0:40, 0:48]
-    rgb = np.stack((x / 47, y / 39, 0.5 + 0.4 * np.sin(x / 5.0) * np.cos(y / 7.0)), -1)
-    path = tmp_path / "img.png"
-    Image.fromarray((rgb * 255).round().astype(np.uint8)).save(path)
-    return path
-
-
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
+    return write_png(tmp_path / "img.png", ramp_rgb(40, 48, fx=5.0, fy=7.0))
 
 
 def test_fit_render_info(tmp_path, image, capsys):
     model = tmp_path / "m.safetensors"
     report = tmp_path / "r.json"
-    code, out, err = run(capsys, "fit", image, "-n", 300, "--steps", 150, "--lr", 0.01, "--optimizer", "adam",
-                         "-o", model, "--report", report, "--quiet")
+    code, out, err = run_cli(capsys, "fit", image, "-n", 300, "--steps", 150, "--lr", 0.01, "--optimizer", "adam",
+                             "-o", model, "--report", report, "--quiet")
     assert code == 0, err
     rep = json.loads(report.read_text())
     for key in ("psnr", "ms_ssim", "seconds", "steps", "n_gaussians"):
@@ -48,19 +39,19 @@ def test_fit_render_info(tmp_path, image, capsys):
     assert g.n == 300 and g.size == (40, 48)
 
     png = tmp_path / "out.png"
-    code, out, err = run(capsys, "render", model, "-o", png)
+    code, out, err = run_cli(capsys, "render", model, "-o", png)
     assert code == 0, err
     native = load_image(png)
     assert native.shape == (3, 40, 48)
-    code, _, err = run(capsys, "render", model, "-o", tmp_path / "x2.png", "--scale", 2)
+    code, _, err = run_cli(capsys, "render", model, "-o", tmp_path / "x2.png", "--scale", 2)
     assert code == 0 and load_image(tmp_path / "x2.png").shape == (3, 80, 96)
-    code, _, err = run(capsys, "render", model, "-o", tmp_path / "s.png", "--size", "30x20")
+    code, _, err = run_cli(capsys, "render", model, "-o", tmp_path / "s.png", "--size", "30x20")
     assert code == 0 and load_image(tmp_path / "s.png").shape == (3, 20, 30)
-    code, _, err = run(capsys, "render", model, "-o", tmp_path / "c.png", "--crop", "0.25,0.25,0.75,0.75")
+    code, _, err = run_cli(capsys, "render", model, "-o", tmp_path / "c.png", "--crop", "0.25,0.25,0.75,0.75")
     crop = load_image(tmp_path / "c.png")
     assert code == 0 and crop.shape == (3, 20, 24)
     assert torch.allclose(crop, native[:, 10:30, 12:36], atol=1.5 / 255)
-    code, out, err = run(capsys, "info", model)
+    code, out, err = run_cli(capsys, "info", model)
     assert code == 0 and json.loads(out)["n_gaussians"] == 300
 
 
@@ -84,49 +75,23 @@ def test_bad_input_one_line_no_output(tmp_path, image, capsys, args, needle):
             "garbage": garbage, "missing_model": tmp_path / "nope.safetensors"}
     before = sorted(p.name for p in tmp_path.iterdir())
     image_bytes = image.read_bytes()
-    code, out, err = run(capsys, *(a.format(**subs) for a in args))
+    code, out, err = run_cli(capsys, *(a.format(**subs) for a in args))
     assert code != 0
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("splatpix: error:"), err
-    assert needle in lines[0]
-    assert "Traceback" not in err
+    assert needle in one_error_line(err)
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written, no temp files left
     assert image.read_bytes() == image_bytes
 
 
 def test_nan_during_training_keeps_last_good_model(tmp_path, image, capsys, monkeypatch):
-    real_render = fit_mod.render
-    calls = {"n": 0}
-
-    def flaky_render(*a, **k):
-        calls["n"] += 1
-        out = real_render(*a, **k)
-        return out * float("nan") if calls["n"] > 20 else out
-
-    monkeypatch.setattr(fit_mod, "render", flaky_render)
+    monkeypatch.setattr(fit_mod, "render", nan_after(fit_mod.render, 20))  # every render after the 20th
     model = tmp_path / "m.safetensors"
-    code, out, err = run(capsys, "fit", image, "-n", 100, "--steps", 100, "-o", model, "--quiet",
-                         "--report", tmp_path / "r.json")
+    code, out, err = run_cli(capsys, "fit", image, "-n", 100, "--steps", 100, "-o", model, "--quiet",
+                             "--report", tmp_path / "r.json")
     assert code == EXIT_DIVERGED
     assert len(err.strip().splitlines()) == 1 and "diverged" in err
     g = load_model(model)  # the last good model was saved
     assert torch.isfinite(g.means).all() and torch.isfinite(g.colours).all()
     assert json.loads((tmp_path / "r.json").read_text())["diverged"] is True
-
-
-def _nan_after(real_render, n_good: int):
-    """``real_render`` whose training renders (gradient enabled) turn to NaN after the first ``n_good``."""
-    calls = {"n": 0}
-
-    def flaky_render(*a, **k):
-        out = real_render(*a, **k)
-        if torch.is_grad_enabled():
-            calls["n"] += 1
-            if calls["n"] > n_good:
-                return out * float("nan")
-        return out
-
-    return flaky_render
 
 
 @pytest.mark.parametrize("method", ["gaussianimage", "sga"])
@@ -135,26 +100,26 @@ def test_nan_during_qat_writes_the_last_good_state(tmp_path, image, capsys, monk
     with diverged = true, one error line, and exits with status 3."""
     qat_mod = importlib.import_module("splatpix.codec.qat")
     real_render = qat_mod.render
-    monkeypatch.setattr(qat_mod, "render", _nan_after(real_render, 5))
+    monkeypatch.setattr(qat_mod, "render", nan_after(real_render, 5, grad_only=True))
     out_path = tmp_path / "x.spix"
-    code, _, err = run(capsys, "encode", image, "-o", out_path, "-n", 40, "--method", method, "--steps", 20,
-                       "--qat-steps", 30, "--quiet", "--report", tmp_path / "r.json")
+    code, _, err = run_cli(capsys, "encode", image, "-o", out_path, "-n", 40, "--method", method, "--steps", 20,
+                           "--qat-steps", 30, "--quiet", "--report", tmp_path / "r.json")
     assert code == EXIT_DIVERGED
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "diverged" in lines[0] and str(out_path) in lines[0] and "Traceback" not in err
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["diverged"] is True and rep["qat_steps"] == 4 and rep["bytes"] == out_path.stat().st_size
     monkeypatch.setattr(qat_mod, "render", real_render)
-    code, _, _ = run(capsys, "decode", out_path, "-o", tmp_path / "y.png")
+    code, _, _ = run_cli(capsys, "decode", out_path, "-o", tmp_path / "y.png")
     assert code == 0 and (tmp_path / "y.png").exists()
 
 
 def test_nan_during_encode_fit_quantises_the_last_good_fit(tmp_path, image, capsys, monkeypatch):
     """A divergence in `encode`'s fit: the last good fit is quantised and written, exit status 3, one line."""
-    monkeypatch.setattr(fit_mod, "render", _nan_after(fit_mod.render, 8))
+    monkeypatch.setattr(fit_mod, "render", nan_after(fit_mod.render, 8, grad_only=True))
     out_path = tmp_path / "x.spix"
-    code, _, err = run(capsys, "encode", image, "-o", out_path, "-n", 40, "--steps", 30, "--qat-steps", 5, "--quiet",
-                       "--report", tmp_path / "r.json")
+    code, _, err = run_cli(capsys, "encode", image, "-o", out_path, "-n", 40, "--steps", 30, "--qat-steps", 5,
+                           "--quiet", "--report", tmp_path / "r.json")
     assert code == EXIT_DIVERGED
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "during the fit" in lines[0] and str(out_path) in lines[0]
@@ -181,10 +146,10 @@ def test_rgba_and_16bit_grey_round_trip(tmp_path, capsys, mode):
         channels = 1
     src = load_image(tmp_path / "in.png")
     assert src.shape[0] == channels
-    code, _, err = run(capsys, "fit", tmp_path / "in.png", "-n", 300, "--steps", 150, "--lr", 0.01,
-                       "--optimizer", "adam", "-o", tmp_path / "m.safetensors", "--quiet")
+    code, _, err = run_cli(capsys, "fit", tmp_path / "in.png", "-n", 300, "--steps", 150, "--lr", 0.01,
+                           "--optimizer", "adam", "-o", tmp_path / "m.safetensors", "--quiet")
     assert code == 0, err
-    code, _, err = run(capsys, "render", tmp_path / "m.safetensors", "-o", tmp_path / "out.png", "--bits", 16)
+    code, _, err = run_cli(capsys, "render", tmp_path / "m.safetensors", "-o", tmp_path / "out.png", "--bits", 16)
     assert code == 0, err
     out = load_image(tmp_path / "out.png")
     assert out.shape == src.shape

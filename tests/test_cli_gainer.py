@@ -9,6 +9,7 @@ import struct
 import numpy as np
 import pytest
 import torch
+from helpers import nan_after, one_error_line, ramp_rgb, rewrite_safetensors_meta, run_cli, write_png
 from PIL import Image
 
 from splatpix.cli import EXIT_DIVERGED, EXIT_ERROR, main
@@ -25,12 +26,11 @@ TINY = ["-n", str(N), "--batch", "0", "--quiet"]
 
 
 def _write_image(path, alpha: bool = False):
-    y, x = np.mgrid[0:H, 0:W]
-    chans = [x / (W - 1), y / (H - 1), 0.5 + 0.4 * np.sin(x / 3.0) * np.cos(y / 4.0)]
+    chans = ramp_rgb(H, W, fx=3.0, fy=4.0)
     if alpha:
-        chans.append(np.where((x - W / 2) ** 2 + (y - H / 2) ** 2 < 36, 1.0, 0.0))
-    Image.fromarray((np.stack(chans, -1) * 255).round().astype(np.uint8)).save(path)
-    return path
+        y, x = np.mgrid[0:H, 0:W]
+        chans = np.concatenate((chans, np.where((x - W / 2) ** 2 + (y - H / 2) ** 2 < 36, 1.0, 0.0)[None]))
+    return write_png(path, chans)
 
 
 @pytest.fixture(scope="module")
@@ -42,19 +42,6 @@ def fitted(tmp_path_factory):
                                   "--report", report, "--ply", ply)])
     assert code == 0
     return {"dir": d, "image": image, "model": model, "report": report, "ply": ply}
-
-
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
-
-
-def _one_error_line(err: str) -> str:
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("splatpix: error:"), err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 def test_fit_writes_model_report_and_ply(fitted):
@@ -74,18 +61,18 @@ def test_fit_writes_model_report_and_ply(fitted):
 
 def test_render_native_scaled_and_crop(fitted, capsys):
     d, model = fitted["dir"], fitted["model"]
-    code, out, err = run(capsys, "render", model, "-o", d / "x1.png")
+    code, out, err = run_cli(capsys, "render", model, "-o", d / "x1.png")
     assert code == 0, err
     native = load_image(d / "x1.png")
     assert native.shape == (3, H, W)
     assert psnr(native, load_image(fitted["image"])) > 18.0
-    code, _, err = run(capsys, "render", model, "-o", d / "x2.png", "--scale", 2)
+    code, _, err = run_cli(capsys, "render", model, "-o", d / "x2.png", "--scale", 2)
     assert code == 0, err
     assert load_image(d / "x2.png").shape == (3, 2 * H, 2 * W)
-    code, _, err = run(capsys, "render", model, "-o", d / "s.png", "--size", "30x10", "--bits", 16)
+    code, _, err = run_cli(capsys, "render", model, "-o", d / "s.png", "--size", "30x10", "--bits", 16)
     assert code == 0, err
     assert load_image(d / "s.png").shape == (3, 10, 30)
-    code, _, err = run(capsys, "render", model, "-o", d / "c.png", "--crop", "0.25,0.25,0.75,0.75")
+    code, _, err = run_cli(capsys, "render", model, "-o", d / "c.png", "--crop", "0.25,0.25,0.75,0.75")
     assert code == 0, err
     crop = load_image(d / "c.png")
     assert crop.shape == (3, H // 2, W // 2)
@@ -94,7 +81,7 @@ def test_render_native_scaled_and_crop(fitted, capsys):
 
 
 def test_info_prints_gainer_metadata(fitted, capsys):
-    code, out, err = run(capsys, "info", fitted["model"])
+    code, out, err = run_cli(capsys, "info", fitted["model"])
     assert code == 0, err
     meta = json.loads(out)
     assert meta["format"] == "splatpix-gainer" and meta["n_gaussians"] == N
@@ -104,12 +91,12 @@ def test_info_prints_gainer_metadata(fitted, capsys):
 def test_rgba_image_gives_rgba_png(tmp_path, capsys):
     image = _write_image(tmp_path / "rgba.png", alpha=True)
     model = tmp_path / "m.safetensors"
-    code, _, err = run(capsys, "fit", image, "--model", "gainer", *TINY, "--steps", 20, "--k", 4,
-                       "--aggregation", "mean", "--trainable-means", "-o", model)
+    code, _, err = run_cli(capsys, "fit", image, "--model", "gainer", *TINY, "--steps", 20, "--k", 4,
+                           "--aggregation", "mean", "--trainable-means", "-o", model)
     assert code == 0, err
     m = load_gainer(model)
     assert m.channels == 4 and m.cfg.k == 4 and m.cfg.aggregation == "mean" and m.cfg.trainable_means
-    code, _, err = run(capsys, "render", model, "-o", tmp_path / "out.png", "--scale", 0.5)
+    code, _, err = run_cli(capsys, "render", model, "-o", tmp_path / "out.png", "--scale", 0.5)
     assert code == 0, err
     with Image.open(tmp_path / "out.png") as im:
         assert im.mode == "RGBA" and im.size == (W // 2, H // 2)
@@ -122,14 +109,7 @@ def _corrupt(kind: str, src, dst):
     elif kind == "nan":
         data[-4:] = struct.pack("<f", float("nan"))
     elif kind == "metadata":  # valid safetensors container, metadata saying n_gaussians differs from the config
-        n = struct.unpack("<Q", bytes(data[:8]))[0]
-        header = json.loads(bytes(data[8: 8 + n]))
-        meta = json.loads(header["__metadata__"]["splatpix"])
-        meta["n_gaussians"] += 1
-        header["__metadata__"]["splatpix"] = json.dumps(meta)
-        text = json.dumps(header).encode()
-        text += b" " * (-len(text) % 8)
-        data = struct.pack("<Q", len(text)) + text + data[8 + n:]
+        data = rewrite_safetensors_meta(bytes(data), lambda h, m: m.__setitem__("n_gaussians", m["n_gaussians"] + 1))
     elif kind == "header":
         data[8:20] = b"#" * 12
     dst.write_bytes(bytes(data))
@@ -143,12 +123,12 @@ def test_corrupted_gainer_model(fitted, tmp_path, capsys, kind, command):
     before = sorted(p.name for p in tmp_path.iterdir())
     args = ["render", bad, "-o", tmp_path / "out.png"] if command == "render" else ["info", bad]
     if command == "info" and kind == "nan":  # info reads only the header: the NaN is found by render
-        code, out, err = run(capsys, *args)
+        code, out, err = run_cli(capsys, *args)
         assert code == 0
         return
-    code, out, err = run(capsys, *args)
+    code, out, err = run_cli(capsys, *args)
     assert code == EXIT_ERROR
-    assert "bad.safetensors" in _one_error_line(err)
+    assert "bad.safetensors" in one_error_line(err)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
@@ -173,26 +153,18 @@ def test_bad_input_one_line_no_output(fitted, tmp_path, capsys, args, needle):
     model.write_bytes(fitted["model"].read_bytes())
     subs = {"tmp": tmp_path, "image": image, "model": model}
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    code, out, err = run(capsys, *(a.format(**subs) for a in args), "--quiet" if args[0] == "fit" else "--bits=8")
+    code, out, err = run_cli(capsys, *(a.format(**subs) for a in args), "--quiet" if args[0] == "fit" else "--bits=8")
     assert code == EXIT_ERROR
-    assert needle in _one_error_line(err)
+    assert needle in one_error_line(err)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing written or changed
 
 
 def test_divergence_saves_last_good_model(tmp_path, capsys, monkeypatch):
-    real_loss = train_mod._loss
-    calls = {"n": 0}
-
-    def flaky_loss(*a, **k):
-        calls["n"] += 1
-        out = real_loss(*a, **k)
-        return out * float("nan") if calls["n"] > 10 else out
-
-    monkeypatch.setattr(train_mod, "_loss", flaky_loss)
+    monkeypatch.setattr(train_mod, "_loss", nan_after(train_mod._loss, 10))  # every loss after the 10th
     image = _write_image(tmp_path / "img.png")
     model, report = tmp_path / "m.safetensors", tmp_path / "r.json"
-    code, out, err = run(capsys, "fit", image, "--model", "gainer", *TINY, "--steps", 30, "-o", model,
-                         "--report", report)
+    code, out, err = run_cli(capsys, "fit", image, "--model", "gainer", *TINY, "--steps", 30, "-o", model,
+                             "--report", report)
     assert code == EXIT_DIVERGED
     assert len(err.strip().splitlines()) == 1 and "diverged" in err and "m.safetensors" in err
     m = load_gainer(model)  # the last good model was saved and loads
@@ -204,11 +176,11 @@ def test_divergence_saves_last_good_model(tmp_path, capsys, monkeypatch):
 def test_gaussianimage_default_is_unchanged(tmp_path, capsys, monkeypatch):
     image = _write_image(tmp_path / "img.png")
     model = tmp_path / "m.safetensors"
-    code, out, err = run(capsys, "fit", image, "-n", 40, "--steps", 20, "-o", model, "--quiet")
+    code, out, err = run_cli(capsys, "fit", image, "-n", 40, "--steps", 20, "-o", model, "--quiet")
     assert code == 0, err
     g = load_model(model)  # a Gaussian model, not a GaINeR one
     assert g.n == 40 and g.size == (H, W)
-    code, _, err = run(capsys, "render", model, "-o", tmp_path / "x2.png", "--scale", 2)
+    code, _, err = run_cli(capsys, "render", model, "-o", tmp_path / "x2.png", "--scale", 2)
     assert code == 0 and load_image(tmp_path / "x2.png").shape == (3, 2 * H, 2 * W)
     # without -n / --steps the GaussianImage defaults still apply
     seen = {}
@@ -219,7 +191,7 @@ def test_gaussianimage_default_is_unchanged(tmp_path, capsys, monkeypatch):
         return {"ms_ssim": None, "n_gaussians": cfg.n_gaussians, "steps": cfg.steps, "seconds": 0.0, "psnr": 0.0}
 
     monkeypatch.setattr(cli, "run_fit", fake_run_fit)
-    code, _, err = run(capsys, "fit", image, "-o", tmp_path / "d.safetensors")
+    code, _, err = run_cli(capsys, "fit", image, "-o", tmp_path / "d.safetensors")
     assert code == 0, err
     assert seen == {"gaussians": 10_000, "steps": 10_000}
 
@@ -238,34 +210,34 @@ def test_fit_checkpoint_and_resume(tmp_path, capsys, monkeypatch):
         return loss(*a, **kw)
 
     monkeypatch.setattr(train_mod, "_loss", interrupted_loss)
-    code, _, err = run(capsys, *base, "--steps", 20, "--checkpoint", ck, "--checkpoint-every", 5, "-o", m1)
+    code, _, err = run_cli(capsys, *base, "--steps", 20, "--checkpoint", ck, "--checkpoint-every", 5, "-o", m1)
     assert code == 130 and "interrupted" in err and ck.exists() and not m1.exists()
     monkeypatch.setattr(train_mod, "_loss", loss)
-    code, out, _ = run(capsys, "fit", image, "--model", "gainer", "--quiet", "--resume", ck, "-o", m2)
+    code, out, _ = run_cli(capsys, "fit", image, "--model", "gainer", "--quiet", "--resume", ck, "-o", m2)
     assert code == 0 and "20 steps" in out
-    code, out, _ = run(capsys, *base, "--steps", 20, "-o", m1)
+    code, out, _ = run_cli(capsys, *base, "--steps", 20, "-o", m1)
     assert torch.equal(load_gainer(m2).render(), load_gainer(m1).render())
-    code, out, _ = run(capsys, "fit", image, "--model", "gainer", "--quiet", "--resume", ck, "--steps", 30,
-                       "-o", m2)
+    code, out, _ = run_cli(capsys, "fit", image, "--model", "gainer", "--quiet", "--resume", ck, "--steps", 30,
+                           "-o", m2)
     assert code == 0 and "30 steps" in out
     # options of the config cannot change on resume; a checkpoint needs --checkpoint; gaussianimage refuses them
-    code, _, err = run(capsys, "fit", image, "--model", "gainer", "--quiet", "--resume", ck, "--k", 4, "-o", m2)
-    assert code == EXIT_ERROR and "--k cannot be changed" in _one_error_line(err)
-    code, _, err = run(capsys, *base, "--checkpoint-every", 5, "-o", m2)
-    assert code == EXIT_ERROR and "--checkpoint" in _one_error_line(err)
-    code, _, err = run(capsys, "fit", image, "--resume", ck, "-o", m2)
-    assert code == EXIT_ERROR and "only to --model gainer" in _one_error_line(err)
-    code, _, err = run(capsys, "fit", image, "--model", "gainer", "--quiet", "--resume", m1, "-o", m2)
-    assert code == EXIT_ERROR and "not a splatpix GaINeR checkpoint" in _one_error_line(err)
+    code, _, err = run_cli(capsys, "fit", image, "--model", "gainer", "--quiet", "--resume", ck, "--k", 4, "-o", m2)
+    assert code == EXIT_ERROR and "--k cannot be changed" in one_error_line(err)
+    code, _, err = run_cli(capsys, *base, "--checkpoint-every", 5, "-o", m2)
+    assert code == EXIT_ERROR and "--checkpoint" in one_error_line(err)
+    code, _, err = run_cli(capsys, "fit", image, "--resume", ck, "-o", m2)
+    assert code == EXIT_ERROR and "only to --model gainer" in one_error_line(err)
+    code, _, err = run_cli(capsys, "fit", image, "--model", "gainer", "--quiet", "--resume", m1, "-o", m2)
+    assert code == EXIT_ERROR and "not a splatpix GaINeR checkpoint" in one_error_line(err)
 
 
 def test_fit_rgba_separate_mask_model(tmp_path, capsys):
     image = _write_image(tmp_path / "rgba.png", alpha=True)
     model = tmp_path / "m.safetensors"
-    code, _, _ = run(capsys, "fit", image, "--model", "gainer", *TINY, "--steps", 20, "--alpha-model", "separate",
-                     "-o", model)
+    code, _, _ = run_cli(capsys, "fit", image, "--model", "gainer", *TINY, "--steps", 20, "--alpha-model", "separate",
+                         "-o", model)
     assert code == 0
     f = load_gainer(model)
     assert f.cfg.alpha_model == "separate" and f.render().shape == (4, H, W)
-    code, _, _ = run(capsys, "render", model, "-o", tmp_path / "out.png")
+    code, _, _ = run_cli(capsys, "render", model, "-o", tmp_path / "out.png")
     assert code == 0 and load_image(tmp_path / "out.png").shape == (4, H, W)

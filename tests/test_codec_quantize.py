@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import nan_after, nan_param_on_step, wave_image
 
 from splatpix.codec.methods.gaussianimage import GaussianImageState
 from splatpix.codec.qat import QATConfig, QATResult, quantization_aware_finetune
@@ -237,19 +238,9 @@ def test_quantized_gaussians_validation() -> None:
 # -------------------------------------------------------------------------------------------------- QAT
 
 
-def _image(h: int = 48, w: int = 64) -> torch.Tensor:
-    y, x = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
-    disc = (((x - 0.6) ** 2 + (y - 0.4) ** 2) < 0.05).float()
-    return torch.stack([
-        0.5 + 0.4 * torch.sin(2 * math.pi * (x + 0.5 * y)),
-        0.5 + 0.4 * torch.cos(3 * x * y + y),
-        0.3 + 0.5 * x * y + 0.2 * disc,
-    ]).clamp(0, 1)
-
-
 @pytest.fixture(scope="module")
 def fitted() -> tuple[Gaussians, torch.Tensor]:
-    img = _image()
+    img = wave_image(48, 64, disc=True)
     res = fit(img, FitConfig(n_gaussians=150, steps=600, lr=1e-2, log_every=600), progress=False)
     return res.gaussians, img
 
@@ -311,7 +302,7 @@ def test_dequantize_is_bit_exact_with_trained_model(fitted: tuple[Gaussians, tor
 
 
 def test_qat_grayscale_and_nearest_in_blocks(monkeypatch) -> None:
-    img = _image(24, 32)[:1]
+    img = wave_image(24, 32, disc=True)[:1]
     g = fit(img, FitConfig(n_gaussians=40, steps=30, lr=1e-2, log_every=30), progress=False).gaussians
     res = quantization_aware_finetune(g, img, QATConfig(steps=3, log_every=1), progress=False)
     assert res.quantized.codebooks.shape == (2, 8, 1) and res.quantized.channels == 1
@@ -352,17 +343,8 @@ def test_qat_nan_loss_restores_last_good(fitted: tuple[Gaussians, torch.Tensor],
     cfg = QATConfig(steps=4, lr=1e-2, optimizer="adam")
     ref = quantization_aware_finetune(g, img, cfg, progress=False)
     real_render = qat_mod.render
-    calls = {"n": 0}
-
-    def bad_render(*args, **kwargs):
-        out = real_render(*args, **kwargs)
-        if torch.is_grad_enabled():  # training renders only
-            calls["n"] += 1
-            if calls["n"] == 6:  # params after 5 steps: the last good state is that after 4
-                return out * float("nan")
-        return out
-
-    monkeypatch.setattr(qat_mod, "render", bad_render)
+    # the 6th training render (params after 5 steps) turns to NaN: the last good state is that after 4
+    monkeypatch.setattr(qat_mod, "render", nan_after(real_render, 5, grad_only=True, once=True))
     res = quantization_aware_finetune(g, img, QATConfig(steps=20, lr=1e-2, optimizer="adam"), progress=True)
     monkeypatch.setattr(qat_mod, "render", real_render)
     assert res.diverged and "non-finite loss" in res.message and res.steps == 4
@@ -374,16 +356,8 @@ def test_qat_nan_params_restores_last_good(fitted: tuple[Gaussians, torch.Tensor
     g, img = fitted
     ref = quantization_aware_finetune(g, img, QATConfig(steps=3, lr=1e-2), progress=False)
     real_step = Adan.step
-    calls = {"n": 0}
-
-    def bad_step(self, closure=None):
-        out = real_step(self, closure)
-        calls["n"] += 1
-        if calls["n"] == 4:
-            self.param_groups[0]["params"][1].data[3, 0] = float("nan")  # a Cholesky parameter
-        return out
-
-    monkeypatch.setattr(Adan, "step", bad_step)
+    # after the 4th step a NaN in a Cholesky parameter (group 0, tensor 1)
+    monkeypatch.setattr(Adan, "step", nan_param_on_step(real_step, 4, group=0, index=1))
     res = quantization_aware_finetune(g, img, QATConfig(steps=20, lr=1e-2), progress=False)
     monkeypatch.setattr(Adan, "step", real_step)
     assert res.diverged and "non-finite parameters" in res.message and res.steps == 3

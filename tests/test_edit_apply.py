@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from helpers import gainer_config, gainer_image, tiny_field
 
 from splatpix.edit import (
     BoxRegion,
@@ -23,7 +24,7 @@ from splatpix.edit import (
     parse_region,
 )
 from splatpix.errors import SplatpixError
-from splatpix.gainer import GainerConfig, GainerField, HashGridConfig
+from splatpix.gainer import GainerField
 from splatpix.model.gaussians import Gaussians, params_from_covariance
 
 H, W = 40, 60
@@ -36,15 +37,6 @@ def make_gaussians(n: int = 50, param: str = "cholesky", seed: int = 0) -> Gauss
     a = 1 + 3 * torch.rand(n, generator=g)
     cov = torch.stack((a, 0.3 * torch.rand(n, generator=g), 2 + torch.rand(n, generator=g)), 1)
     return Gaussians(means, params_from_covariance(cov, param), torch.rand((n, 3), generator=g), param, (H, W))
-
-
-def make_field(n: int = 80, baked: bool = False) -> GainerField:
-    cfg = GainerConfig(n_gaussians=n, k=4, hashgrid=HashGridConfig(n_levels=2, features_per_level=2,
-                                                                   log2_table_size=8), mlp_hidden=8, mlp_layers=1)
-    f = GainerField(cfg, size=(H, W), seed=3)
-    with torch.no_grad():
-        f.cov_params[:, 1] = 0.01 * torch.arange(n) / n  # a little anisotropy
-    return f.bake() if baked else f
 
 
 def mat(c3: torch.Tensor) -> torch.Tensor:
@@ -175,7 +167,7 @@ def test_degenerate_edit_raises():
 
 
 def test_gainer_edit_units_and_features_stay_attached():
-    f = make_field(baked=False)
+    f = tiny_field(80, (H, W), baked=False)
     feats = f.grid(f.means.detach()).detach()
     means0, cov0 = f.means.detach().clone(), f.cov_params.detach().clone()
     e = apply_edit(f, Rotate(30, C))
@@ -200,7 +192,7 @@ def test_gainer_edit_units_and_features_stay_attached():
 
 
 def test_gainer_translate_moves_the_render():
-    f = make_field(200, baked=True)
+    f = tiny_field(200, (H, W), baked=True)
     e = apply_edit(f, Translate((W / 4, 0.0)), transform_covariance=True)
     a = f.render(H, W)
     b = e.render(H, W)
@@ -209,14 +201,12 @@ def test_gainer_translate_moves_the_render():
 
 
 def test_gainer_separate_mask_model_survives_edits_and_subsets():
-    from test_gainer_field import make_image, small_cfg
-
     from splatpix.edit import Translate, apply_edit
     from splatpix.edit.composite import colour_and_alpha
     from splatpix.gainer import GainerTrainConfig, fit_gainer
 
-    img = make_image(4, 16, 16)
-    cfg = GainerTrainConfig(model=small_cfg(n_gaussians=96, alpha_model="separate"), steps=20, batch=0)
+    img = gainer_image(4, 16, 16)
+    cfg = GainerTrainConfig(model=gainer_config(n_gaussians=96, alpha_model="separate"), steps=20, batch=0)
     field = fit_gainer(img, cfg, progress=False).field.bake()
     same = apply_edit(field, Translate((0.0, 0.0)))
     assert same.mask_mlp is not None and torch.allclose(same.render(), field.render(), atol=1e-6)

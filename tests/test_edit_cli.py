@@ -13,12 +13,13 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
+from helpers import one_error_line, run_cli, tiny_gainer_config
 from PIL import Image
 
 from splatpix import cli
 from splatpix.cli.edit import add_parsers, load_any_model
 from splatpix.errors import SplatpixError
-from splatpix.gainer import GainerConfig, GainerField, HashGridConfig, save_gainer
+from splatpix.gainer import GainerField, save_gainer
 from splatpix.io import load_image
 from splatpix.model.files import save_model
 from splatpix.model.gaussians import Gaussians, params_from_covariance
@@ -53,13 +54,7 @@ def run(request, capsys):
     if request.param == "main" and not WIRED:
         pytest.skip("edit/animate are not wired into splatpix.cli yet")
     entry = run_own if request.param == "own" else cli.main
-
-    def go(*argv):
-        code = entry([str(a) for a in argv])
-        cap = capsys.readouterr()
-        return code, cap.out, cap.err
-
-    return go
+    return lambda *argv: run_cli(capsys, *argv, main=entry)
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +66,7 @@ def files(tmp_path_factory):
     gi = Gaussians(torch.rand((n, 2), generator=g), params_from_covariance(cov, "cholesky"),
                    0.4 * torch.rand((n, 3), generator=g), "cholesky", (H, W))
     save_model(gi, d / "gi.safetensors")
-    cfg = GainerConfig(n_gaussians=200, k=4, hashgrid=HashGridConfig(n_levels=2, features_per_level=2,
-                                                                     log2_table_size=8), mlp_hidden=8, mlp_layers=1)
-    save_gainer(GainerField(cfg, size=(H, W), seed=2).bake(), d / "gainer.safetensors")
+    save_gainer(GainerField(tiny_gainer_config(200), size=(H, W), seed=2).bake(), d / "gainer.safetensors")
     mask = np.zeros((H, W), np.uint8)
     mask[4:16, 4:20] = 255
     Image.fromarray(mask).save(d / "mask.png")
@@ -143,12 +136,6 @@ def test_animate_gif_and_frames(run, files, tmp_path):
     assert sorted(os.listdir(tmp_path / "fr")) == ["frame_00000.png", "frame_00001.png", "frame_00002.png"]
 
 
-def _error(err: str) -> str:
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("splatpix: error:"), err
-    return lines[0]
-
-
 def test_errors_are_one_line(run, files, tmp_path):
     gi = files / "gi.safetensors"
     out = tmp_path / "x.png"
@@ -173,7 +160,7 @@ def test_errors_are_one_line(run, files, tmp_path):
     for argv, match in cases:
         code, _, err = run(*argv)
         assert code == 2, (argv, err)
-        line = _error(err)
+        line = one_error_line(err)
         assert any(m in line for m in match.split("|")), (argv, line)
     assert not out.exists()
 
@@ -184,4 +171,4 @@ def test_bad_spec_file_names_the_field(run, files, tmp_path):
                                                                   {"op": "rotate", "params": {"angle": "x"}}]}))
     code, _, err = run("animate", files / "gi.safetensors", spec, "-o", tmp_path / "a.gif")
     assert code == 2
-    assert "spec.edits[1].params.angle: expected a number or a keyframe list" in _error(err)
+    assert "spec.edits[1].params.angle: expected a number or a keyframe list" in one_error_line(err)

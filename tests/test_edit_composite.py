@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import tiny_gainer_config
 
 from splatpix.edit import (
     BoxRegion,
@@ -19,7 +20,7 @@ from splatpix.edit import (
 )
 from splatpix.edit.composite import gainer_coverage, prepare_background
 from splatpix.errors import SplatpixError
-from splatpix.gainer import GainerConfig, GainerField, HashGridConfig
+from splatpix.gainer import GainerField
 from splatpix.model.gaussians import Gaussians, params_from_covariance
 from splatpix.render import render
 
@@ -81,10 +82,8 @@ def test_grey_model_and_backgrounds():
 
 
 def field(n: int = 30) -> GainerField:
-    cfg = GainerConfig(n_gaussians=n, k=4, hashgrid=HashGridConfig(n_levels=2, features_per_level=2,
-                                                                   log2_table_size=8), mlp_hidden=8, mlp_layers=1)
     means = torch.rand((n, 2), generator=torch.Generator().manual_seed(0)) * 0.4  # the top-left corner only
-    f = GainerField(cfg, means, size=(H, W), seed=1)
+    f = GainerField(tiny_gainer_config(n), means, size=(H, W), seed=1)
     with torch.no_grad():
         f.cov_params[:, 0] = -3.5  # sigma ~ 0.03
         f.cov_params[:, 2] = -3.5

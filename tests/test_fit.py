@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from helpers import nan_after, nan_param_on_step, wave_image
 
 from splatpix.errors import SplatpixError
 from splatpix.model.gaussians import Gaussians
@@ -73,17 +74,6 @@ def test_adan_first_two_steps_by_hand(wd: float) -> None:
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-def smooth_image(h: int = 48, w: int = 48, c: int = 3) -> torch.Tensor:
-    y, x = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
-    chans = [
-        0.5 + 0.4 * torch.sin(2 * math.pi * (x + 0.5 * y)),
-        0.5 + 0.4 * torch.cos(3 * x * y + y),
-        0.3 + 0.5 * x * y,
-        0.2 + 0.6 * y,
-    ]
-    return torch.stack(chans[:c]).clamp(0, 1)
-
-
 def small_cfg(**kw) -> FitConfig:
     base = dict(n_gaussians=120, steps=20, lr=1e-2, log_every=5)
     base.update(kw)
@@ -99,7 +89,7 @@ def assert_finite_model(g: Gaussians) -> None:
 
 
 def test_fit_psnr_increases_substantially() -> None:
-    img = smooth_image(48, 48)
+    img = wave_image(48, 48)
     res = fit(img, FitConfig(n_gaussians=300, steps=150, lr=1e-2, log_every=50), progress=False)
     assert not res.diverged
     assert res.steps == 150
@@ -121,7 +111,7 @@ def test_fit_psnr_increases_substantially() -> None:
 
 @pytest.mark.parametrize("param", ["cholesky", "rs"])
 def test_params_and_effective_values(param: str) -> None:
-    img = smooth_image(32, 32)
+    img = wave_image(32, 32)
     res0 = fit(img, small_cfg(param=param, steps=0), progress=False)
     g0 = res0.gaussians
     assert res0.steps == 0 and g0.param == param
@@ -140,19 +130,19 @@ def test_params_and_effective_values(param: str) -> None:
 
 @pytest.mark.parametrize("channels", [1, 4])
 def test_channels(channels: int) -> None:
-    img = smooth_image(32, 32, channels)
+    img = wave_image(32, 32, channels)
     res = fit(img, small_cfg(steps=30), progress=False)
     assert res.gaussians.channels == channels
     assert res.psnr > res.history[0]["psnr"] + 3.0
 
 
 def test_adam_option_and_progress_bar() -> None:
-    res = fit(smooth_image(32, 32), small_cfg(optimizer="adam", steps=10), progress=True)
+    res = fit(wave_image(32, 32), small_cfg(optimizer="adam", steps=10), progress=True)
     assert res.steps == 10 and res.psnr > res.history[0]["psnr"]
 
 
 def test_seed_reproducible() -> None:
-    img = smooth_image(32, 32)
+    img = wave_image(32, 32)
     a = fit(img, small_cfg(seed=3), progress=False).gaussians
     b = fit(img, small_cfg(seed=3), progress=False).gaussians
     c = fit(img, small_cfg(seed=4), progress=False).gaussians
@@ -183,7 +173,7 @@ def test_config_validation(kw: dict) -> None:
 
 def test_dense_model_warns() -> None:
     with pytest.warns(UserWarning, match="saturated"):
-        fit(smooth_image(8, 8), small_cfg(n_gaussians=100, steps=1), progress=False)
+        fit(wave_image(8, 8), small_cfg(n_gaussians=100, steps=1), progress=False)
 
 
 def test_bad_images() -> None:
@@ -207,16 +197,10 @@ def _same_model(a: Gaussians, b: Gaussians) -> bool:
 
 
 def test_nan_loss_restores_last_good(monkeypatch: pytest.MonkeyPatch) -> None:
-    img = smooth_image(32, 32)
+    img = wave_image(32, 32)
     real_render = fit_mod.render
-    calls = {"n": 0}
-
-    def bad_render(*args, **kwargs):
-        out = real_render(*args, **kwargs)
-        calls["n"] += 1
-        return out * float("nan") if calls["n"] == 8 else out  # 8th training render: params after 7 steps
-
-    monkeypatch.setattr(fit_mod, "render", bad_render)
+    # the 8th training render only (params after 7 steps) turns to NaN
+    monkeypatch.setattr(fit_mod, "render", nan_after(real_render, 7, once=True))
     res = fit(img, small_cfg(steps=20), progress=False)
     monkeypatch.setattr(fit_mod, "render", real_render)
     assert res.diverged and "non-finite loss" in res.message
@@ -228,18 +212,10 @@ def test_nan_loss_restores_last_good(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_nan_params_restores_last_good(monkeypatch: pytest.MonkeyPatch) -> None:
-    img = smooth_image(32, 32)
+    img = wave_image(32, 32)
     real_step = Adan.step
-    calls = {"n": 0}
-
-    def bad_step(self, closure=None):
-        out = real_step(self, closure)
-        calls["n"] += 1
-        if calls["n"] == 5:
-            self.param_groups[1]["params"][0].data[3, 0] = float("nan")  # the Cholesky factors (one group each)
-        return out
-
-    monkeypatch.setattr(Adan, "step", bad_step)
+    # after the 5th step a NaN in the Cholesky factors (group 1, tensor 0: one group each)
+    monkeypatch.setattr(Adan, "step", nan_param_on_step(real_step, 5, group=1, index=0))
     res = fit(img, small_cfg(steps=20), progress=False)
     monkeypatch.setattr(Adan, "step", real_step)
     assert res.diverged and "non-finite parameters" in res.message
@@ -255,7 +231,7 @@ def test_callback_and_report() -> None:
         seen.append((step, info))
         return step >= 10  # ask to stop
 
-    res = fit(smooth_image(32, 32), small_cfg(steps=30, log_every=5), progress=False, callback=cb)
+    res = fit(wave_image(32, 32), small_cfg(steps=30, log_every=5), progress=False, callback=cb)
     assert [s for s, _ in seen] == [0, 5, 10]
     assert all({"step", "seconds", "psnr", "loss", "lr"} <= set(i) for _, i in seen)
     assert res.steps == 10 and not res.diverged and "callback" in res.message

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from helpers import one_error_line, run_cli, write_png
 
-from splatpix.cli import build_parser, main
+from splatpix.cli import build_parser
 from splatpix.cli.model import fit_config
 from splatpix.errors import SplatpixError
 from splatpix.io import load_image, sample_image_path
@@ -163,18 +163,15 @@ def test_cli_flags_reach_the_config() -> None:
 
 @pytest.fixture
 def image_file(tmp_path):
-    path = tmp_path / "img.png"
-    arr = (natural(32, 48).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    Image.fromarray(arr).save(path)
-    return path
+    return write_png(tmp_path / "img.png", natural(32, 48))
 
 
 def test_cli_fit_with_structure_options(tmp_path, image_file, capsys) -> None:
     model, report = tmp_path / "m.safetensors", tmp_path / "r.json"
-    code = main([str(a) for a in ("fit", image_file, "-n", 100, "--steps", 4, "--log-every", 2, "-o", model,
-                                  "--report", report, "--quiet", "--init", "structure", "--colour-solve-init",
-                                  "--colour-solve-every", 2, "--geo-weight", 0.01)])
-    assert code == 0, capsys.readouterr().err
+    code, _, err = run_cli(capsys, "fit", image_file, "-n", 100, "--steps", 4, "--log-every", 2, "-o", model,
+                           "--report", report, "--quiet", "--init", "structure", "--colour-solve-init",
+                           "--colour-solve-every", 2, "--geo-weight", 0.01)
+    assert code == 0, err
     rep = json.loads(report.read_text())
     assert rep["config"]["init"] == "structure" and rep["config"]["colour_solve_init"] is True
     assert rep["config"]["colour_solve_every"] == 2 and rep["config"]["geo_weight"] == 0.01
@@ -191,9 +188,7 @@ def test_cli_fit_with_structure_options(tmp_path, image_file, capsys) -> None:
 ])
 def test_cli_bad_values_one_line(tmp_path, image_file, capsys, flags, needle) -> None:
     model = tmp_path / "m.safetensors"
-    code = main([str(image_file) if a == "IMG" else a for a in ["fit", "IMG", "-n", "10", "-o", str(model),
-                                                                 "--quiet", *flags]])
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert code != 0 and len(lines) == 1 and lines[0].startswith("splatpix: error:") and needle in lines[0], err
+    code, _, err = run_cli(capsys, "fit", image_file, "-n", "10", "-o", model, "--quiet", *flags)
+    assert code != 0, err
+    assert needle in one_error_line(err)
     assert not model.exists()

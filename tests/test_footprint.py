@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 import math
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
+from helpers import ramp_image, write_png
 
 from splatpix.cli import main
 from splatpix.codec.api import decode_bytes, encode
@@ -19,12 +18,6 @@ from splatpix.eval.kernel import count_pairs
 from splatpix.model.gaussians import Gaussians, conic_from_covariance, params_from_covariance, project
 from splatpix.train.footprint import footprint, footprint_penalty
 from splatpix.train.loop import FitConfig, fit
-
-
-def _image(h=40, w=56):
-    y, x = np.mgrid[0:h, 0:w]
-    rgb = np.stack((x / (w - 1), y / (h - 1), 0.5 + 0.4 * np.sin(x / 3.0) * np.cos(y / 5.0)), 0)
-    return torch.from_numpy(rgb.astype(np.float32))
 
 
 def _pairs(g: Gaussians) -> int:
@@ -80,7 +73,7 @@ def test_penalty_is_relative_to_the_detached_error():
 
 @pytest.fixture(scope="module")
 def fits():
-    img = _image()
+    img = ramp_image(40, 56, fx=3.0, fy=5.0)
     base = dict(n_gaussians=120, steps=200, optimizer="adam", lr=1e-2, lr_decay_every=150, log_every=100,
                 init="structure", colour_solve_init=True)
     return img, {w: fit(img, FitConfig(**base, footprint_weight=w), progress=False) for w in (0.0, 0.1)}
@@ -112,8 +105,7 @@ def test_qat_and_encode_follow_the_fit_weight(fits):
 
 
 def test_cli_footprint_weight(tmp_path, capsys):
-    arr = (_image().permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    Image.fromarray(arr).save(tmp_path / "in.png")
+    write_png(tmp_path / "in.png", ramp_image(40, 56, fx=3.0, fy=5.0))
     rep = tmp_path / "r.json"
     assert main(["fit", str(tmp_path / "in.png"), "-o", str(tmp_path / "m.safetensors"), "-n", "50", "--steps", "10",
                  "--footprint-weight", "0.02", "--report", str(rep), "--quiet"]) == 0

@@ -8,13 +8,13 @@ import struct
 
 import pytest
 import torch
+from helpers import SMALL_GRID, gainer_config, gainer_image, rewrite_safetensors_meta
 
 from splatpix.errors import SplatpixError
 from splatpix.gainer import (
     GainerConfig,
     GainerField,
     GainerTrainConfig,
-    HashGridConfig,
     export_ply,
     fit_gainer,
     load_gainer,
@@ -23,14 +23,6 @@ from splatpix.gainer import (
 )
 from splatpix.gainer.aggregate import aggregate
 from splatpix.metrics import psnr
-
-SMALL_GRID = HashGridConfig(n_levels=6, features_per_level=2, log2_table_size=10, base_resolution=4, max_resolution=64)
-
-
-def small_cfg(**kw) -> GainerConfig:
-    base = {"n_gaussians": 128, "k": 8, "hashgrid": SMALL_GRID, "mlp_hidden": 16, "mlp_layers": 2}
-    base.update(kw)
-    return GainerConfig(**base)
 
 
 def randomised(cfg: GainerConfig, seed: int = 0, size: tuple[int, int] = (16, 24)) -> GainerField:
@@ -44,14 +36,8 @@ def randomised(cfg: GainerConfig, seed: int = 0, size: tuple[int, int] = (16, 24
     return f
 
 
-def make_image(c: int = 3, h: int = 32, w: int = 32) -> torch.Tensor:
-    y, x = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
-    chans = [0.5 + 0.4 * torch.sin(6 * x), 0.5 + 0.4 * torch.cos(5 * y), x * y, (x + y > 0.8).float()]
-    return torch.stack(chans[:c]).clamp(0, 1)
-
-
 def test_render_shape_and_range():
-    f = randomised(small_cfg())
+    f = randomised(gainer_config())
     img = f.render()
     assert img.shape == (3, 16, 24)
     assert bool(torch.isfinite(img).all()) and float(img.min()) >= 0 and float(img.max()) <= 1
@@ -59,7 +45,7 @@ def test_render_shape_and_range():
 
 
 def test_baked_matches_unbaked():
-    f = randomised(small_cfg())
+    f = randomised(gainer_config())
     before = f.render()
     f.bake()
     assert f.baked and f.grid is None and f.baked_features.shape == (128, SMALL_GRID.output_dim)
@@ -71,7 +57,7 @@ def test_baked_matches_unbaked():
 
 @pytest.mark.parametrize("aggregation", ["sum", "mean"])
 def test_save_load_round_trip(tmp_path, aggregation):
-    f = randomised(small_cfg(aggregation=aggregation, channels=4)).bake()
+    f = randomised(gainer_config(aggregation=aggregation, channels=4)).bake()
     path = tmp_path / "m.safetensors"
     save_gainer(f, path, extra={"note": "x"})
     g = load_gainer(path)
@@ -83,7 +69,7 @@ def test_save_load_round_trip(tmp_path, aggregation):
 
 
 def test_save_unbaked_saves_baked_features(tmp_path):
-    f = randomised(small_cfg())
+    f = randomised(gainer_config())
     save_gainer(f, tmp_path / "m.safetensors")
     assert not f.baked
     g = load_gainer(tmp_path / "m.safetensors")
@@ -91,7 +77,7 @@ def test_save_unbaked_saves_baked_features(tmp_path):
 
 
 def test_render_scales_and_crops_consistent():
-    f = randomised(small_cfg(), size=(12, 18)).bake()
+    f = randomised(gainer_config(), size=(12, 18)).bake()
     one = f.render()
     # 3x: pixel (3i + 1, 3j + 1) has the same centre as pixel (i, j) at 1x
     three = f.render(36, 54)
@@ -128,7 +114,7 @@ def test_aggregate_numba_matches_reference():
 
 
 def test_no_neighbour_gets_zero_features():
-    cfg = small_cfg(n_gaussians=4, radius_mode="absolute", radius=0.01)
+    cfg = gainer_config(n_gaussians=4, radius_mode="absolute", radius=0.01)
     means = torch.tensor([[0.1, 0.1], [0.2, 0.2], [0.3, 0.3], [0.4, 0.4]])
     f = GainerField(cfg, means)
     feats = f.features(torch.tensor([[0.9, 0.9], [0.1, 0.1]]))
@@ -137,8 +123,8 @@ def test_no_neighbour_gets_zero_features():
 
 
 def test_training_raises_psnr():
-    img = make_image()
-    cfg = GainerTrainConfig(model=small_cfg(n_gaussians=256), steps=100, batch=0, log_every=20)
+    img = gainer_image()
+    cfg = GainerTrainConfig(model=gainer_config(n_gaussians=256), steps=100, batch=0, log_every=20)
     res = fit_gainer(img, cfg, progress=False)
     assert not res.diverged and res.steps == 100
     first = res.history[0]["psnr"]
@@ -149,9 +135,9 @@ def test_training_raises_psnr():
 
 
 def test_training_random_batches_and_callbacks():
-    img = make_image(1, 16, 16)
+    img = gainer_image(1, 16, 16)
     seen: list[int] = []
-    cfg = GainerTrainConfig(model=small_cfg(n_gaussians=64), steps=20, batch=50, checkpoint_every=10, log_every=5)
+    cfg = GainerTrainConfig(model=gainer_config(n_gaussians=64), steps=20, batch=50, checkpoint_every=10, log_every=5)
     stop_at = {"step": None}
 
     def cb(step, info):
@@ -164,8 +150,8 @@ def test_training_random_batches_and_callbacks():
 
 
 def test_rgba_round_trip(tmp_path):
-    img = make_image(4, 16, 16)
-    cfg = GainerTrainConfig(model=small_cfg(n_gaussians=64), steps=30, batch=0)
+    img = gainer_image(4, 16, 16)
+    cfg = GainerTrainConfig(model=gainer_config(n_gaussians=64), steps=30, batch=0)
     res = fit_gainer(img, cfg, progress=False)
     f = res.field.bake()
     assert f.channels == 4
@@ -177,8 +163,8 @@ def test_rgba_round_trip(tmp_path):
 
 @pytest.mark.parametrize("trainable", [False, True])
 def test_trainable_vs_frozen_means(trainable):
-    img = make_image(3, 16, 16)
-    cfg = GainerTrainConfig(model=small_cfg(n_gaussians=64, trainable_means=trainable), steps=10, batch=0,
+    img = gainer_image(3, 16, 16)
+    cfg = GainerTrainConfig(model=gainer_config(n_gaussians=64, trainable_means=trainable), steps=10, batch=0,
                             lr_means=1e-2)
     from splatpix.gainer.field import random_means
 
@@ -192,7 +178,7 @@ def test_trainable_vs_frozen_means(trainable):
 
 
 def test_gradients_reach_covariances():
-    cfg = small_cfg(n_gaussians=32, radius_mode="absolute", radius=0.5, k=32)
+    cfg = gainer_config(n_gaussians=32, radius_mode="absolute", radius=0.5, k=32)
     f = randomised(cfg)
     q = torch.rand(40, 2, generator=torch.Generator().manual_seed(3))
 
@@ -218,13 +204,13 @@ def test_gradients_reach_covariances():
 
 
 def test_gradients_reach_trainable_means():
-    f = randomised(small_cfg(n_gaussians=32, trainable_means=True))
+    f = randomised(gainer_config(n_gaussians=32, trainable_means=True))
     f(torch.rand(50, 2)).sum().backward()
     assert f.means.grad is not None and float(f.means.grad.abs().max()) > 0
 
 
 def test_knn_index_cached_and_rebuilt():
-    f = randomised(small_cfg()).bake()
+    f = randomised(gainer_config()).bake()
     f.render()
     index = f._index
     version = index.version
@@ -237,8 +223,8 @@ def test_knn_index_cached_and_rebuilt():
 
 
 def test_nan_guard_restores_last_good():
-    img = make_image(3, 16, 16)
-    cfg = GainerTrainConfig(model=small_cfg(n_gaussians=64), steps=30, batch=0, checkpoint_every=10)
+    img = gainer_image(3, 16, 16)
+    cfg = GainerTrainConfig(model=gainer_config(n_gaussians=64), steps=30, batch=0, checkpoint_every=10)
 
     def poison(step, model):
         if step == 10:
@@ -286,23 +272,17 @@ def test_presets():
 
 def test_fit_rejects_bad_image():
     with pytest.raises(SplatpixError):
-        fit_gainer(torch.zeros(2, 4, 4), GainerTrainConfig(model=small_cfg(), steps=1), progress=False)
+        fit_gainer(torch.zeros(2, 4, 4), GainerTrainConfig(model=gainer_config(), steps=1), progress=False)
     with pytest.raises(SplatpixError):
-        fit_gainer(torch.full((3, 4, 4), 2.0), GainerTrainConfig(model=small_cfg(), steps=1), progress=False)
+        fit_gainer(torch.full((3, 4, 4), 2.0), GainerTrainConfig(model=gainer_config(), steps=1), progress=False)
 
 
 def _rewrite_meta(data: bytes, change) -> bytes:
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8 : 8 + n])
-    meta = json.loads(header["__metadata__"]["splatpix"])
-    change(header, meta)
-    header["__metadata__"]["splatpix"] = json.dumps(meta)
-    hb = json.dumps(header).encode()
-    return struct.pack("<Q", len(hb)) + hb + data[8 + n :]
+    return rewrite_safetensors_meta(data, change, pad=False)  # the new header is not padded to 8 bytes
 
 
 def test_corrupted_files_raise(tmp_path):
-    f = randomised(small_cfg()).bake()
+    f = randomised(gainer_config()).bake()
     path = tmp_path / "m.safetensors"
     save_gainer(f, path)
     data = path.read_bytes()
@@ -351,7 +331,7 @@ def test_corrupted_files_raise(tmp_path):
 
 
 def test_save_refuses_non_finite(tmp_path):
-    f = randomised(small_cfg()).bake()
+    f = randomised(gainer_config()).bake()
     with torch.no_grad():
         f.cov_params[0, 0] = math.inf
     with pytest.raises(SplatpixError):
@@ -360,7 +340,7 @@ def test_save_refuses_non_finite(tmp_path):
 
 
 def test_export_ply(tmp_path):
-    f = randomised(small_cfg(n_gaussians=50))
+    f = randomised(gainer_config(n_gaussians=50))
     path = tmp_path / "means.ply"
     export_ply(f, path)
     lines = path.read_text().splitlines()

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import struct
-
 import pytest
 import torch
-from test_gainer_field import make_image, small_cfg
+from helpers import gainer_config, gainer_image, rewrite_safetensors_meta
 
 from splatpix.errors import SplatpixError
 from splatpix.gainer import GainerTrainConfig, fit_gainer, load_gainer, save_gainer
@@ -15,7 +12,7 @@ from splatpix.gainer.checkpoint import load_checkpoint
 
 
 def _cfg(**kw) -> GainerTrainConfig:
-    base = {"model": small_cfg(n_gaussians=96, trainable_means=True), "steps": 24, "batch": 64, "log_every": 4,
+    base = {"model": gainer_config(n_gaussians=96, trainable_means=True), "steps": 24, "batch": 64, "log_every": 4,
             "lr_milestones": (0.25, 0.6)}
     base.update(kw)
     return GainerTrainConfig(**base)
@@ -30,8 +27,8 @@ def _same_params(a, b) -> None:
 
 @pytest.mark.parametrize("channels,alpha_model", [(3, "head"), (4, "separate")])
 def test_resume_equals_uninterrupted(tmp_path, channels, alpha_model):
-    img = make_image(channels, 16, 20)
-    cfg = _cfg(model=small_cfg(n_gaussians=96, trainable_means=True, alpha_model=alpha_model))
+    img = gainer_image(channels, 16, 20)
+    cfg = _cfg(model=gainer_config(n_gaussians=96, trainable_means=True, alpha_model=alpha_model))
     full = fit_gainer(img, cfg, progress=False)
     ck = tmp_path / "run.ckpt"
     # interrupted at step 8 (stopped by the callback, as a user's Ctrl-C would be handled by the caller)
@@ -45,7 +42,7 @@ def test_resume_equals_uninterrupted(tmp_path, channels, alpha_model):
 
 
 def test_periodic_checkpoint_and_extended_steps(tmp_path):
-    img = make_image(3, 16, 16)
+    img = gainer_image(3, 16, 16)
     ck = tmp_path / "c.ckpt"
     cfg = _cfg(steps=12, checkpoint_every=5)
     fit_gainer(img, cfg, progress=False, checkpoint_path=ck)
@@ -55,7 +52,7 @@ def test_periodic_checkpoint_and_extended_steps(tmp_path):
 
 
 def test_resume_refuses_other_image_and_config(tmp_path):
-    img = make_image(3, 16, 16)
+    img = gainer_image(3, 16, 16)
     ck = tmp_path / "c.ckpt"
     fit_gainer(img, _cfg(steps=6), progress=False, checkpoint_path=ck)
     other = img.clone()
@@ -69,25 +66,16 @@ def test_resume_refuses_other_image_and_config(tmp_path):
 
 
 def test_corrupted_checkpoint_refused(tmp_path):
-    img = make_image(3, 16, 16)
+    img = gainer_image(3, 16, 16)
     ck = tmp_path / "c.ckpt"
     fit_gainer(img, _cfg(steps=4), progress=False, checkpoint_path=ck)
     data = ck.read_bytes()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
     cases = {
         "truncated": data[: len(data) // 2],
         "garbage": b"\x00" * 64,
     }
-    meta = json.loads(header["__metadata__"]["splatpix"])
     for key, value in (("step", -1), ("rng_state", "!!not base64!!"), ("config", {"model": 3})):
-        m = dict(meta)
-        m[key] = value
-        h = dict(header)
-        h["__metadata__"] = {"splatpix": json.dumps(m)}
-        hb = json.dumps(h).encode()
-        hb += b" " * ((8 - len(hb) % 8) % 8)
-        cases[key] = struct.pack("<Q", len(hb)) + hb + data[8 + n:]
+        cases[key] = rewrite_safetensors_meta(data, lambda h, m, key=key, value=value: m.__setitem__(key, value))
     for name, blob in cases.items():
         p = tmp_path / f"bad_{name}.ckpt"
         p.write_bytes(blob)
@@ -101,8 +89,8 @@ def test_corrupted_checkpoint_refused(tmp_path):
 
 
 def test_separate_mask_model_round_trip(tmp_path):
-    img = make_image(4, 16, 16)
-    cfg = _cfg(model=small_cfg(n_gaussians=96, alpha_model="separate"), steps=30, batch=0)
+    img = gainer_image(4, 16, 16)
+    cfg = _cfg(model=gainer_config(n_gaussians=96, alpha_model="separate"), steps=30, batch=0)
     res = fit_gainer(img, cfg, progress=False)
     f = res.field
     assert f.mask_grid is not None and f.mask_mlp is not None and f.mlp[-1].out_features == 3
@@ -117,30 +105,23 @@ def test_separate_mask_model_round_trip(tmp_path):
 
 
 def test_separate_mask_model_learns_alpha():
-    img = make_image(4, 16, 16)
-    cfg = _cfg(model=small_cfg(n_gaussians=128, alpha_model="separate"), steps=80, batch=0, lr=2e-2)
+    img = gainer_image(4, 16, 16)
+    cfg = _cfg(model=gainer_config(n_gaussians=128, alpha_model="separate"), steps=80, batch=0, lr=2e-2)
     out = fit_gainer(img, cfg, progress=False).field.render()
     alpha_err = float((out[3] - img[3]).abs().mean())
     assert alpha_err < 0.2, alpha_err
     # the mask model does not change the colour model's output size
-    rgb_only = fit_gainer(img[:3], _cfg(model=small_cfg(n_gaussians=128, alpha_model="separate"), steps=2,
+    rgb_only = fit_gainer(img[:3], _cfg(model=gainer_config(n_gaussians=128, alpha_model="separate"), steps=2,
                                         batch=0), progress=False).field
     assert rgb_only.mask_mlp is None and rgb_only.channels == 3
 
 
 def test_rgba_file_without_alpha_model_loads_as_head(tmp_path):
-    img = make_image(4, 16, 16)
-    res = fit_gainer(img, _cfg(model=small_cfg(n_gaussians=64, alpha_model="head"), steps=2), progress=False)
+    img = gainer_image(4, 16, 16)
+    res = fit_gainer(img, _cfg(model=gainer_config(n_gaussians=64, alpha_model="head"), steps=2), progress=False)
     path = tmp_path / "old.safetensors"
     save_gainer(res.field, path)
-    data = path.read_bytes()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
-    meta = json.loads(header["__metadata__"]["splatpix"])
-    del meta["config"]["alpha_model"]  # as written before the option existed
-    header["__metadata__"] = {"splatpix": json.dumps(meta)}
-    hb = json.dumps(header).encode()
-    hb += b" " * ((8 - len(hb) % 8) % 8)
-    path.write_bytes(struct.pack("<Q", len(hb)) + hb + data[8 + n:])
+    # as written before the option existed
+    path.write_bytes(rewrite_safetensors_meta(path.read_bytes(), lambda h, m: m["config"].pop("alpha_model")))
     g = load_gainer(path)
     assert g.cfg.alpha_model == "head" and torch.equal(g.render(), res.field.render())

@@ -8,25 +8,15 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import pixel_lattice, tiny_field
 
 from splatpix.edit.apply import gaussian_geometry
 from splatpix.errors import SplatpixError
-from splatpix.gainer import GainerConfig, GainerField, HashGridConfig
 from splatpix.model.gaussians import Gaussians, params_from_covariance
 from splatpix.physics import Bridge, Circle, HalfPlane, domain_map, parse_scene
 from splatpix.physics.bridge import assign_materials, auto_grid_res, particle_volumes
 
 H, W = 32, 48
-
-
-def lattice(sigma2: float = 0.6, param: str = "cholesky") -> Gaussians:
-    """One Gaussian per pixel centre, row by row."""
-    ys, xs = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing="ij")
-    means = torch.stack((xs.reshape(-1) / W, ys.reshape(-1) / H), 1)
-    n = means.shape[0]
-    g = torch.Generator().manual_seed(0)
-    cov = torch.stack((torch.full((n,), sigma2), torch.zeros(n), torch.full((n,), sigma2)), 1)
-    return Gaussians(means, params_from_covariance(cov, param), 0.3 * torch.rand((n, 3), generator=g), param, (H, W))
 
 
 def random_model(n: int = 200, seed: int = 1) -> Gaussians:
@@ -35,15 +25,6 @@ def random_model(n: int = 200, seed: int = 1) -> Gaussians:
     cov = torch.stack((a, 0.4 * torch.rand(n, generator=g), 2 + torch.rand(n, generator=g)), 1)
     return Gaussians(torch.rand((n, 2), generator=g), params_from_covariance(cov, "cholesky"),
                      torch.rand((n, 3), generator=g), "cholesky", (H, W))
-
-
-def field(n: int = 150) -> GainerField:
-    cfg = GainerConfig(n_gaussians=n, k=4, hashgrid=HashGridConfig(n_levels=2, features_per_level=2,
-                                                                   log2_table_size=8), mlp_hidden=8, mlp_layers=1)
-    f = GainerField(cfg, size=(H, W), seed=3)
-    with torch.no_grad():
-        f.cov_params[:, 1] = 0.01 * torch.arange(n) / n
-    return f
 
 
 def one_scene(region: str = "all", **sim) -> object:
@@ -146,7 +127,8 @@ def test_colliders_map_to_the_simulation_frame():
 
 @pytest.mark.parametrize("kind", ["gaussians", "rs", "gainer"])
 def test_round_trip_at_rest_gives_the_same_model(kind):
-    model = field() if kind == "gainer" else random_model() if kind == "gaussians" else lattice(param="rs")
+    model = (tiny_field(150, (H, W)) if kind == "gainer" else random_model() if kind == "gaussians"
+             else pixel_lattice((H, W), param="rs"))
     b = Bridge(model, one_scene("all", grid_res=48))
     assert b.clamped == 0 and len(b.static) == 0
     n = model.n
@@ -211,7 +193,7 @@ def test_volumes_follow_gaussian_area_and_sum_to_the_region_area():
 
 
 def test_first_region_wins_and_the_rest_is_static():
-    model = lattice()
+    model = pixel_lattice((H, W))
     sc = parse_scene({"materials": [{"preset": "jelly", "region": "box:0,0,0.5,1"},
                                     {"preset": "sand", "region": "box:0.25,0,1,0.5"}]})
     assign, areas = assign_materials(model, sc.materials)
@@ -241,9 +223,9 @@ def test_auto_grid_res_and_clamping():
 
 def test_velocity_and_no_particles():
     sc = parse_scene({"materials": [{"preset": "jelly", "region": "box:0,0,0.5,1", "velocity": [1.5, -2]}]})
-    b = Bridge(lattice(), sc)
+    b = Bridge(pixel_lattice((H, W)), sc)
     np.testing.assert_allclose(b.state.v, np.tile([1.5, -2.0], (len(b.index), 1)))
-    empty = Bridge(lattice(), one_scene("box:2,2,3,3"))
+    empty = Bridge(pixel_lattice((H, W)), one_scene("box:2,2,3,3"))
     assert len(empty.index) == 0 and empty.state.n == 0 and empty.objects[0]["gaussians"] == 0
 
 
@@ -251,7 +233,7 @@ def test_velocity_and_no_particles():
 def test_rebuild_model_inverts_gaussian_geometry(kind):
     from splatpix.edit.apply import rebuild_model
 
-    model = field() if kind == "gainer" else random_model()
+    model = tiny_field(150, (H, W)) if kind == "gainer" else random_model()
     means, cov, _ = gaussian_geometry(model)
     out = rebuild_model(model, means, cov)
     m1, c1, _ = gaussian_geometry(out)

@@ -4,20 +4,19 @@ region do not move, both model kinds render to GIF and PNG frames, and the NaN g
 from __future__ import annotations
 
 import os
-import sys
 
 import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
+from helpers import pixel_lattice, raise_on_call, tiny_field
 
 import splatpix
 from splatpix.errors import SplatpixError
 from splatpix.physics import Bridge, MPMSolver, parse_scene, simulate
 from splatpix.physics.solver import MPMSolver as SolverClass
 
-sys.path.insert(0, os.path.dirname(__file__))
-from test_simulate_bridge import H, W, field, lattice  # noqa: E402
+H, W = 32, 48
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +31,7 @@ def fitted() -> splatpix.Gaussians:
 
 def contrasty_field() -> object:
     """A baked GaINeR field with strong random features, so that moving Gaussians changes the picture."""
-    f = field(200)
+    f = tiny_field(200, (H, W))
     g = torch.Generator().manual_seed(5)
     feats = 4 * torch.randn(f.gaussian_features().shape, generator=g)
     return f.with_gaussians(f.means.detach(), f.cov_params.detach(), feats)
@@ -48,7 +47,7 @@ def read_frames(path: str) -> np.ndarray:
 def test_elastic_object_falls_and_comes_to_rest_on_the_floor():
     sc = parse_scene({"materials": [{"preset": "elastic", "region": "box:0.35,0.15,0.65,0.45"}],
                       "simulation": {"wall_friction": 0.5, "threads": 1}})
-    b = Bridge(lattice(), sc)
+    b = Bridge(pixel_lattice((H, W)), sc)
     sim = MPMSolver(b.config(sc), b.state, b.materials)
     eye = np.broadcast_to(np.eye(2), (len(b.index), 2, 2))
 
@@ -90,7 +89,7 @@ def test_mass_is_conserved_and_equals_density_times_area(fitted):
 
 
 def test_unassigned_gaussians_do_not_move(tmp_path):
-    model = lattice()
+    model = pixel_lattice((H, W))
     sc = {"frames": 5, "background": "#000000", "materials": [{"preset": "jelly", "region": "box:0.6,0,1,0.6"}],
           "simulation": {"threads": 1}}
     b = Bridge(model, parse_scene(sc))
@@ -136,7 +135,7 @@ def test_scene_from_a_file_and_background(tmp_path):
     (tmp_path / "scene.yaml").write_text(
         "frames: 3\nbackground: '#ff0000'\nmaterials:\n  - {preset: sand, region: 'box:0.3,0.3,0.7,0.7'}\n"
         "simulation: {grid_res: 32, threads: 1, colliders: [{type: circle, centre: [0.5, 0.9], radius: 0.1}]}\n")
-    g = lattice()
+    g = pixel_lattice((H, W))
     keep = (g.means[:, 0] > 0.3) & (g.means[:, 0] < 0.7) & (g.means[:, 1] > 0.3) & (g.means[:, 1] < 0.7)
     model = splatpix.Gaussians(g.means[keep], g.cov_params[keep], g.colours[keep], g.param, g.size)
     r = simulate(model, tmp_path / "scene.yaml", str(tmp_path / "o.gif"), progress=False)
@@ -146,21 +145,13 @@ def test_scene_from_a_file_and_background(tmp_path):
 
 
 def test_nan_guard_keeps_the_frames_written_so_far(tmp_path, monkeypatch):
-    calls = {"n": 0}
-    real = SolverClass.step_frame
-
-    def flaky(self):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise SplatpixError("simulation diverged at frame 2, substep 5 (dt = 1e-3, t = 0.1 s): 3 particles got "
-                                "non-finite values")
-        return real(self)
-
-    monkeypatch.setattr(SolverClass, "step_frame", flaky)
+    diverged = SplatpixError("simulation diverged at frame 2, substep 5 (dt = 1e-3, t = 0.1 s): 3 particles got "
+                             "non-finite values")
+    monkeypatch.setattr(SolverClass, "step_frame", raise_on_call(SolverClass.step_frame, 3, diverged))
     out = str(tmp_path / "partial.gif")
     sc = {"frames": 8, "materials": [{"preset": "jelly", "region": "all"}], "simulation": {"threads": 1}}
     with pytest.raises(SplatpixError, match=r"stopped at frame 3 of 8 .*diverged.*the 3 frames before it") as err:
-        simulate(lattice(), sc, out, progress=False)
+        simulate(pixel_lattice((H, W)), sc, out, progress=False)
     assert "\n" not in str(err.value)
     assert read_frames(out).shape[0] == 3  # frames 0, 1, 2: a valid GIF
 
@@ -170,7 +161,7 @@ def test_real_divergence_is_caught(tmp_path):
     sc = {"frames": 30, "materials": [{"preset": "elastic", "region": "box:0.2,0.2,0.8,0.8", "E": 1e8}],
           "simulation": {"substeps": 1, "threads": 1, "grid_res": 48}}  # dt = 1/24 s, far beyond the CFL limit
     with pytest.raises(SplatpixError, match=r"stopped at frame \d+ of 30") as err:
-        simulate(lattice(), sc, out, progress=False)
+        simulate(pixel_lattice((H, W)), sc, out, progress=False)
     kept = int(str(err.value).split("the ")[-1].split(" frames")[0])
     assert kept >= 1 and len(os.listdir(out)) == kept
 
@@ -179,9 +170,9 @@ def test_bad_inputs():
     with pytest.raises(SplatpixError, match="cannot edit a str"):
         simulate("model", {"materials": [{"preset": "jelly", "region": "all"}]}, "x.gif")
     with pytest.raises(SplatpixError, match=r"scene\.materials\[0\]\.E"):
-        simulate(lattice(), {"materials": [{"preset": "jelly", "region": "all", "E": 0}]}, "x.gif")
+        simulate(pixel_lattice((H, W)), {"materials": [{"preset": "jelly", "region": "all", "E": 0}]}, "x.gif")
     with pytest.raises(SplatpixError, match="unsupported animation output"):
-        simulate(lattice(), {"frames": 2, "materials": [{"preset": "jelly", "region": "all"}]}, "x.avi",
+        simulate(pixel_lattice((H, W)), {"frames": 2, "materials": [{"preset": "jelly", "region": "all"}]}, "x.avi",
                  progress=False)
 
 
