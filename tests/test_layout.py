@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from helpers import ramp_image, write_png
 
 import splatpix
 from splatpix.checks import is_int, is_number, is_real, json_float
@@ -28,10 +28,8 @@ from splatpix.train import DivergenceGuard
 SRC = Path(splatpix.__file__).resolve().parent
 
 
-def _image(h: int = 24, w: int = 32) -> torch.Tensor:
-    y, x = np.mgrid[0:h, 0:w]
-    rgb = np.stack((x / (w - 1), y / (h - 1), 0.5 + 0.4 * np.sin(x / 3.0) * np.cos(y / 4.0)), 0)
-    return torch.from_numpy(rgb.astype(np.float32))
+def _image() -> torch.Tensor:
+    return ramp_image(24, 32, 3.0, 4.0)
 
 
 # ------------------------------------------------------------------------------------------------ registry
@@ -105,7 +103,7 @@ def test_gainer_presets_come_from_the_presets_module() -> None:
 
 def test_the_same_options_give_the_same_file_in_the_api_the_cli_and_the_harness(tmp_path) -> None:
     img = _image()
-    Image.fromarray((img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(tmp_path / "in.png")
+    write_png(tmp_path / "in.png", img)
     img8 = splatpix.load_image(tmp_path / "in.png")
     options = {"steps": 40, "qat_steps": 10}
     fc, qc, opts = encode_configs("sga", options=options)
