@@ -19,7 +19,7 @@ from . import bitstream as bs
 from .entropy import decode_categorical, encode_categorical, pack_fixed, unpack_fixed
 
 __all__ = ["MODE_ENTROPY", "MODE_FIXED", "bits_for", "chunks", "code", "colour_payloads", "read_chunks",
-           "read_colour_payloads", "require_sections", "uncode"]
+           "read_colour_payloads", "require_sections", "uncode", "write_file"]
 
 MODE_FIXED = 0
 MODE_ENTROPY = 1
@@ -80,6 +80,18 @@ def colour_payloads(indices: np.ndarray, codebooks: np.ndarray, mode: int) -> tu
         [code(np.ascontiguousarray(indices[:, s]), k, mode) for s in range(stages)])
     books = bytes([stages]) + struct.pack("<HB", k, c) + np.ascontiguousarray(codebooks, dtype="<f4").tobytes()
     return col, books
+
+
+def write_file(header: bs.SpixHeader, sections: list[tuple[int, bytes]], indices: np.ndarray, codebooks: np.ndarray,
+               mode: int, metadata: dict | None) -> bytes:
+    """A method's ``.spix`` bytes: its own required ``sections`` (type, payload) in order, then ``COLOUR_INDICES``
+    and ``CODEBOOKS`` (:func:`colour_payloads`) and, when ``metadata`` is not empty, the optional ``METADATA``."""
+    col, books = colour_payloads(indices, codebooks, mode)
+    framed = [(t, payload, False) for t, payload in sections]
+    framed += [(bs.COLOUR_INDICES, col, False), (bs.CODEBOOKS, books, False)]
+    if metadata:
+        framed.append((bs.METADATA, bs.encode_metadata(metadata), True))
+    return bs.write_spix(header, framed)
 
 
 def read_colour_payloads(sections: dict[int, bytes], n: int, c: int, source: str) -> tuple[np.ndarray, np.ndarray]:

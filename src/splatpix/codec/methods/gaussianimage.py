@@ -118,12 +118,8 @@ def pack(q: QuantizedGaussians, *, fixed_length: bool = False, metadata: dict[st
     qparams = bytes([q.cov_bits]) + np.concatenate((q.cov_scale, q.cov_offset)).astype("<f4").tobytes()
     cov = bytes([mode]) + symbols.chunks(
         [symbols.code(np.ascontiguousarray(q.cov_symbols[:, j]), 1 << q.cov_bits, mode) for j in range(3)])
-    col, books = symbols.colour_payloads(q.colour_indices, q.codebooks, mode)
-    sections = [(bs.POSITIONS, pos, False), (bs.COV_QUANT_PARAMS, qparams, False), (bs.COVARIANCE, cov, False),
-                (bs.COLOUR_INDICES, col, False), (bs.CODEBOOKS, books, False)]
-    if metadata:
-        sections.append((bs.METADATA, bs.encode_metadata(metadata), True))
-    return bs.write_spix(header, sections)
+    return symbols.write_file(header, [(bs.POSITIONS, pos), (bs.COV_QUANT_PARAMS, qparams), (bs.COVARIANCE, cov)],
+                              q.colour_indices, q.codebooks, mode, metadata)
 
 
 def unpack_sections(header: bs.SpixHeader, sections: dict[int, bytes], source: str) -> QuantizedGaussians:

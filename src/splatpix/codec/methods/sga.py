@@ -407,12 +407,8 @@ def pack_sga(q: SGAQuantized, *, fixed_length: bool = False, metadata: dict[str,
     tier_def = bytes([q.tier_k, len(q.tier_bits)]) + np.asarray(q.thresholds, dtype="<u8").tobytes() + b"".join(
         _TIER.pack(b, *map(float, q.cov_scale[t]), *map(float, q.cov_offset[t])) for t, b in enumerate(q.tier_bits))
     cov = _pack_covariance(sym, tiers, q.tier_bits, mode, cov_context_bits)
-    col, books = symbols.colour_payloads(q.colour_indices[order], q.codebooks, mode)
-    sections = [(bs.GRID_POSITIONS, pos, False), (bs.COV_TIERS, tier_def, False), (bs.COVARIANCE, cov, False),
-                (bs.COLOUR_INDICES, col, False), (bs.CODEBOOKS, books, False)]
-    if metadata:
-        sections.append((bs.METADATA, bs.encode_metadata(metadata), True))
-    return bs.write_spix(header, sections)
+    return symbols.write_file(header, [(bs.GRID_POSITIONS, pos), (bs.COV_TIERS, tier_def), (bs.COVARIANCE, cov)],
+                              q.colour_indices[order], q.codebooks, mode, metadata)
 
 
 def unpack_sections(header: bs.SpixHeader, sections: dict[int, bytes], source: str) -> SGAQuantized:
