@@ -16,6 +16,7 @@ Python API (the CLI ``splatpix`` wraps the same functions)::
     g2 = splatpix.decode("photo.spix")                          # a Gaussians model; render it at any size
 """
 
+from . import jit as _jit  # noqa: F401  (first: where numba caches the kernels)
 from ._version import __version__
 from .codec.api import decode, encode
 from .errors import SplatpixError

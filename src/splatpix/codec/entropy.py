@@ -30,6 +30,7 @@ import numpy as np
 
 from ..checks import int_in_range
 from ..errors import SplatpixError
+from ..jit import NUMBA_CACHE
 
 __all__ = [
     "MAX_ALPHABET",
@@ -108,7 +109,7 @@ def _encode_varints(values: np.ndarray) -> bytes:
 _VARINT_OK, _VARINT_TRUNCATED, _VARINT_TOO_LONG, _VARINT_NON_CANONICAL, _VARINT_RANGE = range(5)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=NUMBA_CACHE)
 def _varint_kernel(buf: np.ndarray, pos: int, count: int, max_value: int, out: np.ndarray) -> tuple[int, int]:
     """Sequential LEB128 decoding of ``count`` values into ``out``; returns ``(new pos, status)``; on an error
     ``out[0]`` holds the offending value (status ``_VARINT_RANGE``)."""
@@ -268,7 +269,7 @@ def read_histogram(data: bytes, n: int, alphabet: int) -> Histogram:
     return Histogram(used, counts, pos)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=NUMBA_CACHE)
 def _histogram_kernel(buf: np.ndarray, n: int, alphabet: int) -> tuple[bool, np.ndarray, np.ndarray, int]:
     """:func:`read_histogram` in one compiled call: ``(ok, symbols, counts, size)``. ``ok`` is False for any
     input the reference rejects (the caller then calls the reference for its message); the tests compare the
@@ -341,7 +342,7 @@ def _read_histogram_fast(data: bytes, n: int, alphabet: int) -> Histogram:
 _MAP_OK, _MAP_RANGE, _MAP_MISMATCH = range(3)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=NUMBA_CACHE)
 def _map_symbols(index: np.ndarray, symbols: np.ndarray, counts: np.ndarray, out: np.ndarray) -> int:
     """``out = symbols[index]`` after checking every index is in range and that the decoded symbols have exactly
     the transmitted ``counts`` (one pass; the numpy expression is in :func:`decode_categorical`'s docs)."""

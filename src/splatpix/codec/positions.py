@@ -51,6 +51,7 @@ from torch import Tensor
 
 from ..checks import int_in_range
 from ..errors import SplatpixError
+from ..jit import NUMBA_CACHE
 from .entropy import decode_categorical, encode_categorical
 from .quantize import exact_ste
 
@@ -483,7 +484,7 @@ def _points_error(status: int, got: int, expected: int) -> str:
     return "grid positions: point outside the grid"
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=NUMBA_CACHE, inline="always")
 def _compact1(v: int) -> int:
     """:func:`_compact` of one int64 (``0 <= v < 2^62``)."""
     v &= 0x5555555555555555
@@ -494,7 +495,7 @@ def _compact1(v: int) -> int:
     return (v | (v >> 16)) & 0x00000000FFFFFFFF
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=NUMBA_CACHE)
 def _points_kernel(sym: np.ndarray, t: int, raw: np.ndarray, order: int, lx: int, ly: int, bx: int, by: int,
                    space: int, out: np.ndarray) -> tuple[int, int]:
     """The grid points of a decoded gap-symbol stream, in one pass after a validating one: each gap's raw mantissa

@@ -55,6 +55,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import SplatpixError
+from ..jit import NUMBA_CACHE
 from ..model.gaussians import Gaussians
 
 __all__ = [
@@ -134,7 +135,7 @@ def _dequant_uniform_np(q: np.ndarray, scale: np.ndarray, offset: np.ndarray) ->
     return q.astype(np.float32) * scale.astype(np.float32) + offset.astype(np.float32)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=NUMBA_CACHE)
 def _dequant_rows_kernel(q: np.ndarray, row: np.ndarray, scale: np.ndarray, offset: np.ndarray,
                          out: np.ndarray) -> None:
     # IEEE float32 multiply, then add (no fastmath: no fused multiply-add), as _dequant_uniform_np
@@ -312,7 +313,7 @@ def _rvq_lookup_np(codebooks: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=NUMBA_CACHE)
 def _rvq_lookup_kernel(codebooks: np.ndarray, idx: np.ndarray, out: np.ndarray) -> None:
     for i in range(idx.shape[0]):
         for c in range(codebooks.shape[2]):

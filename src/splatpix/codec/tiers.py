@@ -33,6 +33,7 @@ import torch
 from scipy.spatial import cKDTree
 from torch import Tensor
 
+from ..jit import NUMBA_CACHE
 from .entropy import ideal_code_length_bits
 
 __all__ = ["ALPHA", "assign_tiers", "choose_tier_bits", "spacing_sq", "tier_order", "tier_thresholds"]
@@ -47,7 +48,7 @@ _CELL_TARGET = 2.0  # mean points per cell of the uniform grid
 _MAX_CELL_WORK = 64  # sum of squared cell counts per point above which (very clustered input) the k-d tree is used
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=NUMBA_CACHE)
 def _bbox(pts: np.ndarray) -> tuple[int, int, int, int]:
     """``(min x, min y, max x, max y)`` of the (non-empty) ``(N, 2)`` points in one pass."""
     x0, y0 = pts[0, 0], pts[0, 1]
@@ -59,7 +60,7 @@ def _bbox(pts: np.ndarray) -> tuple[int, int, int, int]:
     return x0, y0, x1, y1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=NUMBA_CACHE)
 def _bin_points(pts: np.ndarray, x0: int, y0: int, cell: int, gx: int,
                 gy: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Counting sort of the points into ``gx * gy`` square cells of side ``cell``: (cell start offsets, ids, the
@@ -85,7 +86,7 @@ def _bin_points(pts: np.ndarray, x0: int, y0: int, cell: int, gx: int,
     return start, ids, spts
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=NUMBA_CACHE)
 def _scan_cell(i: int, px: int, py: int, c: int, spts: np.ndarray, start: np.ndarray, ids: np.ndarray,
                best: np.ndarray) -> int:
     """Insert the squared distances from point ``i`` to the other points of cell ``c`` into the ascending
@@ -108,7 +109,7 @@ def _scan_cell(i: int, px: int, py: int, c: int, spts: np.ndarray, start: np.nda
     return offered
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=NUMBA_CACHE, inline="always")
 def _tier_of(d: int, th: np.ndarray) -> int:
     """Number of thresholds ``th`` (ascending) below ``d``: ``searchsorted(th, d, side="left")``."""
     t = 0
@@ -117,7 +118,7 @@ def _tier_of(d: int, th: np.ndarray) -> int:
     return t
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=NUMBA_CACHE, parallel=True)
 def _grid_search(pts: np.ndarray, spts: np.ndarray, k: int, x0: int, y0: int, cell: int, gx: int, gy: int,
                  start: np.ndarray, ids: np.ndarray, th: np.ndarray, tiers: bool) -> np.ndarray:
     """Per point, the exact squared distance to its ``k``-th nearest other point (``tiers`` False) or its tier,
@@ -175,7 +176,7 @@ def _grid_search(pts: np.ndarray, spts: np.ndarray, k: int, x0: int, y0: int, ce
     return out
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=NUMBA_CACHE, parallel=True)
 def _count_tiers(spts: np.ndarray, ids: np.ndarray, k: int, x0: int, y0: int, cell: int, gx: int,
                  gy: int, start: np.ndarray, th: np.ndarray) -> np.ndarray:
     """Tiers by counting: with ``cell ** 2 >= th[-1]`` every point within ``sqrt(th[-1])`` of a point lies in the
@@ -229,7 +230,7 @@ def _count_tiers(spts: np.ndarray, ids: np.ndarray, k: int, x0: int, y0: int, ce
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=NUMBA_CACHE)
 def _block_work(start: np.ndarray, gx: int, gy: int) -> int:
     """Sum over cells of (points in the cell) x (points in its 3 x 3 block): the candidate scans of
     :func:`_count_tiers` per threshold pass (one compiled loop; it was nine shifted numpy sums)."""
@@ -246,7 +247,7 @@ def _block_work(start: np.ndarray, gx: int, gy: int) -> int:
     return work
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=NUMBA_CACHE)
 def _tier_order_kernel(tiers: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
     start = np.zeros(t + 1, dtype=np.int64)
     for i in range(tiers.shape[0]):

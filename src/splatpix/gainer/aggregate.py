@@ -19,6 +19,7 @@ from numba import njit, prange
 from torch import Tensor
 
 from ..errors import SplatpixError
+from ..jit import NUMBA_CACHE
 
 __all__ = ["aggregate", "aggregate_reference"]
 
@@ -33,7 +34,7 @@ def aggregate_reference(w: Tensor, idx: Tensor, feats: Tensor) -> Tensor:
     return torch.bmm(wm.unsqueeze(1), feats[ic]).squeeze(1)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=NUMBA_CACHE, parallel=True)
 def _forward(w, idx, feats, out):
     p_n, k_n = idx.shape
     d_n = feats.shape[1]
@@ -47,7 +48,7 @@ def _forward(w, idx, feats, out):
                 out[p, d] += wk * feats[i, d]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=NUMBA_CACHE, parallel=True)
 def _grad_w(g, idx, feats, gw):
     p_n, k_n = idx.shape
     d_n = feats.shape[1]
@@ -62,7 +63,7 @@ def _grad_w(g, idx, feats, gw):
             gw[p, k] = s
 
 
-@njit(cache=True)
+@njit(cache=NUMBA_CACHE)
 def _grad_feats(g, idx, w, gf):
     p_n, k_n = idx.shape
     d_n = gf.shape[1]

@@ -50,6 +50,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from ..errors import SplatpixError
+from ..jit import NUMBA_CACHE
 
 PRIME_Y = 2654435761  # Instant-NGP's second hash prime (the first one is 1)
 DEFAULT_CHUNK_POINTS = 1 << 20
@@ -226,7 +227,7 @@ def hashgrid_reference(
 # numba CPU kernels (float32 in, float32 out)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=NUMBA_CACHE, inline="always")
 def _cell(x, n):
     """Clamped coordinate -> (cell, fraction, clamp derivative) on a level with n cells (float32 maths)."""
     inside = x >= _F(0.0) and x <= _F(1.0)  # False for NaN
@@ -243,14 +244,14 @@ def _cell(x, n):
     return np.int64(c), s - c, inside
 
 
-@njit(cache=True, inline="always")
+@njit(cache=NUMBA_CACHE, inline="always")
 def _slot(ix, iy, n, dense, mask):
     if dense:
         return iy * (n + 1) + ix
     return (ix ^ (iy * np.int64(PRIME_Y))) & mask
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=NUMBA_CACHE, parallel=True)
 def _forward_kernel(points, table, res, dense, out):
     n_pts = points.shape[0]
     n_lev, t_size, n_feat = table.shape
@@ -279,7 +280,7 @@ def _forward_kernel(points, table, res, dense, out):
                                  + w01 * table[lev, s01, f] + w11 * table[lev, s11, f])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=NUMBA_CACHE, parallel=True)
 def _grad_table_kernel(points, grad_out, res, dense, grad_table):
     # Parallel over levels, serial over points: each level writes only grad_table[lev], so no races.
     n_pts = points.shape[0]
@@ -310,7 +311,7 @@ def _grad_table_kernel(points, grad_out, res, dense, grad_table):
                 grad_table[lev, s11, f] += w11 * g
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=NUMBA_CACHE, parallel=True)
 def _grad_points_kernel(points, table, grad_out, res, dense, grad_points):
     n_pts = points.shape[0]
     n_lev, t_size, n_feat = table.shape

@@ -39,6 +39,7 @@ from numba import njit, prange
 from torch import Tensor
 
 from ..errors import SplatpixError
+from ..jit import NUMBA_CACHE
 
 __all__ = ["MAX_K", "KnnIndex", "knn", "knn_bruteforce"]
 
@@ -161,7 +162,7 @@ def knn_bruteforce(
 
 # ------------------------------------------------------------------------------------------------ numba grid
 
-@njit(cache=True, inline="always")
+@njit(cache=NUMBA_CACHE, inline="always")
 def _cell(x, origin, inv, g):
     """Cell of coordinate ``x`` (float64) along one axis, clipped to ``[0, g - 1]``; monotone in ``x``."""
     t = np.floor((x - origin) * inv)
@@ -172,7 +173,7 @@ def _cell(x, origin, inv, g):
     return int(t)
 
 
-@njit(cache=True)
+@njit(cache=NUMBA_CACHE)
 def _cell_ranges(means, radius, x0, y0, inv, gx, gy, cx0, cx1, cy0, cy1):
     """Inclusive cell ranges of every Gaussian's (margined) disc; returns the number of registrations."""
     total = 0
@@ -190,7 +191,7 @@ def _cell_ranges(means, radius, x0, y0, inv, gx, gy, cx0, cx1, cy0, cy1):
     return total
 
 
-@njit(cache=True)
+@njit(cache=NUMBA_CACHE)
 def _fill_cells(cx0, cx1, cy0, cy1, gx, gy, total):
     """Counting sort of Gaussians into cells: ``starts`` (gx*gy + 1) and ``ids``, ascending ids within a cell."""
     n = cx0.shape[0]
@@ -213,7 +214,7 @@ def _fill_cells(cx0, cx1, cy0, cy1, gx, gy, total):
     return starts, ids
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=NUMBA_CACHE, parallel=True)
 def _query(queries, means, radius, starts, ids, x0, y0, inv, gx, gy, out_idx, out_d2):
     """Top-K of every query over its cell's list; ``out_idx`` / ``out_d2`` come in filled with -1 / inf."""
     k = out_idx.shape[1]

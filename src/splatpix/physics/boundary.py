@@ -26,6 +26,7 @@ import numba
 import numpy as np
 
 from ..errors import SplatpixError
+from ..jit import NUMBA_CACHE
 
 __all__ = ["Circle", "GridSpec", "HalfPlane", "MODES", "apply_bc_ref", "pack_colliders", "wall_modes"]
 
@@ -114,7 +115,7 @@ def pack_colliders(colliders: tuple[Circle | HalfPlane, ...]) -> tuple[np.ndarra
     return kind, params, mode, fric
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=NUMBA_CACHE, inline="always")
 def apply_bc(vx: float, vy: float, nx: float, ny: float, mode: int, mu: float) -> tuple[float, float]:
     """Velocity of a constrained node (unit inward normal ``n``)."""
     if mode == STICKY:
@@ -133,7 +134,7 @@ def apply_bc(vx: float, vy: float, nx: float, ny: float, mode: int, mu: float) -
     return tx, ty
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=NUMBA_CACHE, inline="always")
 def collider_normal(kind: int, params: np.ndarray, k: int, px: float, py: float) -> tuple[float, float, float]:
     """``(phi, nx, ny)``: signed distance of point ``p`` to collider ``k`` and its outward unit normal."""
     if kind == CIRCLE:

@@ -57,6 +57,7 @@ import numba
 import numpy as np
 
 from ..errors import SplatpixError
+from ..jit import NUMBA_CACHE
 
 __all__ = ["Material", "Materials", "PRESETS", "KINDS", "kirchhoff_ref", "project_ref", "elastic_energy_ref"]
 
@@ -221,7 +222,7 @@ def as_materials(m: Materials | Sequence[Material | str] | Material | str) -> Ma
 # ----------------------------------------------------------------------------------------------------------------
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=NUMBA_CACHE, inline="always")
 def polar_rotation(a: float, b: float, c: float, d: float) -> tuple[float, float]:
     """``(cos theta, sin theta)`` of the rotation of the polar decomposition of ``F = [[a, b], [c, d]]``."""
     x = a + d
@@ -232,7 +233,7 @@ def polar_rotation(a: float, b: float, c: float, d: float) -> tuple[float, float
     return x / r, y / r
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=NUMBA_CACHE, inline="always")
 def svd2(a: float, b: float, c: float, d: float) -> tuple[float, float, float, float, float, float]:
     """Signed SVD ``F = U diag(s1, s2) V^T`` with ``U = rot(u)``, ``V = rot(v)``:
     returns ``(cos u, sin u, cos v, sin v, s1, s2)``, ``s1 >= |s2|``."""
@@ -251,14 +252,14 @@ def svd2(a: float, b: float, c: float, d: float) -> tuple[float, float, float, f
     return cu, su, cv, sv, m + r, m - r
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=NUMBA_CACHE, inline="always")
 def usv(cu: float, su: float, cv: float, sv: float, s1: float, s2: float) -> tuple[float, float, float, float]:
     """``rot(u) diag(s1, s2) rot(v)^T`` as ``(m00, m01, m10, m11)``."""
     return (s1 * cu * cv + s2 * su * sv, s1 * cu * sv - s2 * su * cv,
             s1 * su * cv - s2 * cu * sv, s1 * su * sv + s2 * cu * cv)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=NUMBA_CACHE)
 def kirchhoff(a: float, b: float, c: float, d: float, jp: float, kind: int,
               params: np.ndarray, m: int) -> tuple[float, float, float, float]:
     """Kirchhoff stress ``tau`` of one particle (material row ``m`` of ``params``)."""
@@ -290,7 +291,7 @@ def kirchhoff(a: float, b: float, c: float, d: float, jp: float, kind: int,
     return 2.0 * mu * t00 + vol, 2.0 * mu * t01, 2.0 * mu * t10, 2.0 * mu * t11 + vol
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=NUMBA_CACHE)
 def project(a: float, b: float, c: float, d: float, jp: float, kind: int,
             params: np.ndarray, m: int) -> tuple[float, float, float, float, float]:
     """Plastic return mapping of a trial ``F``: returns the projected ``F`` and the new ``Jp``."""

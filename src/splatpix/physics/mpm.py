@@ -29,13 +29,14 @@ import numba
 import numpy as np
 from numba import prange
 
+from ..jit import NUMBA_CACHE
 from .boundary import apply_bc, collider_normal
 from .materials import P_GAMMA, P_HMAX, P_XI, SNOW, WATER, kirchhoff, project
 
 STRIP = 4  # stencil-base columns per P2G strip (>= 2 for the colouring to be race-free)
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=NUMBA_CACHE, parallel=True)
 def particle_affine(F: np.ndarray, C: np.ndarray, Jp: np.ndarray, mass: np.ndarray, vol0: np.ndarray,
                     mat: np.ndarray, kinds: np.ndarray, params: np.ndarray, dt: float, inv_dx: float,
                     out: np.ndarray) -> None:
@@ -52,7 +53,7 @@ def particle_affine(F: np.ndarray, C: np.ndarray, Jp: np.ndarray, mass: np.ndarr
         out[p, 1, 1] = k * t11 + mp * C[p, 1, 1]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=NUMBA_CACHE)
 def strip_order(x: np.ndarray, inv_dx: float, n_strips: int) -> tuple[np.ndarray, np.ndarray]:
     """Stable counting sort of the particles by P2G strip: ``(order, starts)``, strip ``s`` is
     ``order[starts[s]:starts[s + 1]]``."""
@@ -75,7 +76,7 @@ def strip_order(x: np.ndarray, inv_dx: float, n_strips: int) -> tuple[np.ndarray
     return order, starts
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=NUMBA_CACHE, inline="always")
 def _scatter(p: int, x: np.ndarray, v: np.ndarray, mass: np.ndarray, aff: np.ndarray, inv_dx: float, dx: float,
              gm: np.ndarray, gmv: np.ndarray) -> None:
     px = x[p, 0] * inv_dx
@@ -102,7 +103,7 @@ def _scatter(p: int, x: np.ndarray, v: np.ndarray, mass: np.ndarray, aff: np.nda
             gmv[bx + i, by + j, 1] += w * (mvy + a10 * dpx + a11 * dpy)
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=NUMBA_CACHE, parallel=True)
 def p2g(x: np.ndarray, v: np.ndarray, mass: np.ndarray, aff: np.ndarray, inv_dx: float, dx: float,
         order: np.ndarray, starts: np.ndarray, gm: np.ndarray, gmv: np.ndarray) -> None:
     """Clear the grid and scatter mass and APIC momentum, two colours of strips."""
@@ -120,7 +121,7 @@ def p2g(x: np.ndarray, v: np.ndarray, mass: np.ndarray, aff: np.ndarray, inv_dx:
                 _scatter(order[q], x, v, mass, aff, inv_dx, dx, gm, gmv)
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=NUMBA_CACHE, parallel=True)
 def grid_update(gm: np.ndarray, gv: np.ndarray, dt: float, gx: float, gy: float, dx: float, nb: int,
                 walls: np.ndarray, wall_mu: float, ckind: np.ndarray, cparams: np.ndarray, cmode: np.ndarray,
                 cmu: np.ndarray) -> None:
@@ -152,7 +153,7 @@ def grid_update(gm: np.ndarray, gv: np.ndarray, dt: float, gx: float, gy: float,
             gv[i, j, 1] = vy
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=NUMBA_CACHE, parallel=True)
 def g2p(x: np.ndarray, F: np.ndarray, Jp: np.ndarray, mat: np.ndarray, kinds: np.ndarray, params: np.ndarray,
         gv: np.ndarray, dt: float, inv_dx: float, dx: float, lo: float, hix: float, hiy: float,
         x_out: np.ndarray, v_out: np.ndarray, C_out: np.ndarray, F_out: np.ndarray, Jp_out: np.ndarray) -> int:
@@ -226,7 +227,7 @@ def g2p(x: np.ndarray, F: np.ndarray, Jp: np.ndarray, mat: np.ndarray, kinds: np
     return bad
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=NUMBA_CACHE)
 def max_speeds(v: np.ndarray, mat: np.ndarray, Jp: np.ndarray, kinds: np.ndarray, params: np.ndarray,
                moduli: np.ndarray, rho: np.ndarray) -> tuple[float, float]:
     """``(max |v_p|, max wave speed c_p)``: ``c = sqrt(M / rho)`` with the material's wave modulus ``M``, times

@@ -17,6 +17,8 @@ import torch
 from numba import njit, prange
 from torch import Tensor
 
+from ..jit import NUMBA_CACHE
+
 __all__ = ["clamped_mse", "clamped_mse_reference"]
 
 
@@ -26,7 +28,7 @@ def clamped_mse_reference(out: Tensor, target: Tensor, clamp: bool = True) -> Te
 
 
 # no fast-math: a NaN or infinite render must give a NaN loss (the NaN guard relies on it)
-@njit(cache=True, parallel=True)
+@njit(cache=NUMBA_CACHE, parallel=True)
 def _clamped_mse(out, target, grad, clamp):
     n = out.shape[0]
     n_chunks = 64
