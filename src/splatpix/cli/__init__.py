@@ -14,19 +14,38 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from ..errors import SplatpixError
 from . import codec, edit, model, simulate
 from . import eval as eval_cmd
-from .common import EXIT_DIVERGED, EXIT_ERROR
+from .common import EXIT_DIVERGED, EXIT_ERROR, EXIT_INTERNAL
 
-__all__ = ["EXIT_DIVERGED", "EXIT_ERROR", "build_parser", "main"]
+__all__ = ["EXIT_DIVERGED", "EXIT_ERROR", "EXIT_INTERNAL", "build_parser", "main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (``splatpix encode: error: ... (see splatpix encode --help)``), exit 2;
+    sub-commands inherit it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is so that temporary outputs are removed as on Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated()
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="splatpix", description="Images as 2D Gaussians.")
+    parser = _Parser(prog="splatpix", description="Images as 2D Gaussians.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     model.add_parsers(sub)  # fit, render, info, demo
     codec.add_parsers(sub)  # encode, decode
@@ -39,21 +58,43 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = bool(os.environ.get("SPLATPIX_DEBUG"))
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args.func(args) or 0)
     except SplatpixError as e:
         print(f"splatpix: error: {e}", file=sys.stderr)
         return int(getattr(e, "exit_code", EXIT_ERROR))
+    except _Terminated:
+        print("splatpix: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("splatpix: interrupted", file=sys.stderr)
         return 130
-    except (MemoryError, OSError, ValueError, RuntimeError) as e:
-        if os.environ.get("SPLATPIX_DEBUG"):
+    except MemoryError:
+        if debug:
             raise
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"splatpix: error: {msg}", file=sys.stderr)
+        print("splatpix: error: out of memory (a smaller output, fewer Gaussians or a lower --max-pixels/"
+              "--max-gaussians budget may help)", file=sys.stderr)
         return EXIT_ERROR
+    except (OSError, ValueError, RuntimeError) as e:
+        if debug:
+            raise
+        print(f"splatpix: error: {_first_line(e)}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as e:  # a bug: one line, not a traceback
+        if debug:
+            raise
+        print(f"splatpix: internal error: {type(e).__name__}: {_first_line(e)} (this is a bug in splatpix: please "
+              "report it with the command that caused it; SPLATPIX_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

@@ -74,7 +74,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
 def cmd_decode(args: argparse.Namespace) -> int:
     import torch
 
-    from ..codec.api import unpack
+    from ..codec.api import dequantize, unpack
     from ..codec.bitstream import read_spix_file
     from ..io import check_not_input, save_image
     from ..render import render
@@ -84,7 +84,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     read_spix_file(args.input)  # size-capped read + container checks
     data = Path(args.input).read_bytes()
     q, _ = unpack(data, source=args.input)
-    g = q.dequantize()
+    g = dequantize(q, args.input)
     height, width = output_size(*g.size, args)
     with torch.no_grad():
         img = render(g, height, width, clamp=True)

@@ -8,11 +8,15 @@ import os
 
 from ..errors import SplatpixError
 
-__all__ = ["EXIT_DIVERGED", "EXIT_ERROR", "add_common", "check_outputs", "diverged", "option", "output_size",
-           "positive_float", "report_path_ok", "size", "window", "write_json"]
+__all__ = ["EXIT_DIVERGED", "EXIT_ERROR", "EXIT_INTERNAL", "add_common", "check_outputs", "diverged", "option",
+           "output_size", "positive_float", "report_path_ok", "size", "window", "write_json"]
 
 EXIT_ERROR = 2
+"""A user error (bad input, bad option, a limit): one line on stderr."""
 EXIT_DIVERGED = 3
+"""Training diverged; the last good state was written."""
+EXIT_INTERNAL = 1
+"""An unexpected exception (a bug): one line asking for a report."""
 
 
 def positive_float(text: str) -> float:

@@ -238,7 +238,9 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from ..codec.bitstream import MAGIC
+    from ..io import check_readable_file
 
+    check_readable_file(args.model, "a .spix or model")
     with open(args.model, "rb") as f:
         head = f.read(4)
     if head == MAGIC:

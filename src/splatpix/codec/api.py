@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -32,7 +33,7 @@ from . import bitstream as bs
 from . import registry
 from .qat import QATConfig, quantization_aware_finetune
 
-__all__ = ["EncodeDiverged", "EncodeResult", "decode", "decode_bytes", "encode", "encode_at_bpp", "encode_configs",
+__all__ = ["EncodeDiverged", "EncodeResult", "decode", "decode_bytes", "dequantize", "encode", "encode_at_bpp", "encode_configs",
            "gaussians_for_bpp", "unpack"]
 
 _FIT_FIELDS = frozenset(f.name for f in dataclasses.fields(FitConfig)) - {"n_gaussians"}
@@ -54,10 +55,20 @@ def unpack(data: bytes, *, source: str = "<bytes>", max_pixels: int = bs.DEFAULT
     return registry.by_id(header.method, source).unpack(header, sections, source), meta
 
 
+def dequantize(q: Any, source: str = "<bytes>") -> Gaussians:
+    """``q.dequantize()``, refused when a parameter decodes to a non-finite value (the symbols of a damaged or
+    hostile file can point at infinite quantiser steps, fp16 infinities or overflowing codebooks)."""
+    g = q.dequantize()
+    for what, t in (("positions", g.means), ("covariances", g.cov_params), ("colours", g.colours)):
+        if not np.isfinite(t.numpy()).all():  # numpy: no torch thread pool before the render
+            raise SplatpixError(f"{source}: corrupt .spix file: the {what} decode to non-finite values")
+    return g
+
+
 def decode_bytes(data: bytes, *, source: str = "<bytes>") -> Gaussians:
     """The model stored in ``.spix`` bytes (renders at any size with :func:`splatpix.render`)."""
     q, _ = unpack(data, source=source)
-    return q.dequantize()
+    return dequantize(q, source)
 
 
 def decode(path: str | os.PathLike[str]) -> Gaussians:

@@ -67,9 +67,12 @@ def uncode(data: bytes, n: int, alphabet: int, mode: int, source: str) -> np.nda
     """The ``n`` symbols of a chunk written by :func:`code` with policy ``mode`` (untrusted)."""
     if len(data) < 1 or data[0] not in (MODE_FIXED, MODE_ENTROPY) or (mode == MODE_FIXED and data[0] != MODE_FIXED):
         raise SplatpixError(f"{source}: corrupt .spix file: symbol chunk with an invalid mode")
-    if data[0] == MODE_ENTROPY:
-        return decode_categorical(data[1:], n, alphabet)
-    return unpack_fixed(data[1:], n, bits_for(alphabet))
+    try:
+        if data[0] == MODE_ENTROPY:
+            return decode_categorical(data[1:], n, alphabet)
+        return unpack_fixed(data[1:], n, bits_for(alphabet))
+    except SplatpixError as e:  # the coder's message, with the file's name
+        raise SplatpixError(f"{source}: {e}") from None
 
 
 def colour_payloads(indices: np.ndarray, codebooks: np.ndarray, mode: int) -> tuple[bytes, bytes]:

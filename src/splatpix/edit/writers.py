@@ -39,7 +39,10 @@ def _to_uint8(frame: Tensor) -> np.ndarray:
     """``(C, H, W)`` in ``[0, 1]`` -> ``(H, W, C)`` uint8 (C = 1 or 3)."""
     if frame.dim() != 3 or frame.shape[0] not in (1, 3):
         raise SplatpixError(f"a frame must be (C, H, W) with C = 1 or 3, got {tuple(frame.shape)}")
-    x = frame.detach().to("cpu", torch.float32).nan_to_num(0.0).clamp(0, 1)
+    x = frame.detach().to("cpu", torch.float32)
+    if not bool(torch.isfinite(x).all()):  # a broken model or render: never written as a plausible frame
+        raise SplatpixError("a frame has non-finite pixels (NaN or infinite); the animation stops there")
+    x = x.clamp(0, 1)
     return np.ascontiguousarray(torch.round(x * 255).to(torch.uint8).permute(1, 2, 0).numpy())
 
 

@@ -58,6 +58,8 @@ CHANNELS = (1, 3, 4)
 MAX_GAUSSIANS = 1 << 26
 MAX_HIDDEN = 4096
 MAX_LAYERS = 16
+MAX_RADIUS_SCALE = 1000.0  # sigmas (relative radius)
+MAX_RADIUS = 16.0  # normalised units (the image is the unit square)
 DEFAULT_RENDER_CHUNK = 1 << 16
 _MEAN_EPS = 1e-12
 
@@ -105,10 +107,11 @@ class GainerConfig:
             raise bad(f"k must be an integer in [1, {MAX_K}], got {self.k!r}")
         if self.radius_mode not in RADIUS_MODES:
             raise bad(f"unknown radius_mode {self.radius_mode!r}; use one of {', '.join(RADIUS_MODES)}")
-        if not is_number(self.radius_scale) or self.radius_scale <= 0:
-            raise bad(f"radius_scale must be a finite number > 0, got {self.radius_scale!r}")
-        if not is_number(self.radius) or self.radius <= 0:
-            raise bad(f"radius must be a finite number > 0, got {self.radius!r}")
+        if not is_number(self.radius_scale) or not 0 < self.radius_scale <= MAX_RADIUS_SCALE:
+            raise bad(f"radius_scale must be a number in (0, {MAX_RADIUS_SCALE:g}], got {self.radius_scale!r}")
+        if not is_number(self.radius) or not 0 < self.radius <= MAX_RADIUS:
+            raise bad(f"radius must be a number in (0, {MAX_RADIUS:g}] (normalised units), got {self.radius!r}")
+        self.radius_scale, self.radius = float(self.radius_scale), float(self.radius)
         if self.aggregation not in AGGREGATIONS:
             raise bad(f"unknown aggregation {self.aggregation!r}; use one of {', '.join(AGGREGATIONS)}")
         if not isinstance(self.hashgrid, HashGridConfig):

@@ -220,7 +220,10 @@ def save_image(img: Tensor, path: PathLike, bits: int = 8, *, quality: int = 95)
         if not 1 <= int(quality) <= 100:
             raise SplatpixError(f"{name}: JPEG quality must be in 1..100, got {quality}")
     maxval = (1 << bits) - 1
-    x = img.detach().to("cpu", torch.float64).nan_to_num(0.0).clamp(0.0, 1.0)
+    x = img.detach().to("cpu", torch.float64)
+    if not bool(torch.isfinite(x).all()):  # a broken model or render: never written as a plausible picture
+        raise SplatpixError(f"{name}: the image has non-finite pixels (NaN or infinite); nothing was written")
+    x = x.clamp(0.0, 1.0)
     q = torch.round(x * maxval).permute(1, 2, 0).numpy()
     q = np.ascontiguousarray(q.astype(np.uint16 if bits == 16 else np.uint8))
     if bits == 16:

@@ -153,10 +153,12 @@ def unpack_sections(header: bs.SpixHeader, sections: dict[int, bytes], source: s
 
     idx, books = symbols.read_colour_payloads(sections, n, c, source)
 
-    q = QuantizedGaussians(size=(header.height, header.width), channels=c, position_symbols=positions,
-                           cov_symbols=cov, cov_scale=cov_scale, cov_offset=cov_offset, colour_indices=idx,
-                           codebooks=books, cov_bits=cov_bits)
-    return q
+    try:
+        return QuantizedGaussians(size=(header.height, header.width), channels=c, position_symbols=positions,
+                                  cov_symbols=cov, cov_scale=cov_scale, cov_offset=cov_offset, colour_indices=idx,
+                                  codebooks=books, cov_bits=cov_bits)
+    except SplatpixError as e:
+        raise bad(str(e)) from None
 
 
 def _prepare(g: Gaussians, image: Tensor, qat_config: Any, options: None) -> Prepared:
