@@ -29,11 +29,11 @@ __all__ = ["EXIT_DIVERGED", "EXIT_ERROR", "EXIT_INTERNAL", "build_parser", "main
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line usage errors (``splatpix encode: error: ... (see splatpix encode --help)``), exit 2;
+    """argparse with one-line usage errors (``splatpix: error: ... (see splatpix encode --help)``), exit 2;
     sub-commands inherit it."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_ERROR, f"splatpix: error: {message} (see {self.prog} --help)\n")
 
 
 class _Terminated(KeyboardInterrupt):

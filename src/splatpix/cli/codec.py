@@ -9,7 +9,18 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SplatpixError
-from .common import add_common, diverged, output_size, positive_float, report_path_ok, size, write_json
+from .common import (
+    add_budget,
+    add_common,
+    check_pairs,
+    diverged,
+    output_size,
+    positive_float,
+    report_path_ok,
+    size,
+    write_json,
+    write_render,
+)
 from .options import add_codec_options, add_fit_options, codec_options
 
 __all__ = ["add_parsers", "cmd_decode", "cmd_encode", "encode_settings"]
@@ -76,19 +87,25 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
     from ..codec.api import dequantize, unpack
     from ..codec.bitstream import read_spix_file
-    from ..io import check_not_input, save_image
+    from ..io import check_not_input
     from ..render import render
+    from ..render.bands import estimated_pairs
 
     check_not_input(args.output, args.input)
     t0 = time.perf_counter()
-    read_spix_file(args.input)  # size-capped read + container checks
+    limits = {"max_pixels": args.max_pixels, "max_gaussians": args.max_gaussians}
+    read_spix_file(args.input, **limits)  # size-capped read + container checks
     data = Path(args.input).read_bytes()
-    q, _ = unpack(data, source=args.input)
+    q, _ = unpack(data, source=args.input, max_memory=args.max_memory, **limits)
     g = dequantize(q, args.input)
     height, width = output_size(*g.size, args)
-    with torch.no_grad():
-        img = render(g, height, width, clamp=True)
-    save_image(img, args.output)
+    check_pairs(estimated_pairs(g, height, width), args, args.input)
+
+    def band(h: int, w: int, win: Any) -> Any:
+        with torch.no_grad():
+            return render(g, h, w, window=win, clamp=True)
+
+    write_render(band, g.channels, height, width, None, args.output, 8, args)
     print(f"{args.input}: decoded {width}x{height} in {1e3 * (time.perf_counter() - t0):.1f} ms -> {args.output}")
     return 0
 
@@ -122,4 +139,5 @@ def add_parsers(sub: Any) -> None:
     g.add_argument("--scale", type=positive_float)
     g.add_argument("--size", type=size, help="WxH")
     add_common(p)
+    add_budget(p)
     p.set_defaults(func=cmd_decode)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from typing import Any
 
 from ..errors import SplatpixError
 
-__all__ = ["EXIT_DIVERGED", "EXIT_ERROR", "EXIT_INTERNAL", "add_common", "check_outputs", "diverged", "option",
-           "output_size", "positive_float", "report_path_ok", "size", "window", "write_json"]
+__all__ = ["EXIT_DIVERGED", "EXIT_ERROR", "EXIT_INTERNAL", "add_budget", "add_common", "byte_size", "check_outputs",
+           "check_pairs", "diverged", "option", "output_size", "positive_float", "positive_int", "report_path_ok",
+           "size", "window", "write_json", "write_render"]
 
 EXIT_ERROR = 2
 """A user error (bad input, bad option, a limit): one line on stderr."""
@@ -120,3 +122,90 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=("auto", "numba", "reference"), default="auto", help="rasteriser backend")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help="refuse images (and renders) with more pixels than this (default %(default)s)")
+
+
+def byte_size(text: str) -> int:
+    """``4G``, ``512M``, ``64K`` or a plain number of bytes."""
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(t[-1:], 1)
+    try:
+        v = float(t[:-1] if scale > 1 else t) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size such as 4G, 512M or 1000000, got {text!r}") from None
+    if not v >= 1 or v != v or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive size, got {text!r}")
+    return int(v)
+
+
+def human_bytes(n: float) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:,.1f} {unit}"
+    return f"{n:.0f} bytes"
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return v
+
+
+def add_budget(p: argparse.ArgumentParser, *, gaussians: bool = True) -> None:
+    """The decode budget of commands that read untrusted files: ``--max-gaussians`` (``.spix`` readers),
+    ``--max-memory`` and ``--max-pairs`` (the work of a render)."""
+    from ..codec.api import DEFAULT_MAX_MEMORY
+    from ..codec.bitstream import DEFAULT_MAX_GAUSSIANS
+
+    if gaussians:
+        p.add_argument("--max-gaussians", type=positive_int, default=DEFAULT_MAX_GAUSSIANS,
+                       help="refuse files that declare more Gaussians (default %(default)s)")
+    p.add_argument("--max-memory", type=byte_size, default=DEFAULT_MAX_MEMORY,
+                   help="memory budget of the decode and of a whole-frame render, e.g. 4G (default 2G); larger PNG "
+                        "outputs are rendered and written in bands")
+    p.add_argument("--max-pairs", type=float, default=DEFAULT_MAX_PAIRS,
+                   help="work budget of a render: (pixel, Gaussian) pairs, estimated before rendering from each "
+                        "Gaussian's 3-sigma box (default %(default).0e)")
+
+
+DEFAULT_MAX_PAIRS = 2e10
+"""The default work budget of a render: about a minute of the numba rasteriser on 2 cores."""
+
+
+def write_render(render_window: Any, channels: int, height: int, width: int,
+                 window: tuple[float, float, float, float] | None, out_path: str, bits: int,
+                 args: argparse.Namespace) -> None:
+    """Render ``render_window(rows, width, window)`` to ``out_path``: as one frame when its buffers fit
+    ``--max-memory`` (and it is under the band size), else, for a PNG, in bands written as they are made."""
+    from ..io import PngStreamWriter, save_image
+    from ..render.bands import BYTES_PER_SAMPLE, band_rows, band_windows
+
+    budget = getattr(args, "max_memory", None) or (2 << 30)
+    frame = height * width * channels * BYTES_PER_SAMPLE
+    is_png = os.path.splitext(out_path)[1].lower() == ".png"
+    if frame <= min(budget, BAND_BYTES) or not is_png:
+        if frame > budget:
+            raise SplatpixError(f"{out_path}: a {width}x{height} render needs about {human_bytes(frame)}, over the "
+                                f"memory budget of {human_bytes(budget)} (--max-memory); a .png output is written in "
+                                "bands")
+        save_image(render_window(height, width, window), out_path, bits=bits)
+        return
+    rows = band_rows(width, max(1, min(budget, BAND_BYTES) // (channels * BYTES_PER_SAMPLE)))
+    with PngStreamWriter(out_path, width, height, channels, bits) as writer:
+        for n_rows, win in band_windows(height, rows, window):
+            writer.write(render_window(n_rows, width, win))
+
+
+BAND_BYTES = 256 << 20
+"""Whole-frame renders above this size are rendered in bands (PNG outputs)."""
+
+
+def check_pairs(pairs: float, args: argparse.Namespace, source: str) -> None:
+    """Refuse a render whose estimated pairs exceed ``--max-pairs``."""
+    budget = getattr(args, "max_pairs", None) or DEFAULT_MAX_PAIRS
+    if pairs > budget:
+        raise SplatpixError(f"{source}: this render needs about {pairs:.2g} (pixel, Gaussian) pairs, over the work "
+                            f"budget of {budget:.2g} (--max-pairs)")

@@ -10,8 +10,21 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SplatpixError
+from ..io.images import DEFAULT_MAX_PIXELS
 from ..presets import DEMO_FIT, FIT_COMMAND, GAINER_PRESETS
-from .common import add_common, option, output_size, positive_float, report_path_ok, size, window, write_json
+from .common import (
+    add_budget,
+    add_common,
+    check_pairs,
+    option,
+    output_size,
+    positive_float,
+    report_path_ok,
+    size,
+    window,
+    write_json,
+    write_render,
+)
 from .common import diverged as diverged_error
 from .options import add_fit_options
 
@@ -195,39 +208,53 @@ def _model_format(path: str) -> str | None:
     return peek_format(path)
 
 
+def _timed(fn: Any) -> tuple[Any, list[float]]:
+    """``fn`` and a one-element list that accumulates the seconds spent in it (the render time, not the writing)."""
+    spent = [0.0]
+
+    def run(*a: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*a)
+        finally:
+            spent[0] += time.perf_counter() - t0
+
+    return run, spent
+
+
 def _render_gainer_to(model_path: str, out_path: str, args: argparse.Namespace) -> tuple[float, tuple[int, int]]:
     from ..gainer import load_gainer
-    from ..io import save_image
 
     field = load_gainer(model_path)
     field.backend = getattr(args, "backend", "auto")
     height, width = output_size(*field.size, args)
-    t0 = time.perf_counter()
-    img = field.render(height, width, window=args.crop).clamp(0.0, 1.0)
-    seconds = time.perf_counter() - t0
-    save_image(img, out_path, bits=getattr(args, "bits", 8))
-    return seconds, (height, width)
+    band, spent = _timed(lambda h, w, win: field.render(h, w, window=win).clamp(0.0, 1.0))
+    write_render(band, field.channels, height, width, args.crop, out_path, getattr(args, "bits", 8), args)
+    return spent[0], (height, width)
 
 
 def render_to(model_path: str, out_path: str, args: argparse.Namespace) -> tuple[float, tuple[int, int]]:
     import torch
 
-    from ..io import save_image
     from ..io.files import check_not_input
     from ..model.files import load_model
     from ..render import render
+    from ..render.bands import estimated_pairs
 
     check_not_input(out_path, model_path)
     if _model_format(model_path) == _GAINER_FORMAT:
         return _render_gainer_to(model_path, out_path, args)
     g = load_model(model_path)
     height, width = output_size(*g.size, args)
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        img = render(g, height, width, window=args.crop, clamp=True, backend=args.backend)
-    seconds = time.perf_counter() - t0
-    save_image(img, out_path, bits=getattr(args, "bits", 8))
-    return seconds, (height, width)
+    check_pairs(estimated_pairs(g, height, width, args.crop), args, model_path)
+
+    def band(h: int, w: int, win: Any) -> Any:
+        with torch.no_grad():
+            return render(g, h, w, window=win, clamp=True, backend=args.backend)
+
+    timed, spent = _timed(band)
+    write_render(timed, g.channels, height, width, args.crop, out_path, getattr(args, "bits", 8), args)
+    return spent[0], (height, width)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -244,7 +271,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     with open(args.model, "rb") as f:
         head = f.read(4)
     if head == MAGIC:
-        print(json.dumps(_spix_info(args.model), indent=2))
+        print(json.dumps(_spix_info(args.model, args), indent=2))
         return 0
     if _model_format(args.model) == _GAINER_FORMAT:
         from ..gainer import read_gainer_metadata
@@ -258,14 +285,15 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _spix_info(path: str) -> dict:
+def _spix_info(path: str, args: argparse.Namespace) -> dict:
     from ..codec import bitstream as bs
     from ..codec import registry
     from ..codec.api import unpack
 
-    header, sections = bs.read_spix_file(path)  # size cap and container checks before reading it all
+    limits = {"max_pixels": args.max_pixels, "max_gaussians": args.max_gaussians}
+    header, sections = bs.read_spix_file(path, **limits)  # size cap and container checks before reading it all
     data = Path(path).read_bytes()
-    q, meta = unpack(data, source=path)
+    q, meta = unpack(data, source=path, max_memory=args.max_memory, **limits)
     pixels = header.width * header.height
     return {
         "format": "spix", "method": registry.by_id(header.method, path).name, "width": header.width,
@@ -355,10 +383,14 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--crop", type=window, help="normalised window u0,v0,u1,v1 to render (default: whole image)")
     p.add_argument("--bits", type=int, choices=(8, 16), default=8, help="bits per channel of a PNG output")
     add_common(p)
+    add_budget(p, gaussians=False)
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("info", help="print a model file's or a .spix file's metadata")
     p.add_argument("model")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help="refuse .spix files of more pixels than this (default %(default)s)")
+    add_budget(p)
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("demo", help="fit the bundled sample image, save, render back, print PSNR and time")

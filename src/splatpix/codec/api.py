@@ -33,8 +33,11 @@ from . import bitstream as bs
 from . import registry
 from .qat import QATConfig, quantization_aware_finetune
 
-__all__ = ["EncodeDiverged", "EncodeResult", "decode", "decode_bytes", "dequantize", "encode", "encode_at_bpp", "encode_configs",
-           "gaussians_for_bpp", "unpack"]
+__all__ = ["DEFAULT_MAX_MEMORY", "EncodeDiverged", "EncodeResult", "decode", "decode_bytes", "dequantize", "encode",
+           "encode_at_bpp", "encode_configs", "gaussians_for_bpp", "unpack"]
+
+DEFAULT_MAX_MEMORY = 2 << 30
+"""The default memory budget of a decode (bytes): the decoder's estimate and a render's whole-frame buffers."""
 
 _FIT_FIELDS = frozenset(f.name for f in dataclasses.fields(FitConfig)) - {"n_gaussians"}
 _QAT_FIELDS = frozenset(f.name for f in dataclasses.fields(QATConfig))
@@ -45,14 +48,29 @@ _SHARED = frozenset({"seed"})  # options that set both the fit and the QAT
 
 
 def unpack(data: bytes, *, source: str = "<bytes>", max_pixels: int = bs.DEFAULT_MAX_PIXELS,
-           max_gaussians: int = bs.DEFAULT_MAX_GAUSSIANS) -> tuple[Any, dict[str, Any]]:
+           max_gaussians: int = bs.DEFAULT_MAX_GAUSSIANS, max_memory: int = DEFAULT_MAX_MEMORY
+           ) -> tuple[Any, dict[str, Any]]:
     """Parse ``.spix`` bytes (untrusted) into the method's quantised model and the metadata (``{}`` if none).
-    Every method's model has ``dequantize()``, ``n``, ``size``, ``channels`` and ``codebooks``."""
+    Every method's model has ``dequantize()``, ``n``, ``size``, ``channels`` and ``codebooks``.
+
+    The budget is checked against the header before the payloads are decoded: at most ``max_pixels`` pixels and
+    ``max_gaussians`` Gaussians, and at most ``max_memory`` bytes for the decoder (N times the method's
+    :attr:`~.registry.CodecMethod.decode_bytes_per_gaussian`): a file of a few hundred bytes can declare millions of
+    Gaussians whose symbols cost zero bits."""
     header, sections = bs.read_spix(data, max_pixels=max_pixels, max_gaussians=max_gaussians, source=source)
+    m = registry.by_id(header.method, source)
+    need = header.n_gaussians * m.decode_bytes_per_gaussian
+    if need > max_memory:
+        raise SplatpixError(f"{source}: decoding its {header.n_gaussians} Gaussians needs about {_mb(need)}, over the "
+                            f"memory budget of {_mb(max_memory)} (--max-memory)")
     meta: dict[str, Any] = {}
     if bs.METADATA in sections:
         meta = bs.decode_metadata(sections[bs.METADATA], source=source)
-    return registry.by_id(header.method, source).unpack(header, sections, source), meta
+    return m.unpack(header, sections, source), meta
+
+
+def _mb(n: float) -> str:
+    return f"{n / 2**20:,.1f} MiB"
 
 
 def dequantize(q: Any, source: str = "<bytes>") -> Gaussians:

@@ -38,6 +38,9 @@ class CodecMethod:
     * ``prepare(g, image, qat_config, options) -> Prepared``: the QAT state factory for a fitted model ``g``.
     * ``pack(quantized, *, fixed_length, metadata, options) -> bytes``; ``unpack(header, sections, source)``: the
       quantised model of a file's (untrusted) sections; ``info(quantized) -> dict``: its method-specific facts.
+    * ``decode_bytes_per_gaussian``: an upper bound of the decoder's peak memory per Gaussian (unpack and
+      dequantise), checked against the caller's budget before anything is allocated
+      (:func:`splatpix.codec.api.unpack`).
     """
 
     name: str
@@ -50,6 +53,7 @@ class CodecMethod:
     pack: Callable[..., bytes]
     unpack: Callable[..., Any]
     info: Callable[[Any], dict[str, Any]]
+    decode_bytes_per_gaussian: int
 
     def options(self, value: Any = None) -> Any:
         """The method's options from ``None`` (its defaults), an instance of ``options_type`` or a dict of its

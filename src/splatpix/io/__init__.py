@@ -1,7 +1,7 @@
 """Files in and out: images (:mod:`.images`) and safe files (:mod:`.files`: atomic writes, input protection)."""
 
 from .files import atomic_write, atomic_write_bytes, check_not_input, check_readable_file, read_spec_file
-from .images import DEFAULT_MAX_PIXELS, load_image, sample_image_path, save_image
+from .images import DEFAULT_MAX_PIXELS, PngStreamWriter, load_image, sample_image_path, save_image
 
-__all__ = ["DEFAULT_MAX_PIXELS", "atomic_write", "atomic_write_bytes", "check_not_input", "check_readable_file",
-           "load_image", "read_spec_file", "sample_image_path", "save_image"]
+__all__ = ["DEFAULT_MAX_PIXELS", "PngStreamWriter", "atomic_write", "atomic_write_bytes", "check_not_input",
+           "check_readable_file", "load_image", "read_spec_file", "sample_image_path", "save_image"]

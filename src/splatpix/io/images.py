@@ -29,7 +29,7 @@ from torch import Tensor
 from ..errors import SplatpixError
 from .files import atomic_write, atomic_write_bytes, check_readable_file, reason
 
-__all__ = ["DEFAULT_MAX_PIXELS", "load_image", "sample_image_path", "save_image"]
+__all__ = ["DEFAULT_MAX_PIXELS", "PngStreamWriter", "load_image", "sample_image_path", "save_image"]
 
 DEFAULT_MAX_PIXELS = 100_000_000
 """Default limit on ``width * height`` of an image to load (guards against decompression bombs)."""
@@ -249,3 +249,86 @@ def sample_image_path() -> pathlib.Path:
     return path
 
 
+
+
+# --------------------------------------------------------------------------------------------------------
+# Streaming PNG output
+# --------------------------------------------------------------------------------------------------------
+
+
+class PngStreamWriter:
+    """A PNG written band by band (rows top to bottom), so that an image of any size needs only one band in memory.
+
+    ``write(band)`` takes ``(C, rows, W)`` float values in ``[0, 1]`` (non-finite values are refused, as by
+    :func:`save_image`), quantised as :func:`save_image` does (``round(x * maxval)``). The file is written atomically:
+    :meth:`close` after the last row renames it into place; :meth:`abort` (or leaving a ``with`` block on an
+    exception) removes it. 8- or 16-bit, grey, RGB or RGBA."""
+
+    _COLOUR_TYPE = {1: 0, 3: 2, 4: 6}
+
+    def __init__(self, path: PathLike, width: int, height: int, channels: int, bits: int = 8) -> None:
+        import zlib
+
+        self.name = os.fspath(path)
+        if channels not in self._COLOUR_TYPE or bits not in (8, 16) or width < 1 or height < 1:
+            raise SplatpixError(f"{self.name}: cannot write a {width}x{height} PNG of {channels} channels, {bits} bits")
+        if os.path.splitext(self.name)[1].lower() != ".png":
+            raise SplatpixError(f"{self.name}: streamed output must be a .png file")
+        self.width, self.height, self.channels, self.bits = int(width), int(height), int(channels), int(bits)
+        self.rows = 0
+        self._ctx = atomic_write(self.name, "wb")
+        self._f = self._ctx.__enter__()
+        self._z = zlib.compressobj(6)
+        self._pending = bytearray()
+        ihdr = struct.pack(">IIBBBBB", self.width, self.height, self.bits, self._COLOUR_TYPE[self.channels], 0, 0, 0)
+        self._f.write(_PNG_SIGNATURE)
+        self._chunk(b"IHDR", ihdr)
+
+    def _chunk(self, kind: bytes, data: bytes) -> None:
+        import zlib
+
+        self._f.write(struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data)))
+
+    def write(self, band: Tensor) -> None:
+        c, rows, w = band.shape
+        if c != self.channels or w != self.width or self.rows + rows > self.height:
+            raise SplatpixError(f"{self.name}: band of shape {tuple(band.shape)} does not fit the image")
+        x = band.detach().to("cpu", torch.float64)
+        if not bool(torch.isfinite(x).all()):
+            raise SplatpixError(f"{self.name}: the image has non-finite pixels (NaN or infinite); nothing was written")
+        maxval = (1 << self.bits) - 1
+        q = torch.round(x.clamp(0.0, 1.0) * maxval).permute(1, 2, 0).numpy()
+        q = q.astype(">u2" if self.bits == 16 else np.uint8).reshape(rows, -1)
+        lines = np.concatenate((np.zeros((rows, 1), dtype=np.uint8), q.view(np.uint8).reshape(rows, -1)), axis=1)
+        self._pending += self._z.compress(np.ascontiguousarray(lines).tobytes())
+        if len(self._pending) >= 1 << 20:
+            self._chunk(b"IDAT", bytes(self._pending))
+            self._pending.clear()
+        self.rows += rows
+
+    def close(self) -> None:
+        """Finish the file (all rows must have been written) and move it into place."""
+        if self.rows != self.height:
+            self.abort()
+            raise SplatpixError(f"{self.name}: {self.rows} of {self.height} rows written; nothing was written")
+        self._pending += self._z.flush()
+        self._chunk(b"IDAT", bytes(self._pending))
+        self._chunk(b"IEND", b"")
+        self._ctx.__exit__(None, None, None)
+
+    def abort(self) -> None:
+        """Remove the temporary file; the target is left as it was."""
+        err = SplatpixError("aborted")
+        try:
+            self._ctx.__exit__(SplatpixError, err, None)
+        except SplatpixError:
+            pass
+
+    def __enter__(self) -> PngStreamWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

@@ -171,4 +171,5 @@ def _info(q: QuantizedGaussians) -> dict[str, Any]:
 
 METHOD = register(CodecMethod(
     name="gaussianimage", method_id=METHOD_ID, summary="GaussianImage's codec", fit_defaults={},
-    vq_codebook=VQ_CODEBOOK, options_type=None, prepare=_prepare, pack=pack, unpack=unpack_sections, info=_info))
+    vq_codebook=VQ_CODEBOOK, options_type=None, prepare=_prepare, pack=pack, unpack=unpack_sections, info=_info,
+    decode_bytes_per_gaussian=128))  # measured peak: 79 B (tracemalloc, N = 300 000)
