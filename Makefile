@@ -6,7 +6,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint bench-kernel clean
+.PHONY: install demo test lint fuzz bench-kernel clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,13 @@ test: install
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks fuzz
+
+# coverage-guided fuzzing of the readers of untrusted files: make fuzz [TARGET=spix|model|gainer|edit_spec|scene] [SECONDS=60]
+TARGET ?= spix model gainer edit_spec scene
+SECONDS ?= 60
+fuzz: install
+	for t in $(TARGET); do $(BIN)/python fuzz/run.py $$t -max_total_time=$(SECONDS) -print_final_stats=1 || exit 1; done
 
 bench-kernel: install
 	$(BIN)/splatpix bench kernel --json benchmarks/results/kernel.json

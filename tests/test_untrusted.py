@@ -226,17 +226,20 @@ def test_sigterm_removes_the_temporary_output(tmp_path):
     src.write_bytes(_lattice_sga())
     out = tmp_path / "out.png"
     proc = subprocess.Popen([sys.executable, "-m", "splatpix.cli", "decode", str(src), "-o", str(out),
-                             "--size", "4000x4000", "--max-memory", "1M"], stderr=subprocess.PIPE, text=True,
+                             "--size", "8000x8000", "--max-memory", "1M"], stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not any(p.name.endswith(".tmp") for p in tmp_path.iterdir()):
+    def partial() -> bool:  # the temporary PNG exists and holds some bands already
+        return any(p.name.endswith(".tmp") and p.stat().st_size > 0 for p in tmp_path.iterdir())
+
+    while time.monotonic() < deadline and not partial():
         time.sleep(0.02)
         if proc.poll() is not None:
             break
     assert proc.poll() is None, "the decode ended before its temporary file was seen"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 128 + signal.SIGTERM and "terminated" in err
+    assert proc.returncode == 128 + signal.SIGTERM and "terminated" in err, (proc.returncode, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.spix"]
 
 
@@ -248,3 +251,35 @@ def test_metadata_json_is_validated(tmp_path):
     with pytest.raises(SplatpixError):
         load_gainer(path)
     json.dumps(read_gainer_metadata(GOLDEN / "gainer.safetensors"))  # the valid file still reads
+
+
+# ------------------------------------------------------------------------------ found by fuzz/run.py
+
+
+def test_a_safetensors_dtype_of_the_wrong_type_is_a_clean_error(tmp_path):
+    def change(header, meta):
+        header["means"]["dtype"] = ["F32"]
+
+    path = tmp_path / "d.safetensors"
+    path.write_bytes(rewrite_safetensors_meta((GOLDEN / "gaussianimage-rs.safetensors").read_bytes(), change))
+    with pytest.raises(SplatpixError, match="dtype"):
+        splatpix.load_model(path)
+
+
+@pytest.mark.parametrize("spec", [{"edits": [{"op": {"str": 0.3}}]}, {"edits": [{"op": ["bend"]}]},
+                                  {"edits": [{"op": "bend", "params": {"angle": 10}, "easing": ["linear"]}]}])
+def test_edit_spec_names_of_the_wrong_type_are_clean_errors(spec):
+    from splatpix.edit.spec import parse_spec
+
+    with pytest.raises(SplatpixError, match=r"spec\.edits\[0\]\.(op|easing)"):
+        parse_spec(spec, timing=False)
+
+
+@pytest.mark.parametrize("scene", [{"materials": [{"preset": ["jelly"], "region": "all"}]},
+                                   {"materials": [{"preset": "jelly", "region": "all"}],
+                                    "simulation": {"boundary": {"slip": 1}}}])
+def test_scene_names_of_the_wrong_type_are_clean_errors(scene):
+    from splatpix.physics.scene import parse_scene
+
+    with pytest.raises(SplatpixError, match="scene"):
+        parse_scene(scene)

@@ -240,7 +240,7 @@ def _edit(d: Any, where: str, base_dir: str | None) -> EditTrack:
         raise _bad(where, f"an edit must be a mapping with op and params, got {d!r}")
     _check_keys(d, _EDIT_KEYS, where)
     op = d.get("op")
-    if op not in OPS:
+    if not isinstance(op, str) or op not in OPS:
         raise _bad(f"{where}.op", f"expected one of {', '.join(OPS)}, got {op!r}")
     raw = d.get("params", {})
     if not isinstance(raw, Mapping):
@@ -255,7 +255,7 @@ def _edit(d: Any, where: str, base_dir: str | None) -> EditTrack:
         if p.required and k not in params:
             raise _bad(f"{where}.params.{k}", f"required by {op}")
     easing = d.get("easing", "linear")
-    if easing not in EASINGS:
+    if not isinstance(easing, str) or easing not in EASINGS:
         raise _bad(f"{where}.easing", f"expected one of {', '.join(EASINGS)}, got {easing!r}")
     feather = _number(d.get("feather", 0), f"{where}.feather", minimum=0)
     region = None

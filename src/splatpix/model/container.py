@@ -139,7 +139,7 @@ class ContainerReader:
             if not isinstance(entry, dict):
                 raise self.bad(f"missing tensor {key!r}")
             dtype = entry.get("dtype")
-            if dtype not in _FLOAT_DTYPES:
+            if not isinstance(dtype, str) or dtype not in _FLOAT_DTYPES:
                 raise self.bad(f"tensor {key!r} has dtype {dtype!r}, expected a float type")
             got = entry.get("shape")
             if not isinstance(got, list) or not all(is_int(s) for s in got) or tuple(got) != shape:

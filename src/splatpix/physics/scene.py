@@ -185,7 +185,7 @@ def _vec2(v: Any, where: str) -> tuple[float, float]:
 
 
 def _mode(v: Any, where: str) -> str:
-    if v not in MODES:
+    if not isinstance(v, str) or v not in MODES:
         raise _bad(where, f"expected one of {', '.join(MODES)}, got {v!r}")
     return str(v)
 
@@ -228,7 +228,7 @@ def _material(d: Any, where: str, base_dir: str | None, inputs: list[str]) -> Ma
         raise _bad(where, f"a material must be a mapping with preset (or kind) and region, got {d!r}")
     _check_keys(d, _MATERIAL_KEYS, where)
     preset = d.get("preset")
-    if preset is not None and preset not in PRESETS:
+    if preset is not None and (not isinstance(preset, str) or preset not in PRESETS):
         raise _bad(f"{where}.preset", f"expected one of {', '.join(PRESETS)}, got {preset!r}")
     if preset is None and "kind" not in d:
         raise _bad(f"{where}.preset", "give a preset (elastic, jelly, snow, sand, water) or a kind")
