@@ -193,7 +193,8 @@ def write_render(render_window: Any, channels: int, height: int, width: int,
                                 "bands")
         save_image(render_window(height, width, window), out_path, bits=bits)
         return
-    rows = band_rows(width, max(1, min(budget, BAND_BYTES) // (channels * BYTES_PER_SAMPLE)))
+    # a band holds half the budget: the allocator and the PNG compressor keep some memory of the previous band
+    rows = band_rows(width, max(1, min(budget, BAND_BYTES) // (2 * channels * BYTES_PER_SAMPLE)))
     with PngStreamWriter(out_path, width, height, channels, bits) as writer:
         for n_rows, win in band_windows(height, rows, window):
             writer.write(render_window(n_rows, width, win))

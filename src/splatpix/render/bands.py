@@ -18,7 +18,7 @@ from ..model.gaussians import Gaussians, project
 
 __all__ = ["BYTES_PER_SAMPLE", "band_rows", "band_windows", "estimated_pairs"]
 
-BYTES_PER_SAMPLE = 16
+BYTES_PER_SAMPLE = 32
 """Memory per output sample of a whole-frame render written by :func:`splatpix.io.save_image` (the float32 render,
 its float64 quantisation and the 8- or 16-bit copy), used to decide when to render in bands."""
 
