@@ -125,6 +125,8 @@ def test_the_memory_budget_and_gaussian_limit_are_the_callers(tmp_path, capsys):
         unpack(bomb, max_gaussians=1_000_000)
     path = tmp_path / "b.spix"
     path.write_bytes(bomb)
+    with pytest.raises(SplatpixError, match="memory budget"):
+        splatpix.decode(path, max_memory=64 << 20)
     for opts in (["--max-memory", "64M"], ["--max-gaussians", "1000000"]):
         code, _, err = run_cli(capsys, "decode", path, "-o", tmp_path / "x.png", *opts)
         assert code == 2 and one_error_line(err)

@@ -83,16 +83,19 @@ def dequantize(q: Any, source: str = "<bytes>") -> Gaussians:
     return g
 
 
-def decode_bytes(data: bytes, *, source: str = "<bytes>") -> Gaussians:
-    """The model stored in ``.spix`` bytes (renders at any size with :func:`splatpix.render`)."""
-    q, _ = unpack(data, source=source)
+def decode_bytes(data: bytes, *, source: str = "<bytes>", **budget: int) -> Gaussians:
+    """The model stored in ``.spix`` bytes (renders at any size with :func:`splatpix.render`); ``budget``:
+    ``max_pixels``, ``max_gaussians``, ``max_memory`` as in :func:`unpack`."""
+    q, _ = unpack(data, source=source, **budget)
     return dequantize(q, source)
 
 
-def decode(path: str | os.PathLike[str]) -> Gaussians:
-    """The model stored in a ``.spix`` file (size-capped read, untrusted input)."""
-    bs.read_spix_file(path)
-    return decode_bytes(Path(path).read_bytes(), source=os.fspath(path))
+def decode(path: str | os.PathLike[str], *, max_pixels: int = bs.DEFAULT_MAX_PIXELS,
+           max_gaussians: int = bs.DEFAULT_MAX_GAUSSIANS, max_memory: int = DEFAULT_MAX_MEMORY) -> Gaussians:
+    """The model stored in a ``.spix`` file (size-capped read, untrusted input, the budget of :func:`unpack`)."""
+    bs.read_spix_file(path, max_pixels=max_pixels, max_gaussians=max_gaussians)
+    return decode_bytes(Path(path).read_bytes(), source=os.fspath(path), max_pixels=max_pixels,
+                        max_gaussians=max_gaussians, max_memory=max_memory)
 
 
 # ------------------------------------------------------------------------------------------------ encode
