@@ -443,3 +443,31 @@ def test_check_not_input(tmp_path: Path) -> None:
     os.link(a, hard)
     with pytest.raises(SplatpixError):
         check_not_input(hard, a)
+
+
+@pytest.mark.parametrize("channels,bits", [(1, 8), (3, 8), (4, 8), (3, 16), (1, 16)])
+def test_streamed_png_equals_save_image(tmp_path, channels, bits):
+    import imagecodecs
+
+    from splatpix.io import PngStreamWriter
+
+    x = torch.rand(channels, 37, 53, generator=torch.Generator().manual_seed(channels + bits))
+    with PngStreamWriter(tmp_path / "s.png", 53, 37, channels, bits) as w:
+        w.write(x[:, :10])
+        w.write(x[:, 10:])
+    save_image(x, tmp_path / "f.png", bits=bits)
+    a = imagecodecs.png_decode((tmp_path / "s.png").read_bytes())
+    b = imagecodecs.png_decode((tmp_path / "f.png").read_bytes())
+    assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def test_streamed_png_leaves_nothing_when_incomplete_or_broken(tmp_path):
+    from splatpix.io import PngStreamWriter
+
+    w = PngStreamWriter(tmp_path / "s.png", 4, 4, 3)
+    w.write(torch.zeros(3, 2, 4))
+    with pytest.raises(SplatpixError, match="2 of 4 rows"):
+        w.close()
+    with pytest.raises(SplatpixError, match="non-finite"), PngStreamWriter(tmp_path / "t.png", 4, 4, 3) as w:
+        w.write(torch.full((3, 4, 4), float("nan")))
+    assert list(tmp_path.iterdir()) == []

@@ -20,6 +20,12 @@ EXIT_DIVERGED = 3
 EXIT_INTERNAL = 1
 """An unexpected exception (a bug): one line asking for a report."""
 
+DEFAULT_MAX_PAIRS = 2e10
+"""The default work budget of a render, in estimated (pixel, Gaussian) pairs: at the numba forward's measured rate
+(about 2.4e8 pairs per second on 2 cores, docs/results.md "Rasteriser kernel") one to one and a half minutes."""
+BAND_BYTES = 256 << 20
+"""Whole-frame renders whose buffers exceed this are rendered in bands (PNG outputs)."""
+
 
 def positive_float(text: str) -> float:
     try:
@@ -166,13 +172,9 @@ def add_budget(p: argparse.ArgumentParser, *, gaussians: bool = True) -> None:
     p.add_argument("--max-memory", type=byte_size, default=DEFAULT_MAX_MEMORY,
                    help="memory budget of the decode and of a whole-frame render, e.g. 4G (default 2G); larger PNG "
                         "outputs are rendered and written in bands")
-    p.add_argument("--max-pairs", type=float, default=DEFAULT_MAX_PAIRS,
+    p.add_argument("--max-pairs", type=positive_float, default=DEFAULT_MAX_PAIRS,
                    help="work budget of a render: (pixel, Gaussian) pairs, estimated before rendering from each "
                         "Gaussian's 3-sigma box (default %(default).0e)")
-
-
-DEFAULT_MAX_PAIRS = 2e10
-"""The default work budget of a render: about a minute of the numba rasteriser on 2 cores."""
 
 
 def write_render(render_window: Any, channels: int, height: int, width: int,
@@ -198,10 +200,6 @@ def write_render(render_window: Any, channels: int, height: int, width: int,
     with PngStreamWriter(out_path, width, height, channels, bits) as writer:
         for n_rows, win in band_windows(height, rows, window):
             writer.write(render_window(n_rows, width, win))
-
-
-BAND_BYTES = 256 << 20
-"""Whole-frame renders above this size are rendered in bands (PNG outputs)."""
 
 
 def check_pairs(pairs: float, args: argparse.Namespace, source: str) -> None:
