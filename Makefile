@@ -26,8 +26,8 @@ test: install
 lint: install
 	$(BIN)/ruff check src tests benchmarks fuzz
 
-# coverage-guided fuzzing of the readers of untrusted files: make fuzz [TARGET=spix|model|gainer|edit_spec|scene] [SECONDS=60]
-TARGET ?= spix model gainer edit_spec scene
+# coverage-guided fuzzing of the readers of untrusted files: make fuzz [TARGET=spix|model|gainer|checkpoint|edit_spec|scene] [SECONDS=60]
+TARGET ?= spix model gainer checkpoint edit_spec scene
 SECONDS ?= 60
 fuzz: install
 	for t in $(TARGET); do $(BIN)/python fuzz/run.py $$t -max_total_time=$(SECONDS) -print_final_stats=1 || exit 1; done

@@ -3,7 +3,7 @@
     .venv/bin/python fuzz/run.py TARGET [libFuzzer options]            # e.g. -max_total_time=600 or -runs=20000
     make fuzz TARGET=spix SECONDS=600
 
-TARGET is one of ``fuzz/targets.py``'s (spix, model, gainer, edit_spec, scene). The seed corpus is
+TARGET is one of ``fuzz/targets.py``'s (spix, model, gainer, checkpoint, edit_spec, scene). The seed corpus is
 ``fuzz/corpus/TARGET/`` (small valid files of every method and kind); new inputs that reach new code go to
 ``fuzz/work/TARGET/`` (not committed; ``SPLATPIX_FUZZ_DIR`` moves ``work/`` and ``artifacts/`` elsewhere).
 Outcomes: a clean rejection (SplatpixError) and a decode are fine; any other

@@ -7,7 +7,8 @@ decoders check it before allocating), so an input that runs long or allocates mu
 driver (``fuzz/run.py``) reports as a timeout or an out-of-memory crash.
 
 Targets: ``spix`` (the ``.spix`` decoder: container, method, dequantisation, a small render), ``model`` (Gaussian
-model files), ``gainer`` (GaINeR model files), ``edit_spec`` and ``scene`` (YAML/JSON specs, as the CLI reads them).
+model files), ``gainer`` (GaINeR model files), ``checkpoint`` (GaINeR training checkpoints), ``edit_spec`` and
+``scene`` (YAML/JSON specs, as the CLI reads them).
 """
 
 from __future__ import annotations
@@ -110,6 +111,15 @@ def gainer(data: bytes) -> None:
         raise SplatpixError("the image has non-finite pixels")
 
 
+def checkpoint(data: bytes) -> None:
+    """A GaINeR training checkpoint, as ``fit --model gainer --resume`` reads it (the file and its config)."""
+    from splatpix.gainer import GainerTrainConfig
+    from splatpix.gainer.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(_as_file(data, ".ckpt"))
+    GainerTrainConfig.from_dict(ck.config)
+
+
 def _spec_data(data: bytes):
     from splatpix.io import read_spec_file
 
@@ -164,7 +174,7 @@ def mutate_structure(name: str, data: bytes, rng) -> bytes | None:
     import json
     import struct
 
-    if name in ("model", "gainer") and len(data) >= 8:
+    if name in ("model", "gainer", "checkpoint") and len(data) >= 8:
         (n,) = struct.unpack_from("<Q", data)
         try:
             header = json.loads(data[8:8 + n])
@@ -194,7 +204,7 @@ def mutate_structure(name: str, data: bytes, rng) -> bytes | None:
 
 
 TARGETS: dict[str, Callable[[bytes], None]] = {"spix": spix, "model": model, "gainer": gainer,
-                                               "edit_spec": edit_spec, "scene": scene}
+                                               "checkpoint": checkpoint, "edit_spec": edit_spec, "scene": scene}
 
 
 def run_one(name: str, data: bytes) -> str:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGETS = ("spix", "model", "gainer", "edit_spec", "scene")
-RUNS = {"spix": 4000, "model": 3000, "gainer": 2000, "edit_spec": 1500, "scene": 800}
+TARGETS = ("spix", "model", "gainer", "checkpoint", "edit_spec", "scene")
+RUNS = {"spix": 4000, "model": 3000, "gainer": 2000, "checkpoint": 1500, "edit_spec": 1500, "scene": 800}
 
 pytest.importorskip("atheris", reason="atheris (pip install splatpix[fuzz]) is needed for the fuzz run")
 

@@ -285,3 +285,32 @@ def test_scene_names_of_the_wrong_type_are_clean_errors(scene):
 
     with pytest.raises(SplatpixError, match="scene"):
         parse_scene(scene)
+
+
+def test_the_work_of_a_gainer_render_is_bounded(tmp_path, capsys):
+    field = load_gainer(GOLDEN / "gainer.safetensors")
+    with torch.no_grad():
+        field.cov_params[:, 0] += 5.0  # every Gaussian e^5 times wider: each one's radius covers the whole image
+        field.cov_params[:, 2] += 5.0
+    path = tmp_path / "wide.safetensors"
+    save_gainer(field, path)
+    code, _, err = run_cli(capsys, "render", path, "-o", tmp_path / "x.png", "--size", "400x300", "--max-pairs", "1e6")
+    assert code == 2 and "--max-pairs" in one_error_line(err) and not (tmp_path / "x.png").exists()
+    assert run_cli(capsys, "render", path, "-o", tmp_path / "y.png", "--size", "40x30")[0] == 0
+
+
+@pytest.mark.parametrize("change", [lambda m: m.__setitem__("seconds", 10 ** 400),
+                                    lambda m: m.__setitem__("rng_state", ""),
+                                    lambda m: m.__setitem__("height", 10 ** 30),
+                                    lambda m: m.__setitem__("history", [{"step": [1]}]),
+                                    lambda m: m.__setitem__("history", [{"step": None}]),
+                                    lambda m: m.__setitem__("history", [{"psnr": "x"}])])
+def test_hostile_checkpoint_metadata_is_a_clean_error(tmp_path, change):
+    from splatpix.gainer.checkpoint import load_checkpoint
+
+    seed = Path(__file__).resolve().parents[1] / "fuzz" / "corpus" / "checkpoint" / "tiny.ckpt"
+    load_checkpoint(seed)  # the seed itself is valid
+    path = tmp_path / "bad.ckpt"
+    path.write_bytes(rewrite_safetensors_meta(seed.read_bytes(), lambda header, meta: change(meta)))
+    with pytest.raises(SplatpixError):
+        load_checkpoint(path)

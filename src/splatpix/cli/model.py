@@ -224,10 +224,12 @@ def _timed(fn: Any) -> tuple[Any, list[float]]:
 
 def _render_gainer_to(model_path: str, out_path: str, args: argparse.Namespace) -> tuple[float, tuple[int, int]]:
     from ..gainer import load_gainer
+    from ..render.bands import estimated_neighbour_pairs
 
     field = load_gainer(model_path)
     field.backend = getattr(args, "backend", "auto")
     height, width = output_size(*field.size, args)
+    check_pairs(estimated_neighbour_pairs(field.means, field.knn_radius(), height, width, args.crop), args, model_path)
     band, spent = _timed(lambda h, w, win: field.render(h, w, window=win).clamp(0.0, 1.0))
     write_render(band, field.channels, height, width, args.crop, out_path, getattr(args, "bits", 8), args)
     return spent[0], (height, width)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,9 +25,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..checks import is_int
+from ..checks import is_int, is_number, is_real
 from ..errors import SplatpixError
 from ..model.container import ContainerReader, write_container
+from ..model.files import MAX_SIDE
 from .field import GainerConfig
 from .hashgrid import HashGridConfig
 from .io import mlp_shapes
@@ -40,6 +40,7 @@ CHECKPOINT_FORMAT = "splatpix-gainer-checkpoint"
 CHECKPOINT_VERSION = 1
 MAX_CHECKPOINT_BYTES = 32 << 30
 MAX_RNG_STATE_BYTES = 1 << 16
+MAX_HISTORY = 1 << 24  # logged entries
 
 PathLike = str | os.PathLike[str]
 
@@ -115,16 +116,20 @@ def _validate(r: ContainerReader, meta: dict[str, Any]) -> dict[str, tuple[int, 
     version = meta.get("format_version")
     if not is_int(version) or not 1 <= version <= CHECKPOINT_VERSION:
         raise r.bad(f"unsupported checkpoint version {version!r}")
-    for key in ("step", "adam_step", "height", "width", "channels"):
-        if not is_int(meta.get(key)) or meta[key] < 0:
+    for key, top in (("step", 1 << 53), ("adam_step", 1 << 53), ("height", MAX_SIDE), ("width", MAX_SIDE),
+                     ("channels", 4)):
+        if not is_int(meta.get(key)) or not 0 <= meta[key] <= top:
             raise r.bad(f"invalid {key} {meta.get(key)!r}")
-    if not isinstance(meta.get("seconds"), int | float) or not math.isfinite(meta["seconds"]):
+    if not is_number(meta.get("seconds")) or meta["seconds"] < 0:
         raise r.bad("invalid seconds")
     if not isinstance(meta.get("digest"), str) or not isinstance(meta.get("rng_state"), str) or \
             len(meta["rng_state"]) > 2 * MAX_RNG_STATE_BYTES:
         raise r.bad("invalid image digest or generator state")
-    if not isinstance(meta.get("history", []), list):
-        raise r.bad("invalid history")
+    history = meta.get("history", [])
+    if not isinstance(history, list) or len(history) > MAX_HISTORY or not all(
+            isinstance(e, dict) and is_int(e.get("step", 0))
+            and all(isinstance(k, str) and (v is None or is_real(v)) for k, v in e.items()) for e in history):
+        raise r.bad("invalid history (a list of {name: number} entries)")
     cfg = _model_config(r, meta.get("config"))
     shapes = {f"model.{k}": v for k, v in parameter_shapes(cfg).items()}
     trained = [k for k in parameter_shapes(cfg) if k != "means" or cfg.trainable_means]
@@ -142,6 +147,8 @@ def load_checkpoint(path: PathLike, max_bytes: int = MAX_CHECKPOINT_BYTES) -> Ch
         rng = base64.b64decode(meta["rng_state"], validate=True)
     except (binascii.Error, ValueError) as e:
         raise r.bad("invalid generator state") from e
+    if not rng:
+        raise r.bad("empty generator state")
     params = {k[len("model."):]: v for k, v in out.items() if k.startswith("model.")}
     moments = {k: (out[f"adam.{k}.exp_avg"], out[f"adam.{k}.exp_avg_sq"])
                for k in params if f"adam.{k}.exp_avg" in out}

@@ -16,7 +16,7 @@ import torch
 
 from ..model.gaussians import Gaussians, project
 
-__all__ = ["BYTES_PER_SAMPLE", "band_rows", "band_windows", "estimated_pairs"]
+__all__ = ["BYTES_PER_SAMPLE", "band_rows", "band_windows", "estimated_neighbour_pairs", "estimated_pairs"]
 
 BYTES_PER_SAMPLE = 32
 """Memory per output sample of a whole-frame render written by :func:`splatpix.io.save_image` (the float32 render,
@@ -38,6 +38,25 @@ def estimated_pairs(g: Gaussians, height: int, width: int,
         h = ((m[:, 1] + sy).clamp(0, height) - (m[:, 1] - sy).clamp(0, height) + 1).clamp(0, height)
         total = float((w * h).nan_to_num(float(height) * width).sum())
     return total if math.isfinite(total) else float(height) * width * g.n
+
+
+def estimated_neighbour_pairs(means: torch.Tensor, radius: torch.Tensor, height: int, width: int,
+                              window: tuple[float, float, float, float] | None = None) -> float:
+    """An upper estimate of the (query pixel, Gaussian) pairs a neighbour search within ``radius`` (normalised
+    units, one per Gaussian) examines on a ``height x width`` grid of ``window``: each Gaussian's radius box in
+    output pixels, clipped to the output (GaINeR's KNN, :mod:`splatpix.gainer.knn`)."""
+    if means.shape[0] == 0:
+        return 0.0
+    u0, v0, u1, v1 = window if window is not None else (0.0, 0.0, 1.0, 1.0)
+    with torch.no_grad():
+        m = means.detach().to(torch.float64)
+        r = radius.detach().to(torch.float64)
+        sx, sy = width / (u1 - u0), height / (v1 - v0)
+        x, y, rx, ry = (m[:, 0] - u0) * sx, (m[:, 1] - v0) * sy, r * sx, r * sy
+        w = ((x + rx).clamp(0, width) - (x - rx).clamp(0, width) + 1).clamp(0, width)
+        h = ((y + ry).clamp(0, height) - (y - ry).clamp(0, height) + 1).clamp(0, height)
+        total = float((w * h).nan_to_num(float(height) * width).sum())
+    return total if math.isfinite(total) else float(height) * width * means.shape[0]
 
 
 def band_rows(width: int, max_band_pixels: int) -> int:
