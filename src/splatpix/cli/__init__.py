@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 from ..errors import SplatpixError
 from . import codec, edit, model, simulate
 from . import eval as eval_cmd
-from .common import EXIT_DIVERGED, EXIT_ERROR, EXIT_INTERNAL
+from .common import EXIT_DIVERGED, EXIT_ERROR, EXIT_INTERNAL, positive_int
 
 __all__ = ["EXIT_DIVERGED", "EXIT_ERROR", "EXIT_INTERNAL", "build_parser", "main"]
 
@@ -52,7 +52,29 @@ def build_parser() -> argparse.ArgumentParser:
     eval_cmd.add_parsers(sub)  # bench, eval
     edit.add_parsers(sub)  # edit, animate
     simulate.add_parsers(sub)  # simulate
+    _add_threads(parser)
     return parser
+
+
+def _add_threads(parser: argparse.ArgumentParser) -> None:
+    """``--threads N`` on every command (each leaf of the sub-command tree)."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        parser.add_argument("--threads", type=positive_int, default=None,
+                            help="CPU threads for the kernels and torch (default: all cores)")
+    for action in subs:
+        for child in dict.fromkeys(action.choices.values()):
+            _add_threads(child)
+
+
+def _set_threads(n: int | None) -> None:
+    if n is None:
+        return
+    import numba
+    import torch
+
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    torch.set_num_threads(n)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        _set_threads(getattr(args, "threads", None))
         return int(args.func(args) or 0)
     except SplatpixError as e:
         print(f"splatpix: error: {e}", file=sys.stderr)

@@ -44,7 +44,13 @@ def _encode(args: argparse.Namespace):
           "fixed_length": args.fixed_length, "progress": not args.quiet}
     if args.gaussians is not None:
         return encode(image, args.gaussians, **kw)
-    return encode_at_bpp(image, args.bpp, **kw)
+
+    def trial(res: Any) -> None:  # each search step, as it ends (the progress bars are per step)
+        r = res.report
+        print(f"{args.image}: trial N = {r['n_gaussians']}: {r['bpp']:.4f} bpp, PSNR {r['psnr']:.2f} dB, "
+              f"{r['encode_seconds']:.1f} s (target {args.bpp:g} bpp)", flush=True)
+
+    return encode_at_bpp(image, args.bpp, on_trial=trial, **kw)
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
@@ -78,7 +84,10 @@ def cmd_encode(args: argparse.Namespace) -> int:
     ms = report["ms_ssim"]
     print(f"{args.image}: {report['n_gaussians']} Gaussians, {report['bytes']} bytes = {report['bpp']:.4f} bpp, "
           f"PSNR {report['psnr']:.2f} dB" + (f", MS-SSIM {ms:.4f}" if ms is not None else "")
-          + f", {report['encode_seconds']:.1f} s -> {args.output}")
+          + (f", {report['encode_seconds']:.1f} s" if "trials" not in report else
+             f", best of {len(report['trials'])} trial{'s' if len(report['trials']) > 1 else ''}, "
+             f"{report['total_seconds']:.1f} s in all")
+          + f" -> {args.output}")
     return 0
 
 

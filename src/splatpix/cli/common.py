@@ -10,8 +10,8 @@ from typing import Any
 from ..errors import SplatpixError
 
 __all__ = ["EXIT_DIVERGED", "EXIT_ERROR", "EXIT_INTERNAL", "add_budget", "add_common", "byte_size", "check_outputs",
-           "check_pairs", "diverged", "option", "output_size", "positive_float", "positive_int", "report_path_ok",
-           "size", "window", "write_json", "write_render"]
+           "check_pairs", "diverged", "option", "output_size", "plain", "positive_float", "positive_int",
+           "report_path_ok", "size", "window", "write_json", "write_render"]
 
 EXIT_ERROR = 2
 """A user error (bad input, bad option, a limit): one line on stderr."""
@@ -58,6 +58,14 @@ def window(text: str) -> tuple[float, float, float, float]:
     if not (u1 > u0 and v1 > v0):
         raise argparse.ArgumentTypeError(f"crop needs u1 > u0 and v1 > v0, got {text!r}")
     return u0, v0, u1, v1
+
+
+def plain(doc: str | None) -> str:
+    """A docstring as help text: Sphinx roles and double back-quotes removed (``:mod:`x``` and ````x```` -> ``x``)."""
+    import re
+
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", doc or "")
+    return text.replace("``", "").replace("::\n", "\n")
 
 
 def option(name: str) -> str:

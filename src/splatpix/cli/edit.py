@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 from ..errors import SplatpixError
-from .common import check_outputs, option, size
+from .common import check_outputs, option, plain, size
 
 __all__ = ["EDIT_OPTIONS", "add_parsers", "cmd_animate", "cmd_edit", "load_any_model", "save_any_model"]
 
@@ -207,7 +207,7 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
 def add_parsers(sub: Any) -> None:
     """Add ``edit`` and ``animate`` to an ``argparse`` subparsers object; each sets ``func`` to its handler."""
     p = sub.add_parser("edit", help="deform a model (or a region of it) and render the result",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="model file (.safetensors; Gaussian or GaINeR)")
     p.add_argument("-o", "--output", required=True, help="image to write (.png, .jpg)")
     p.add_argument("--spec", help="edit spec (YAML or JSON): a composed edit, instead of --op")

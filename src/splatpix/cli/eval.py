@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,12 @@ def cmd_bench_kernel(args: argparse.Namespace) -> int:
 
 def cmd_eval_rd(args: argparse.Namespace) -> int:
     from ..codec import registry
+    from ..eval.bdrate import MIN_POINTS
     from ..eval.harness import run_rd
 
+    if args.points is not None and len(args.points) < MIN_POINTS and not args.quiet:
+        print(f"splatpix: note: {len(args.points)} points; a BD-rate (eval bdrate) needs at least {MIN_POINTS} per "
+              "curve", file=sys.stderr)
     options = None
     if args.method in registry.names():
         options = {"preset": args.preset, **codec_options(args, args.method)}
@@ -54,16 +59,22 @@ def cmd_eval_rd(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_bdrate(args: argparse.Namespace) -> int:
+    import warnings
+
     from ..eval.bdrate import bd_psnr, bd_rate
     from ..eval.rd import load_curve
 
     anchor, test = load_curve(args.anchor), load_curve(args.test)
-    try:
-        r = bd_rate(anchor.bpp, anchor.psnr, test.bpp, test.psnr, method=args.interpolation)
-        d = bd_psnr(anchor.bpp, anchor.psnr, test.bpp, test.psnr, method=args.interpolation)
-    except ValueError as e:
-        raise SplatpixError(str(e)) from e
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        try:
+            r = bd_rate(anchor.bpp, anchor.psnr, test.bpp, test.psnr, method=args.interpolation)
+            d = bd_psnr(anchor.bpp, anchor.psnr, test.bpp, test.psnr, method=args.interpolation)
+        except ValueError as e:
+            raise SplatpixError(str(e)) from e
     print(f"BD-rate of {test.name} vs {anchor.name} ({args.interpolation}): {r:+.2f} %   BD-PSNR: {d:+.3f} dB")
+    for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)):
+        print(f"splatpix: note: {message}", file=sys.stderr)  # one line each, not Python's warning with its source
     return 0
 
 

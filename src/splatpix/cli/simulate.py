@@ -23,7 +23,7 @@ import os
 from typing import Any
 
 from ..errors import SplatpixError
-from .common import check_outputs, size
+from .common import check_outputs, plain, size
 
 __all__ = ["add_parsers", "cmd_simulate"]
 
@@ -118,7 +118,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def add_parsers(sub: Any) -> None:
     """Add ``simulate`` to an ``argparse`` subparsers object; it sets ``func`` to its handler."""
     p = sub.add_parser("simulate", help="simulate a model as elastic/jelly/snow/sand/water and render a video",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="model file (.safetensors; Gaussian or GaINeR)")
     p.add_argument("-o", "--output", required=True, help="OUT.mp4, OUT.gif or a folder OUTDIR/ of PNG frames")
     p.add_argument("--scene", help="scene file (YAML or JSON): materials, regions, solver settings")

@@ -246,14 +246,17 @@ def encode_at_bpp(image: Tensor, bpp: float, *, trials: int = 3, tolerance: floa
                   on_trial: Callable[[EncodeResult], None] | None = None, **kw: Any) -> EncodeResult:
     """:func:`encode` at the N whose file comes closest to ``bpp``: start from GaussianImage's 56-bit fixed-length
     budget, then rescale N by the measured rate, at most ``trials`` encodes (stopping within ``tolerance`` of the
-    target). ``on_trial`` sees each trial's result; ``kw`` go to :func:`encode`. The report gets ``target_bpp``."""
+    target). ``on_trial`` sees each trial's result; ``kw`` go to :func:`encode`. The report gets ``target_bpp`` and
+    ``trials`` (each trial's ``n_gaussians``, ``bpp``, ``psnr``, ``encode_seconds``)."""
     if not bpp > 0:
         raise SplatpixError(f"target bpp must be positive, got {bpp}")
     h, w = image.shape[1:]
     n = gaussians_for_bpp(bpp, h, w, channels=image.shape[0])
     best = None
+    tried: list[dict[str, Any]] = []
     for _ in range(trials):
         res = encode(image, n, **kw)
+        tried.append({k: res.report[k] for k in ("n_gaussians", "bpp", "psnr", "encode_seconds")})
         if on_trial is not None:
             on_trial(res)
         if best is None or abs(res.report["bpp"] - bpp) < abs(best.report["bpp"] - bpp):
@@ -262,6 +265,7 @@ def encode_at_bpp(image: Tensor, bpp: float, *, trials: int = 3, tolerance: floa
             break
         n = max(1, round(n * bpp / res.report["bpp"]))
     best.report["target_bpp"] = bpp
+    best.report["trials"] = tried
     return best
 
 
