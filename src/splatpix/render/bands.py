@@ -23,6 +23,15 @@ BYTES_PER_SAMPLE = 32
 its float64 quantisation and the 8- or 16-bit copy), used to decide when to render in bands."""
 
 
+def _box_pairs(x: torch.Tensor, y: torch.Tensor, rx: torch.Tensor, ry: torch.Tensor, height: int, width: int) -> float:
+    """The sum of the boxes ``[x - rx, x + rx] x [y - ry, y + ry]`` (output pixels, float64) clipped to the output, in
+    pixels; a non-finite box counts as the whole output."""
+    w = ((x + rx).clamp(0, width) - (x - rx).clamp(0, width) + 1).clamp(0, width)
+    h = ((y + ry).clamp(0, height) - (y - ry).clamp(0, height) + 1).clamp(0, height)
+    total = float((w * h).nan_to_num(float(height) * width).sum())
+    return total if math.isfinite(total) else float(height) * width * x.shape[0]
+
+
 def estimated_pairs(g: Gaussians, height: int, width: int,
                     window: tuple[float, float, float, float] | None = None) -> float:
     """An upper estimate of the (pixel, Gaussian) pairs of ``render(g, height, width, window=window)``: the sum over
@@ -34,10 +43,7 @@ def estimated_pairs(g: Gaussians, height: int, width: int,
         m = means.to(torch.float64)
         sx = 3.0 * cov[:, 0].to(torch.float64).clamp_min(0).sqrt()  # cov: (xx, xy, yy) in output pixels
         sy = 3.0 * cov[:, 2].to(torch.float64).clamp_min(0).sqrt()
-        w = ((m[:, 0] + sx).clamp(0, width) - (m[:, 0] - sx).clamp(0, width) + 1).clamp(0, width)
-        h = ((m[:, 1] + sy).clamp(0, height) - (m[:, 1] - sy).clamp(0, height) + 1).clamp(0, height)
-        total = float((w * h).nan_to_num(float(height) * width).sum())
-    return total if math.isfinite(total) else float(height) * width * g.n
+        return _box_pairs(m[:, 0], m[:, 1], sx, sy, height, width)
 
 
 def estimated_neighbour_pairs(means: torch.Tensor, radius: torch.Tensor, height: int, width: int,
@@ -52,11 +58,7 @@ def estimated_neighbour_pairs(means: torch.Tensor, radius: torch.Tensor, height:
         m = means.detach().to(torch.float64)
         r = radius.detach().to(torch.float64)
         sx, sy = width / (u1 - u0), height / (v1 - v0)
-        x, y, rx, ry = (m[:, 0] - u0) * sx, (m[:, 1] - v0) * sy, r * sx, r * sy
-        w = ((x + rx).clamp(0, width) - (x - rx).clamp(0, width) + 1).clamp(0, width)
-        h = ((y + ry).clamp(0, height) - (y - ry).clamp(0, height) + 1).clamp(0, height)
-        total = float((w * h).nan_to_num(float(height) * width).sum())
-    return total if math.isfinite(total) else float(height) * width * means.shape[0]
+        return _box_pairs((m[:, 0] - u0) * sx, (m[:, 1] - v0) * sy, r * sx, r * sy, height, width)
 
 
 def band_rows(width: int, max_band_pixels: int) -> int:
