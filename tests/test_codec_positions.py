@@ -9,16 +9,14 @@ import pytest
 import torch
 
 from splatpix.codec.entropy import encode_categorical
+from splatpix.codec.grid import dequantize_grid, grid_ste, quantize_grid
 from splatpix.codec.positions import (
     _LEN_SYMBOLS,
     ORDER_MORTON,
     ORDER_RASTER,
     decode_grid_points,
-    dequantize_grid,
     encode_grid_points,
     grid_levels,
-    grid_ste,
-    quantize_grid,
 )
 from splatpix.errors import SplatpixError
 

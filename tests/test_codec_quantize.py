@@ -11,7 +11,7 @@ import pytest
 import torch
 from helpers import nan_after, nan_param_on_step, wave_image
 
-from splatpix.codec.methods.gaussianimage import GaussianImageState
+from splatpix.codec.methods.gaussianimage_qat import GaussianImageState
 from splatpix.codec.qat import QATConfig, QATResult, quantization_aware_finetune
 from splatpix.codec.quantize import (
     LearnedUniformQuantizer,
@@ -367,8 +367,10 @@ def test_qat_nan_params_restores_last_good(fitted: tuple[Gaussians, torch.Tensor
 def test_numpy_decoder_definitions_equal_the_torch_ones_bit_for_bit() -> None:
     """Decoders dequantise with numpy (no torch thread pool before the numba render): the same float32 bits as
     the torch definitions that training uses, on random symbols, steps, offsets and codebooks."""
-    from splatpix.codec.positions import _grid_values, grid_levels
-    from splatpix.codec.quantize import _dequant_uniform, _dequant_uniform_np, _rvq_lookup, _rvq_lookup_np
+    from splatpix.codec.grid import _grid_values
+    from splatpix.codec.positions import grid_levels
+    from splatpix.codec.quantize import _dequant_uniform, _rvq_lookup
+    from splatpix.codec.quantized import _dequant_uniform_np, _rvq_lookup_np
 
     rng = np.random.default_rng(3)
     sym = rng.integers(0, 1 << 7, size=(5000, 3))
@@ -393,7 +395,7 @@ def test_numpy_decoder_definitions_equal_the_torch_ones_bit_for_bit() -> None:
 def test_compiled_dequantisers_equal_the_numpy_definitions_bit_for_bit() -> None:
     """The compiled decoder forms (dequant_uniform_rows, rvq_lookup) give the numpy definitions' float32 bits (and
     so the torch ones, above), over random shapes, bit depths, quantisers, stages and codebook sizes."""
-    from splatpix.codec.quantize import _dequant_uniform_np, _rvq_lookup_np, dequant_uniform_rows, rvq_lookup
+    from splatpix.codec.quantized import _dequant_uniform_np, _rvq_lookup_np, dequant_uniform_rows, rvq_lookup
 
     rng = np.random.default_rng(4)
     for _ in range(20):

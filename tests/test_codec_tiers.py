@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from splatpix.codec.tiers import MAX_SPACING_SQ, assign_tiers, choose_tier_bits, spacing_sq, tier_thresholds
+from splatpix.codec.tier_bits import choose_tier_bits
+from splatpix.codec.tiers import MAX_SPACING_SQ, assign_tiers, spacing_sq, tier_thresholds
 
 
 def _brute_spacing(pts: np.ndarray, k: int) -> np.ndarray:

@@ -44,16 +44,32 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise _Terminated()
 
 
-def build_parser() -> argparse.ArgumentParser:
+# each module's add_parsers and the commands it adds, in the order of the help text
+_GROUPS = (
+    (model, ("fit", "render", "info", "demo")),
+    (codec, ("encode", "decode")),
+    (eval_cmd, ("bench", "eval")),
+    (edit, ("edit", "animate")),
+    (simulate, ("simulate",)),
+)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or, when ``command`` names one, only the group of commands that defines it: building
+    the options of ``edit`` or ``eval`` imports torch, which ``splatpix decode``, ``info`` and ``render`` of a
+    GaussianImage-kind model do not need (a second or more of start-up)."""
     parser = _Parser(prog="splatpix", description="Images as 2D Gaussians.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    model.add_parsers(sub)  # fit, render, info, demo
-    codec.add_parsers(sub)  # encode, decode
-    eval_cmd.add_parsers(sub)  # bench, eval
-    edit.add_parsers(sub)  # edit, animate
-    simulate.add_parsers(sub)  # simulate
+    groups = [g for g in _GROUPS if command in g[1]] or _GROUPS
+    for module, _ in groups:
+        module.add_parsers(sub)
     _add_threads(parser)
     return parser
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The sub-command ``argv`` names (its first word that is not an option), if any."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def _add_threads(parser: argparse.ArgumentParser) -> None:
@@ -71,14 +87,17 @@ def _set_threads(n: int | None) -> None:
     if n is None:
         return
     import numba
-    import torch
 
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    torch.set_num_threads(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+    else:
+        os.environ["OMP_NUM_THREADS"] = str(n)  # torch reads it when a command imports it
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command(argv))
     args = parser.parse_args(argv)
     debug = bool(os.environ.get("SPLATPIX_DEBUG"))
     previous = None

@@ -92,12 +92,11 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    import torch
-
-    from ..codec.api import dequantize, unpack
+    """Decode with numpy and the numba kernel only: no torch (docs/architecture.md, "The decode path")."""
     from ..codec.bitstream import read_spix_file
+    from ..codec.decoding import dequantize_arrays, unpack
     from ..io import check_not_input
-    from ..render import render
+    from ..render.arrays import render_array
     from ..render.bands import estimated_pairs
 
     check_not_input(args.output, args.input)
@@ -106,13 +105,12 @@ def cmd_decode(args: argparse.Namespace) -> int:
     read_spix_file(args.input, **limits)  # size-capped read + container checks
     data = Path(args.input).read_bytes()
     q, _ = unpack(data, source=args.input, max_memory=args.max_memory, **limits)
-    g = dequantize(q, args.input)
+    g = dequantize_arrays(q, args.input)
     height, width = output_size(*g.size, args)
     check_pairs(estimated_pairs(g, height, width), args, args.input)
 
     def band(h: int, w: int, win: Any) -> Any:
-        with torch.no_grad():
-            return render(g, h, w, window=win, clamp=True)
+        return render_array(g, h, w, window=win, clamp=True)
 
     write_render(band, g.channels, height, width, None, args.output, 8, args)
     print(f"{args.input}: decoded {width}x{height} in {1e3 * (time.perf_counter() - t0):.1f} ms -> {args.output}")

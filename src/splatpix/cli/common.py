@@ -171,8 +171,8 @@ def positive_int(text: str) -> int:
 def add_budget(p: argparse.ArgumentParser, *, gaussians: bool = True) -> None:
     """The decode budget of commands that read untrusted files: ``--max-gaussians`` (``.spix`` readers),
     ``--max-memory`` and ``--max-pairs`` (the work of a render)."""
-    from ..codec.api import DEFAULT_MAX_MEMORY
     from ..codec.bitstream import DEFAULT_MAX_GAUSSIANS
+    from ..codec.decoding import DEFAULT_MAX_MEMORY
 
     if gaussians:
         p.add_argument("--max-gaussians", type=positive_int, default=DEFAULT_MAX_GAUSSIANS,

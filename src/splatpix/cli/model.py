@@ -35,7 +35,7 @@ def fit_config(args: argparse.Namespace):
     """The :class:`~splatpix.train.FitConfig` of ``splatpix fit`` / ``demo``: the command line's values, FitConfig's
     defaults for the structure-guided options left unset, :data:`splatpix.presets.FIT_COMMAND` for ``-n`` and
     ``--steps``."""
-    from ..train.loop import FitConfig
+    from ..train.config import FitConfig
 
     d = FitConfig.__dataclass_fields__
     # the structure-guided options are optional in args so that any caller's Namespace keeps working
@@ -252,28 +252,44 @@ def _render_gainer_to(model_path: str, out_path: str, args: argparse.Namespace) 
 
 
 def render_to(model_path: str, out_path: str, args: argparse.Namespace) -> tuple[float, tuple[int, int]]:
-    import torch
-
+    """Render a model file; a GaussianImage-kind model with the numba backend goes through numpy only (no torch)."""
     from ..io.files import check_not_input
-    from ..model.files import load_model
-    from ..render import render
+    from ..model.files import load_arrays
     from ..render.bands import estimated_pairs
 
     check_not_input(out_path, model_path)
     if _model_format(model_path) == _GAINER_FORMAT:
         return _render_gainer_to(model_path, out_path, args)
-    g = load_model(model_path)
+    g = load_arrays(model_path)
     height, width = output_size(*g.size, args)
     check_pairs(estimated_pairs(g, height, width, args.crop), args, model_path)
-
-    def band(h: int, w: int, win: Any) -> Any:
-        with torch.no_grad():
-            return render(g, h, w, window=win, clamp=True, backend=args.backend)
+    band = _array_band(g) if args.backend in ("auto", "numba") else _tensor_band(g, args.backend)
 
     args.warm_seconds = _warm(band, args.crop)
     timed, spent = _timed(band)
     write_render(timed, g.channels, height, width, args.crop, out_path, getattr(args, "bits", 8), args)
     return spent[0], (height, width)
+
+
+def _array_band(g: Any) -> Any:
+    from ..render.arrays import render_array
+
+    return lambda h, w, win: render_array(g, h, w, window=win, clamp=True)
+
+
+def _tensor_band(g: Any, backend: str) -> Any:
+    import torch
+
+    from ..model.gaussians import Gaussians
+    from ..render import render
+
+    model = Gaussians.from_arrays(g)
+
+    def band(h: int, w: int, win: Any) -> Any:
+        with torch.no_grad():
+            return render(model, h, w, window=win, clamp=True, backend=backend)
+
+    return band
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -311,7 +327,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def _spix_info(path: str, args: argparse.Namespace) -> dict:
     from ..codec import bitstream as bs
     from ..codec import registry
-    from ..codec.api import unpack
+    from ..codec.decoding import unpack
 
     limits = {"max_pixels": args.max_pixels, "max_gaussians": args.max_gaussians}
     header, sections = bs.read_spix_file(path, **limits)  # size cap and container checks before reading it all

@@ -18,7 +18,7 @@ _QAT_ARGS = ("qat_steps", "qat_lr", "qat_optimizer", "vq_stages", "vq_codebook")
 def add_fit_options(p: argparse.ArgumentParser, *, codec: bool = False) -> None:
     """The fitting options (without ``-n``/``--steps``). ``codec``: defaults ``None`` (the preset's and the
     method's), else :class:`~splatpix.train.FitConfig`'s."""
-    from ..train.loop import FitConfig
+    from ..train.config import FitConfig
 
     d = FitConfig.__dataclass_fields__
 
@@ -107,7 +107,7 @@ def codec_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
 
     from ..codec import registry
     from ..errors import SplatpixError
-    from ..train.loop import FitConfig
+    from ..train.config import FitConfig
     from .common import option
 
     out: dict[str, Any] = {f.name: getattr(args, f.name, None) for f in fields(FitConfig) if f.name != "n_gaussians"}

@@ -14,10 +14,8 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -31,13 +29,11 @@ from ..render import render
 from ..train.loop import FitConfig, FitResult, fit
 from . import bitstream as bs
 from . import registry
+from .decoding import DEFAULT_MAX_MEMORY, decode_arrays, decode_bytes_arrays, dequantize_arrays, unpack
 from .qat import QATConfig, quantization_aware_finetune
 
 __all__ = ["DEFAULT_MAX_MEMORY", "EncodeDiverged", "EncodeResult", "decode", "decode_bytes", "dequantize", "encode",
            "encode_at_bpp", "encode_configs", "gaussians_for_bpp", "unpack"]
-
-DEFAULT_MAX_MEMORY = 2 << 30
-"""The default memory budget of a decode (bytes): the decoder's estimate and a render's whole-frame buffers."""
 
 _FIT_FIELDS = frozenset(f.name for f in dataclasses.fields(FitConfig)) - {"n_gaussians"}
 _QAT_FIELDS = frozenset(f.name for f in dataclasses.fields(QATConfig))
@@ -47,55 +43,24 @@ _SHARED = frozenset({"seed"})  # options that set both the fit and the QAT
 # ------------------------------------------------------------------------------------------------ decode
 
 
-def unpack(data: bytes, *, source: str = "<bytes>", max_pixels: int = bs.DEFAULT_MAX_PIXELS,
-           max_gaussians: int = bs.DEFAULT_MAX_GAUSSIANS, max_memory: int = DEFAULT_MAX_MEMORY
-           ) -> tuple[Any, dict[str, Any]]:
-    """Parse ``.spix`` bytes (untrusted) into the method's quantised model and the metadata (``{}`` if none).
-    Every method's model has ``dequantize()``, ``n``, ``size``, ``channels`` and ``codebooks``.
-
-    The budget is checked against the header before the payloads are decoded: at most ``max_pixels`` pixels and
-    ``max_gaussians`` Gaussians, and at most ``max_memory`` bytes for the decoder (N times the method's
-    :attr:`~.registry.CodecMethod.decode_bytes_per_gaussian`): a file of a few hundred bytes can declare millions of
-    Gaussians whose symbols cost zero bits."""
-    header, sections = bs.read_spix(data, max_pixels=max_pixels, max_gaussians=max_gaussians, source=source)
-    m = registry.by_id(header.method, source)
-    need = header.n_gaussians * m.decode_bytes_per_gaussian
-    if need > max_memory:
-        raise SplatpixError(f"{source}: decoding its {header.n_gaussians} Gaussians needs about {_mb(need)}, over the "
-                            f"memory budget of {_mb(max_memory)} (--max-memory)")
-    meta: dict[str, Any] = {}
-    if bs.METADATA in sections:
-        meta = bs.decode_metadata(sections[bs.METADATA], source=source)
-    return m.unpack(header, sections, source), meta
-
-
-def _mb(n: float) -> str:
-    return f"{n / 2**20:,.1f} MiB"
-
-
 def dequantize(q: Any, source: str = "<bytes>") -> Gaussians:
-    """``q.dequantize()``, refused when a parameter decodes to a non-finite value (the symbols of a damaged or
-    hostile file can point at infinite quantiser steps, fp16 infinities or overflowing codebooks)."""
-    g = q.dequantize()
-    for what, t in (("positions", g.means), ("covariances", g.cov_params), ("colours", g.colours)):
-        if not np.isfinite(t.numpy()).all():  # numpy: no torch thread pool before the render
-            raise SplatpixError(f"{source}: corrupt .spix file: the {what} decode to non-finite values")
-    return g
+    """:func:`.decoding.dequantize_arrays` as a torch :class:`~splatpix.model.gaussians.Gaussians`: refused when a
+    parameter decodes to a non-finite value."""
+    return Gaussians.from_arrays(dequantize_arrays(q, source))
 
 
 def decode_bytes(data: bytes, *, source: str = "<bytes>", **budget: int) -> Gaussians:
     """The model stored in ``.spix`` bytes (renders at any size with :func:`splatpix.render`); ``budget``:
-    ``max_pixels``, ``max_gaussians``, ``max_memory`` as in :func:`unpack`."""
-    q, _ = unpack(data, source=source, **budget)
-    return dequantize(q, source)
+    ``max_pixels``, ``max_gaussians``, ``max_memory`` as in :func:`.decoding.unpack`."""
+    return Gaussians.from_arrays(decode_bytes_arrays(data, source=source, **budget))
 
 
 def decode(path: str | os.PathLike[str], *, max_pixels: int = bs.DEFAULT_MAX_PIXELS,
            max_gaussians: int = bs.DEFAULT_MAX_GAUSSIANS, max_memory: int = DEFAULT_MAX_MEMORY) -> Gaussians:
-    """The model stored in a ``.spix`` file (size-capped read, untrusted input, the budget of :func:`unpack`)."""
-    bs.read_spix_file(path, max_pixels=max_pixels, max_gaussians=max_gaussians)
-    return decode_bytes(Path(path).read_bytes(), source=os.fspath(path), max_pixels=max_pixels,
-                        max_gaussians=max_gaussians, max_memory=max_memory)
+    """The model stored in a ``.spix`` file (size-capped read, untrusted input, the budget of
+    :func:`.decoding.unpack`) as a torch model; :func:`.decoding.decode_arrays` gives it as numpy arrays."""
+    return Gaussians.from_arrays(decode_arrays(path, max_pixels=max_pixels, max_gaussians=max_gaussians,
+                                               max_memory=max_memory))
 
 
 # ------------------------------------------------------------------------------------------------ encode

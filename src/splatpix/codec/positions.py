@@ -12,9 +12,10 @@ one of the ``N!`` orderings of the same set. This module stores the *set* instea
 ``Ly = H * subdiv + 1`` down; the error is at most ``0.5 / subdiv`` px per axis inside the image (means outside
 ``[0, 1]`` are clamped to the edge). The arithmetic is done in float64 (exact integers up to ``2^53``) and
 dequantisation is ``float32(float64(q) / float64(W * subdiv))``, both correctly rounded IEEE operations, so CPU
-and CUDA agree bit for bit. :func:`_grid_symbols` and :func:`_grid_values` are the single definitions used by
-:func:`quantize_grid`, :func:`dequantize_grid` (the decoder) and :func:`grid_ste` (training), so the value a
-fake-quantised forward pass sees is exactly the one the decoder reproduces.
+and CUDA agree bit for bit. The quantiser (torch, training) is :mod:`.grid`: its ``_grid_symbols`` and
+``_grid_values`` are the single definitions used by ``quantize_grid``, ``dequantize_grid`` and ``grid_ste``, so the
+value a fake-quantised forward pass sees is exactly the one the decoder reproduces (the decoder's numpy form,
+``SGAQuantized.dequantize_arrays``, is tested bit for bit against them). This module is the set coding (numpy).
 
 **Set coding** (:func:`encode_grid_points`). The cells are linearised in Morton (Z-) order (see below) or
 row by row, whichever gives the smaller payload; the points are sorted by their cell code (stably, so duplicates
@@ -46,14 +47,11 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-import torch
-from torch import Tensor
 
 from ..checks import int_in_range
 from ..errors import SplatpixError
 from ..jit import NUMBA_CACHE
 from .entropy import decode_categorical, encode_categorical
-from .quantize import exact_ste
 
 __all__ = [
     "MAX_CELLS",
@@ -61,11 +59,8 @@ __all__ = [
     "ORDER_MORTON",
     "ORDER_RASTER",
     "decode_grid_points",
-    "dequantize_grid",
     "encode_grid_points",
     "grid_levels",
-    "grid_ste",
-    "quantize_grid",
 ]
 
 MAX_SUBDIV = 64
@@ -118,80 +113,6 @@ def grid_levels(size: tuple[int, int], subdiv: int) -> tuple[int, int]:
     h, w = _check_size(size)
     subdiv = int_in_range(subdiv, "subdiv", 1, MAX_SUBDIV)
     return _check_levels((w * subdiv + 1, h * subdiv + 1))
-
-
-# -------------------------------------------------------------------------------------- quantisation
-
-
-def _steps(size: tuple[int, int], subdiv: int, device: torch.device) -> Tensor:
-    """``(W * subdiv, H * subdiv)`` as a float64 tensor (the grid step is ``1 / steps`` in normalised units)."""
-    lx, ly = grid_levels(size, subdiv)
-    return torch.tensor([lx - 1, ly - 1], dtype=torch.float64, device=device)
-
-
-def _f64_device(device: torch.device) -> torch.device:
-    """A device with IEEE float64 arithmetic: ``device`` itself, or the CPU for backends without float64."""
-    return torch.device("cpu") if device.type == "mps" else device
-
-
-def _grid_symbols(means: Tensor, steps: Tensor) -> Tensor:
-    """``clamp(round(u * steps), 0, steps)`` in float64 (integer-valued); the single quantisation rule."""
-    scaled = torch.round(means.to(torch.float64) * steps)
-    return torch.minimum(torch.maximum(scaled, torch.zeros_like(steps)), steps)
-
-
-def _grid_values(q: Tensor, steps: Tensor) -> Tensor:
-    """``float32(float64(q) / steps)``; the single dequantisation rule (training and decoding)."""
-    return (q.to(torch.float64) / steps).to(torch.float32)
-
-
-def _check_means(means: Tensor) -> None:
-    if not isinstance(means, Tensor) or means.ndim != 2 or means.shape[1] != 2:
-        raise ValueError(f"means must be an (N, 2) tensor, got {getattr(means, 'shape', type(means))}")
-
-
-def quantize_grid(means: Tensor, size: tuple[int, int], subdiv: int) -> tuple[np.ndarray, Tensor]:
-    """Grid quantisation of normalised means ``(N, 2)`` (``(u, v)``, ``x = u * W``) of a model of native
-    ``size = (H, W)``.
-
-    Returns ``(q, dequantised)``: ``q`` an ``(N, 2)`` int64 array of grid coordinates ``(qx, qy)`` with
-    ``0 <= qx <= W * subdiv`` and ``0 <= qy <= H * subdiv``; ``dequantised`` the float32 tensor they decode to
-    (on ``means``' device, no gradient; :func:`grid_ste` is the training form). Raises :class:`SplatpixError`
-    for non-finite means.
-    """
-    _check_means(means)
-    m = means.detach()
-    if not bool(torch.isfinite(m).all()):
-        raise SplatpixError("cannot quantise non-finite Gaussian positions")
-    dev = _f64_device(m.device)
-    steps = _steps(size, subdiv, dev)
-    sym = _grid_symbols(m.to(dev), steps)
-    q = sym.to(torch.int64).cpu().numpy()
-    return q, _grid_values(sym, steps).to(means.device)
-
-
-def dequantize_grid(q: np.ndarray | Tensor, size: tuple[int, int], subdiv: int) -> Tensor:
-    """Float32 CPU tensor ``(N, 2)`` of the normalised means of grid coordinates ``q`` (``(N, 2)`` integers
-    inside the grid; raises :class:`ValueError` otherwise)."""
-    qt = torch.as_tensor(np.asarray(q) if not isinstance(q, Tensor) else q).cpu()
-    if qt.ndim != 2 or qt.shape[1] != 2 or (qt.numel() and (qt.dtype.is_floating_point or qt.dtype == torch.bool)):
-        raise ValueError(f"q must be an (N, 2) integer array, got {qt.dtype} {tuple(qt.shape)}")
-    steps = _steps(size, subdiv, torch.device("cpu"))
-    qt = qt.to(torch.int64)
-    if qt.numel() and (bool((qt < 0).any()) or bool((qt.to(torch.float64) > steps).any())):
-        raise ValueError("grid coordinates outside the grid")
-    return _grid_values(qt, steps)
-
-
-def grid_ste(means: Tensor, size: tuple[int, int], subdiv: int) -> Tensor:
-    """Grid rounding of normalised ``means`` for quantisation-aware training: the forward value equals
-    ``quantize_grid(means, size, subdiv)[1]`` bit for bit (in ``means``' dtype), the gradient is the identity."""
-    _check_means(means)
-    m = means.detach()
-    dev = _f64_device(m.device)
-    steps = _steps(size, subdiv, dev)
-    hard = _grid_values(_grid_symbols(m.to(dev), steps), steps).to(device=means.device, dtype=means.dtype)
-    return exact_ste(hard, means)
 
 
 # -------------------------------------------------------------------------------------- cell orders

@@ -45,7 +45,7 @@ from ..train.footprint import footprint_penalty
 from ..train.guard import DivergenceGuard
 from ..train.losses import clamped_mse
 from ..train.optim import Adan
-from .methods.gaussianimage import GaussianImageState
+from .methods.gaussianimage_qat import GaussianImageState
 
 __all__ = ["QATConfig", "QATResult", "quantization_aware_finetune"]
 
@@ -162,7 +162,7 @@ def quantization_aware_finetune(
     ``image``: ``(C, H, W)`` float in ``[0, 1]``. See the module docs for what trains, the loss and the result.
     Raises :class:`SplatpixError` for an RS model, a size or channel mismatch, non-finite parameters or a bad
     config. ``make_state(g, cfg, device)`` builds the trainable state (default: GaussianImage's quantisers,
-    :class:`~.methods.gaussianimage.GaussianImageState`); a method passes its own
+    :class:`~.methods.gaussianimage_qat.GaussianImageState`); a method passes its own
     (:attr:`.registry.Prepared.make_state`) with the same methods (``tensors``, ``fake_quantized``, ``aux_loss``,
     ``refresh``, ``encode``).
     """

@@ -35,7 +35,9 @@ class CodecMethod:
     * ``fit_defaults``: :class:`~splatpix.train.FitConfig` fields the method sets unless the caller's say otherwise.
     * ``vq_codebook``: codewords per colour VQ stage when :class:`~splatpix.codec.qat.QATConfig` leaves it unset.
     * ``options_type``: the dataclass of the method's own options (``None``: it has none).
-    * ``prepare(g, image, qat_config, options) -> Prepared``: the QAT state factory for a fitted model ``g``.
+    * ``prepare_entry``: ``"module:function"`` of ``prepare(g, image, qat_config, options) -> Prepared``, the QAT
+      state factory for a fitted model ``g`` (torch); imported on the first :meth:`prepare`, so that the method's
+      format module, all a decoder needs, imports no torch.
     * ``pack(quantized, *, fixed_length, metadata, options) -> bytes``; ``unpack(header, sections, source)``: the
       quantised model of a file's (untrusted) sections; ``info(quantized) -> dict``: its method-specific facts.
     * ``decode_bytes_per_gaussian``: an upper bound of the decoder's peak memory per Gaussian (unpack and
@@ -49,7 +51,7 @@ class CodecMethod:
     fit_defaults: Mapping[str, Any]
     vq_codebook: int
     options_type: type | None
-    prepare: Callable[..., Prepared]
+    prepare_entry: str
     pack: Callable[..., bytes]
     unpack: Callable[..., Any]
     info: Callable[[Any], dict[str, Any]]
@@ -75,6 +77,13 @@ class CodecMethod:
             return self.options_type(**value)
         raise SplatpixError(f"options of method {self.name!r} must be a {self.options_type.__name__} or a dict, "
                             f"got {type(value).__name__}")
+
+    def prepare(self, g: Any, image: Any, qat_config: Any, options: Any) -> Prepared:
+        """Plan the encode of a fitted model: the method's :attr:`prepare_entry`, imported now."""
+        import importlib
+
+        module, _, name = self.prepare_entry.partition(":")
+        return getattr(importlib.import_module(module), name)(g, image, qat_config, options)
 
     def option_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in fields(self.options_type)) if self.options_type is not None else ()

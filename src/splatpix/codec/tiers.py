@@ -29,14 +29,10 @@ from collections.abc import Callable, Sequence
 
 import numba
 import numpy as np
-import torch
-from scipy.spatial import cKDTree
-from torch import Tensor
 
 from ..jit import NUMBA_CACHE
-from .entropy import ideal_code_length_bits
 
-__all__ = ["ALPHA", "assign_tiers", "choose_tier_bits", "spacing_sq", "tier_order", "tier_thresholds"]
+__all__ = ["ALPHA", "assign_tiers", "spacing_sq", "tier_order", "tier_thresholds"]
 
 ALPHA = 0.69
 """Exponent of ``D ~ N^-alpha`` (MSE against the number of Gaussians; see the module docs)."""
@@ -300,6 +296,8 @@ def _tiers_by_counting(pts: np.ndarray, k: int, th: np.ndarray) -> np.ndarray | 
 
 
 def _spacing_sq_tree(pts: np.ndarray, k: int) -> np.ndarray:
+    from scipy.spatial import cKDTree  # the fallback only: the decode path imports no scipy.spatial
+
     tree = cKDTree(pts.astype(np.float64))
     _, idx = tree.query(pts.astype(np.float64), k=k + 1)
     # the k-th neighbour other than the point itself; with duplicates the "self" may be any copy at distance 0,
@@ -363,69 +361,3 @@ def tier_thresholds(grid: np.ndarray, n_tiers: int, k: int) -> list[int]:
     s = spacing_sq(grid, k)
     qs = [int(np.quantile(s, t / n_tiers, method="lower")) for t in range(1, n_tiers)]
     return sorted(min(q, MAX_SPACING_SQ - 1) for q in qs)
-
-
-def _ptq(x: Tensor, bits: int) -> tuple[Tensor, np.ndarray]:
-    """Min/max uniform quantisation of ``x`` ``(M, 3)`` per channel at ``bits``: (dequantised, symbols)."""
-    lo = x.min(dim=0).values
-    hi = x.max(dim=0).values
-    levels = (1 << bits) - 1
-    scale = ((hi - lo) / levels).clamp_min(1e-6)
-    q = torch.clamp(torch.round((x - lo) / scale), 0, levels)
-    return q * scale + lo, q.long().numpy()
-
-
-def choose_tier_bits(
-    chol: Tensor,
-    tiers: np.ndarray,
-    n_tiers: int,
-    sse: Callable[[Tensor], float],
-    bits_per_gaussian: float,
-    candidates: Sequence[int] = (3, 4, 5, 6, 7, 8),
-    start: int = 6,
-    alpha: float = ALPHA,
-    passes: int = 2,
-) -> tuple[list[int], dict[str, float]]:
-    """RD-aware bit depth per tier (see the module docs).
-
-    ``chol``: ``(N, 3)`` Cholesky parameters; ``tiers``: their tiers; ``sse(cov)``: squared error of the render
-    with covariance ``cov``; ``bits_per_gaussian``: the current rate per Gaussian (for ``lambda``). Returns the
-    bit depths and a summary (``lambda``, the SSE and covariance bits before and after).
-    """
-    chol = chol.detach().cpu().float()
-    n = chol.shape[0]
-    masks = [torch.from_numpy(tiers == t) for t in range(n_tiers)]
-    bits = [start] * n_tiers
-
-    def evaluate(bits_: list[int]) -> tuple[float, float]:
-        cov = chol.clone()
-        rate = 0.0
-        for t, m in enumerate(masks):
-            if not bool(m.any()):
-                continue
-            deq, sym = _ptq(chol[m], bits_[t])
-            cov[m] = deq
-            rate += sum(ideal_code_length_bits(sym[:, j], 1 << bits_[t]) for j in range(3))
-        return sse(cov), rate
-
-    d0, r0 = evaluate(bits)
-    lam = alpha * d0 / (max(n, 1) * max(bits_per_gaussian, 1e-9))
-    best_j = d0 + lam * r0
-    best = (d0, r0)
-    for _ in range(passes):
-        changed = False
-        for t in range(n_tiers):
-            for b in candidates:
-                if b == bits[t]:
-                    continue
-                trial = bits.copy()
-                trial[t] = b
-                d, r = evaluate(trial)
-                j = d + lam * r
-                if j < best_j - 1e-12 * abs(best_j):
-                    best_j, bits, best, changed = j, trial, (d, r), True
-        if not changed:
-            break
-    info = {"lambda": lam, "sse_start": d0, "cov_bits_start": r0, "sse": best[0], "cov_bits": best[1],
-            "psnr_gain_equiv_db": 0.0 if best[0] <= 0 or d0 <= 0 else 10 * math.log10(d0 / best[0])}
-    return bits, info

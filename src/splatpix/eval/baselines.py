@@ -42,15 +42,15 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from PIL import Image, features
-from torch import Tensor
 
 from ..errors import SplatpixError
-from ..metrics import ms_ssim, psnr, to_8bit
+
+if TYPE_CHECKING:  # torch is imported where an image is scored: the command line lists CODECS without it
+    from torch import Tensor
 
 __all__ = [
     "ALL_CODECS",
@@ -85,7 +85,11 @@ def to_uint8_rgb(img: Tensor | np.ndarray) -> np.ndarray:
     clamped and rounded to the nearest 8-bit level, NaN becomes 0) or a ``uint8`` array ``(H, W, 3)``.
     Grayscale and RGBA images raise :class:`ValueError`, other types and dtypes :class:`TypeError`.
     """
-    if isinstance(img, Tensor):
+    if hasattr(img, "detach") and hasattr(img, "is_floating_point"):  # a torch tensor
+        import torch
+
+        from ..metrics import to_8bit
+
         if not img.is_floating_point():
             raise TypeError(f"expected a float image tensor in [0, 1], got dtype {img.dtype}")
         if img.ndim != 3:
@@ -117,6 +121,8 @@ def _check_channels(c: int, shape: tuple[int, ...]) -> None:
 
 def _to_tensor(arr: np.ndarray) -> Tensor:
     """``uint8 (H, W, 3)`` -> float ``(3, H, W)`` in ``[0, 1]`` (exact 8-bit levels)."""
+    import torch
+
     return torch.from_numpy(np.array(arr, dtype=np.float64)).permute(2, 0, 1).div(255.0)
 
 
@@ -423,6 +429,8 @@ def encode_at_quality(codec: str | Codec, img: Tensor | np.ndarray, q: float) ->
     h, w = arr.shape[:2]
     if dec.shape != arr.shape:
         raise SplatpixError(f"{c.name}: decoded image has shape {dec.shape}, expected {arr.shape}")
+    from ..metrics import ms_ssim, psnr
+
     ref, out = _to_tensor(arr), _to_tensor(dec)
     return CodecResult(
         codec=c.name,

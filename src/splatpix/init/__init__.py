@@ -21,14 +21,12 @@ from ..checks import check_image
 from ..errors import SplatpixError
 from ..model.gaussians import PARAMETERISATIONS, Gaussians
 from ..model.raw import build_model, raw_from_gaussians
+from ..train.config import INIT_METHODS as METHODS  # the names live with FitConfig (no torch)
 from .random import random_raw
 from .structure import complexity_map
 
 __all__ = ["METHODS", "build_model", "complexity_map", "initial_raw", "initialise", "raw_from_gaussians",
            "random_raw"]
-
-METHODS = ("random", "gradient", "structure")
-
 
 def _check(n: int, method: str, param: str) -> None:
     if method not in METHODS:

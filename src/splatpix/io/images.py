@@ -18,13 +18,14 @@ import pathlib
 import struct
 import warnings
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import imagecodecs
 import numpy as np
-import torch
 from PIL import Image, ImageOps
-from torch import Tensor
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 from ..errors import SplatpixError
 from .files import atomic_write, atomic_write_bytes, check_readable_file, reason
@@ -67,6 +68,8 @@ def load_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Tensor:
         arr, maxval = _load_with_pillow(name, max_pixels)
     if arr.ndim == 2:
         arr = arr[:, :, None]
+    import torch
+
     img = torch.from_numpy(np.ascontiguousarray(arr.astype(np.float32) / np.float32(maxval)))
     return img.permute(2, 0, 1).contiguous()
 
@@ -192,8 +195,26 @@ def _load_png16(name: str, header: tuple[int, int, int, int], max_pixels: int) -
 # --------------------------------------------------------------------------------------------------------
 
 
-def save_image(img: Tensor, path: PathLike, bits: int = 8, *, quality: int = 95) -> None:
-    """Write a ``(C, H, W)`` image in ``[0, 1]`` (clamped; ``C`` in ``{1, 3, 4}``) atomically.
+def _float64(img: Any) -> np.ndarray | None:
+    """``img`` (a torch tensor or a numpy array) as a float64 numpy array, or ``None`` for anything else."""
+    if hasattr(img, "detach") and hasattr(img, "double"):  # a torch tensor (torch is not imported here)
+        return img.detach().cpu().double().numpy()
+    if isinstance(img, np.ndarray) and (np.issubdtype(img.dtype, np.floating) or np.issubdtype(img.dtype, np.integer)):
+        return img.astype(np.float64, copy=False)
+    return None
+
+
+def _quantised(name: str, x: np.ndarray, bits: int) -> np.ndarray:
+    """``(H, W, C)`` integer levels of a ``(C, H, W)`` float64 image: refused when non-finite, clamped, rounded."""
+    if not np.isfinite(x).all():  # a broken model or render: never written as a plausible picture
+        raise SplatpixError(f"{name}: the image has non-finite pixels (NaN or infinite); nothing was written")
+    q = np.round(np.clip(x, 0.0, 1.0) * ((1 << bits) - 1)).transpose(1, 2, 0)
+    return np.ascontiguousarray(q.astype(np.uint16 if bits == 16 else np.uint8))
+
+
+def save_image(img: Tensor | np.ndarray, path: PathLike, bits: int = 8, *, quality: int = 95) -> None:
+    """Write a ``(C, H, W)`` image in ``[0, 1]`` (clamped; ``C`` in ``{1, 3, 4}``; a torch tensor or a numpy array)
+    atomically.
 
     The format follows the extension: ``.png`` (8 or 16 bits per channel) or ``.jpg``/``.jpeg`` (8 bits,
     no alpha; ``quality`` 1-100, 4:4:4 chroma). Values are rounded to the nearest integer level.
@@ -206,10 +227,11 @@ def save_image(img: Tensor, path: PathLike, bits: int = 8, *, quality: int = 95)
         raise SplatpixError(f"{name}: unsupported output format {shown}; use .png, .jpg or .jpeg")
     if bits not in (8, 16):
         raise SplatpixError(f"{name}: unsupported bit depth {bits} (use 8 or 16)")
-    if not isinstance(img, Tensor) or img.ndim != 3 or img.shape[0] not in (1, 3, 4):
-        shape = tuple(img.shape) if isinstance(img, Tensor) else type(img).__name__
+    x = _float64(img)
+    if x is None or x.ndim != 3 or x.shape[0] not in (1, 3, 4):
+        shape = tuple(x.shape) if x is not None else type(img).__name__
         raise SplatpixError(f"{name}: cannot save an image of shape {shape}; need (C, H, W), C in 1, 3, 4")
-    c, h, w = (int(s) for s in img.shape)
+    c, h, w = (int(s) for s in x.shape)
     if h == 0 or w == 0:
         raise SplatpixError(f"{name}: cannot save an empty image ({w}x{h})")
     if fmt == "JPEG":
@@ -219,13 +241,7 @@ def save_image(img: Tensor, path: PathLike, bits: int = 8, *, quality: int = 95)
             raise SplatpixError(f"{name}: JPEG cannot store an alpha channel; use .png for RGBA images")
         if not 1 <= int(quality) <= 100:
             raise SplatpixError(f"{name}: JPEG quality must be in 1..100, got {quality}")
-    maxval = (1 << bits) - 1
-    x = img.detach().to("cpu", torch.float64)
-    if not bool(torch.isfinite(x).all()):  # a broken model or render: never written as a plausible picture
-        raise SplatpixError(f"{name}: the image has non-finite pixels (NaN or infinite); nothing was written")
-    x = x.clamp(0.0, 1.0)
-    q = torch.round(x * maxval).permute(1, 2, 0).numpy()
-    q = np.ascontiguousarray(q.astype(np.uint16 if bits == 16 else np.uint8))
+    q = _quantised(name, x, bits)
     if bits == 16:
         atomic_write_bytes(name, imagecodecs.png_encode(q[:, :, 0] if c == 1 else q))
         return
@@ -289,15 +305,14 @@ class PngStreamWriter:
 
         self._f.write(struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data)))
 
-    def write(self, band: Tensor) -> None:
-        c, rows, w = band.shape
+    def write(self, band: Tensor | np.ndarray) -> None:
+        x = _float64(band)
+        if x is None or x.ndim != 3:
+            raise SplatpixError(f"{self.name}: a band must be a (C, rows, W) tensor or array")
+        c, rows, w = x.shape
         if c != self.channels or w != self.width or self.rows + rows > self.height:
-            raise SplatpixError(f"{self.name}: band of shape {tuple(band.shape)} does not fit the image")
-        x = band.detach().to("cpu", torch.float64)
-        if not bool(torch.isfinite(x).all()):
-            raise SplatpixError(f"{self.name}: the image has non-finite pixels (NaN or infinite); nothing was written")
-        maxval = (1 << self.bits) - 1
-        q = torch.round(x.clamp(0.0, 1.0) * maxval).permute(1, 2, 0).numpy()
+            raise SplatpixError(f"{self.name}: band of shape {tuple(x.shape)} does not fit the image")
+        q = _quantised(self.name, x, self.bits)
         q = q.astype(">u2" if self.bits == 16 else np.uint8).reshape(rows, -1)
         lines = np.concatenate((np.zeros((rows, 1), dtype=np.uint8), q.view(np.uint8).reshape(rows, -1)), axis=1)
         self._pending += self._z.compress(np.ascontiguousarray(lines).tobytes())

@@ -15,11 +15,9 @@ import math
 import os
 import struct
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors.torch import load as _st_load
-from safetensors.torch import save as _st_save
+import numpy as np
 
 from ..checks import is_int
 from ..errors import SplatpixError
@@ -32,12 +30,20 @@ MAX_HEADER_BYTES = 100_000_000
 META_KEY = "splatpix"
 _FLOAT_DTYPES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
 
+_NUMPY_DTYPES = {"F16": "<f2", "F32": "<f4", "F64": "<f8"}  # BF16: the top half of a float32
+
+if TYPE_CHECKING:
+    import torch
+
 PathLike = str | os.PathLike[str]
 
 
 def write_container(path: PathLike, tensors: Mapping[str, torch.Tensor], meta: dict[str, Any], what: str) -> None:
     """Write ``tensors`` (as float32, refused if non-finite) and the JSON ``meta`` atomically; ``what`` names
     the model kind in error messages (e.g. ``"model"``, ``"GaINeR model"``)."""
+    import torch
+    from safetensors.torch import save as _st_save
+
     name = os.fspath(path)
     out = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in tensors.items()}
     for key, t in out.items():
@@ -110,7 +116,8 @@ class ContainerReader:
         return data, self._header_length(data)
 
     def _parse(self, header_bytes: bytes, validate: Callable[[dict[str, Any]], Mapping[str, tuple[int, ...]]],
-               exact: bool) -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
+               exact: bool) -> tuple[dict[str, Any], dict[str, tuple[int, ...]], dict[str, tuple[str, int, int]]]:
+        """The metadata, the expected shapes and each expected tensor's ``(dtype, start, end)`` in the data."""
         try:
             header = json.loads(header_bytes.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError) as e:
@@ -134,6 +141,7 @@ class ContainerReader:
             missing, unexpected = sorted(set(expected) - names), sorted(names - set(expected))
             raise self.bad(f"wrong tensors (missing {missing}, unexpected {unexpected})")
         data_len = self.size - 8 - len(header_bytes)
+        entries: dict[str, tuple[str, int, int]] = {}
         for key, shape in expected.items():
             entry = header.get(key)
             if not isinstance(entry, dict):
@@ -153,7 +161,8 @@ class ContainerReader:
                 or offsets[1] - offsets[0] != math.prod(shape) * _FLOAT_DTYPES[dtype]
             ):
                 raise self.bad(f"tensor {key!r} has invalid data offsets {offsets}")
-        return meta, expected
+            entries[key] = (dtype, int(offsets[0]), int(offsets[1]))
+        return meta, expected, entries
 
     def metadata(self, validate: Callable[[dict[str, Any]], Mapping[str, tuple[int, ...]]], *,
                  exact: bool = False) -> dict[str, Any]:
@@ -162,11 +171,33 @@ class ContainerReader:
         header_bytes, _ = self._read(header_only=True)
         return self._parse(header_bytes, validate, exact)[0]
 
+    def load_arrays(self, validate: Callable[[dict[str, Any]], Mapping[str, tuple[int, ...]]], *,
+                    exact: bool = False) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """:meth:`load` as float32 numpy arrays, read straight from the validated byte ranges (no torch)."""
+        data, n = self._read(header_only=False)
+        meta, expected, entries = self._parse(data[8:8 + n], validate, exact)
+        out: dict[str, np.ndarray] = {}
+        for key, shape in expected.items():
+            dtype, start, end = entries[key]
+            raw = np.frombuffer(data, dtype=np.uint8, count=end - start, offset=8 + n + start)
+            if dtype == "BF16":
+                a = (raw.view("<u2").astype(np.uint32) << np.uint32(16)).view(np.float32)
+            else:
+                a = raw.view(_NUMPY_DTYPES[dtype]).astype(np.float32)
+            a = a.reshape(shape)
+            if not np.isfinite(a).all():
+                raise self.bad(f"tensor {key!r} has non-finite values")
+            out[key] = a
+        return meta, out
+
     def load(self, validate: Callable[[dict[str, Any]], Mapping[str, tuple[int, ...]]], *,
              exact: bool = False) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         """The validated metadata and the expected tensors (float32, finite, of the expected shapes)."""
+        import torch
+        from safetensors.torch import load as _st_load
+
         data, n = self._read(header_only=False)
-        meta, expected = self._parse(data[8:8 + n], validate, exact)
+        meta, expected, _ = self._parse(data[8:8 + n], validate, exact)
         try:
             tensors = _st_load(data)
         except Exception as e:  # noqa: BLE001 - the safetensors parser's errors on untrusted input

@@ -18,17 +18,21 @@ one-line message naming the file.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..checks import is_int
 from ..errors import SplatpixError
+from .arrays import PARAMETERISATIONS, GaussianArrays
 from .container import ContainerReader, write_container
-from .gaussians import PARAMETERISATIONS, Gaussians
+
+if TYPE_CHECKING:
+    from .gaussians import Gaussians
 
 __all__ = [
     "MAX_MODEL_BYTES",
     "MODEL_FORMAT",
     "MODEL_FORMAT_VERSION",
+    "load_arrays",
     "load_model",
     "read_model_metadata",
     "save_model",
@@ -110,10 +114,23 @@ def read_model_metadata(path: PathLike, max_bytes: int = MAX_MODEL_BYTES) -> dic
 
 def load_model(path: PathLike, max_bytes: int = MAX_MODEL_BYTES) -> Gaussians:
     """Load a model saved by :func:`save_model`, validating everything; ``meta`` holds its metadata."""
+    from .gaussians import Gaussians
+
     r = _reader(path, max_bytes)
     meta, t = r.load(lambda m: _validate_meta(r, m))
     try:
         return Gaussians(t["means"], t["cov_params"], t["colours"], meta["param"], (meta["height"], meta["width"]),
                          meta=meta)
+    except ValueError as e:
+        raise r.bad(str(e)) from e
+
+
+def load_arrays(path: PathLike, max_bytes: int = MAX_MODEL_BYTES) -> GaussianArrays:
+    """:func:`load_model` as numpy :class:`~splatpix.model.arrays.GaussianArrays` (the same checks; no torch)."""
+    r = _reader(path, max_bytes)
+    meta, a = r.load_arrays(lambda m: _validate_meta(r, m))
+    try:
+        return GaussianArrays(a["means"], a["cov_params"], a["colours"], meta["param"], (meta["height"], meta["width"]),
+                              meta=meta)
     except ValueError as e:
         raise r.bad(str(e)) from e

@@ -22,7 +22,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-PARAMETERISATIONS = ("cholesky", "rs")
+from .arrays import PARAMETERISATIONS, GaussianArrays, check_fields
+
+__all__ = ["PARAMETERISATIONS", "Gaussians", "conic_from_covariance", "covariance_from_params",
+           "params_from_covariance", "project"]
 
 
 @dataclass
@@ -45,19 +48,8 @@ class Gaussians:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.param not in PARAMETERISATIONS:
-            raise ValueError(f"unknown covariance parameterisation {self.param!r}; use one of {PARAMETERISATIONS}")
-        n = self.means.shape[0]
-        if self.means.shape != (n, 2):
-            raise ValueError(f"means must have shape (N, 2), got {tuple(self.means.shape)}")
-        if self.cov_params.shape != (n, 3):
-            raise ValueError(f"cov_params must have shape (N, 3), got {tuple(self.cov_params.shape)}")
-        if self.colours.ndim != 2 or self.colours.shape[0] != n:
-            raise ValueError(f"colours must have shape (N, C), got {tuple(self.colours.shape)}")
-        h, w = self.size
-        if int(h) <= 0 or int(w) <= 0:
-            raise ValueError(f"native size must be positive, got {self.size}")
-        self.size = (int(h), int(w))
+        self.size = check_fields(tuple(self.means.shape), tuple(self.cov_params.shape), tuple(self.colours.shape),
+                                 self.param, self.size)
 
     @property
     def n(self) -> int:
@@ -76,6 +68,13 @@ class Gaussians:
         h0, w0 = self.size
         s = self.covariance_native()
         return torch.stack((s[:, 0] / (w0 * w0), s[:, 1] / (w0 * h0), s[:, 2] / (h0 * h0)), dim=1)
+
+    @classmethod
+    def from_arrays(cls, a: GaussianArrays) -> Gaussians:
+        """The torch model of a numpy :class:`~splatpix.model.arrays.GaussianArrays` (CPU float32 tensors sharing
+        its memory)."""
+        return cls(torch.from_numpy(a.means), torch.from_numpy(a.cov_params), torch.from_numpy(a.colours), a.param,
+                   a.size, dict(a.meta))
 
     def detach(self) -> Gaussians:
         return Gaussians(

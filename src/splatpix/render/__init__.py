@@ -1,117 +1,29 @@
-"""Rendering a :class:`~splatpix.model.gaussians.Gaussians` model to an image.
+"""Rendering Gaussian images: the order-free accumulated sum, on any output grid.
 
-``render(g, height, width)`` projects the model onto the output grid (:func:`splatpix.model.gaussians.project`),
-inverts the covariances and calls a rasteriser backend:
+* :mod:`.tensor`: :func:`render` / :func:`rasterize` of a torch model, differentiable, with the ``"numba"`` and
+  ``"reference"`` backends (training, editing, the Python API).
+* :mod:`.arrays`: :func:`render_array` of a numpy model (the decode path: no torch).
+* :mod:`.cpu`: the numba kernels (forward, hand-written backward); :mod:`.reference`: the pure-PyTorch oracle.
+* :mod:`.bands`: work estimates and banded output for untrusted models.
 
-* ``"reference"`` (:mod:`.reference`): pure PyTorch, any device, the test oracle;
-* ``"numba"`` (:mod:`.cpu`): numba CPU kernels with a hand-written backward;
-* ``"auto"``: numba for float32 CPU tensors, the reference otherwise.
+The names are loaded on first use, so that importing :mod:`splatpix.render.arrays` imports no torch.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-from torch import Tensor
+from typing import Any
 
-from ..model.gaussians import Gaussians, conic_from_covariance, project
-from .reference import rasterize_reference
+__all__ = ["BACKENDS", "rasterize", "render", "render_array"]
 
 BACKENDS = ("auto", "numba", "reference")
+"""The rasteriser backends of :func:`render` / :func:`rasterize` (:mod:`.tensor`)."""
+
+_LAZY = {"rasterize": ".tensor", "render": ".tensor", "render_array": ".arrays"}
 
 
-class _NumbaRasterize(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, means_px: Tensor, conic: Tensor, colours: Tensor, height: int, width: int) -> Tensor:
-        from . import cpu
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
 
-        m = np.ascontiguousarray(means_px.detach().cpu().numpy(), dtype=np.float32)
-        q = np.ascontiguousarray(conic.detach().cpu().numpy(), dtype=np.float32)
-        c = np.ascontiguousarray(colours.detach().cpu().numpy(), dtype=np.float32)
-        out, prep = cpu.forward(m, q, c, height, width)
-        ctx.arrays = (m, q, c, prep)
-        ctx.size = (height, width)
-        ctx.dtypes = (means_px.dtype, conic.dtype, colours.dtype)
-        return torch.from_numpy(out).to(colours.dtype)
-
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        from . import cpu
-
-        m, q, c, prep = ctx.arrays
-        g = np.ascontiguousarray(grad_out.detach().cpu().numpy(), dtype=np.float32)
-        gm, gq, gc = cpu.backward(m, q, c, g, prep, *ctx.size)
-        dm, dq, dc = ctx.dtypes
-        return (
-            torch.from_numpy(gm).to(dm) if ctx.needs_input_grad[0] else None,
-            torch.from_numpy(gq).to(dq) if ctx.needs_input_grad[1] else None,
-            torch.from_numpy(gc).to(dc) if ctx.needs_input_grad[2] else None,
-            None,
-            None,
-        )
-
-
-def rasterize(
-    means_px: Tensor,
-    conic: Tensor,
-    colours: Tensor,
-    height: int,
-    width: int,
-    backend: str = "auto",
-) -> Tensor:
-    """Accumulated-sum rasterisation in pixel space -> ``(C, height, width)``.
-
-    ``means_px``: ``(N, 2)`` pixel coordinates (pixel centres at ``j + 0.5``); ``conic``: ``(N, 3)`` inverse
-    covariance ``(a, b, c)``; ``colours``: ``(N, C)``. Differentiable w.r.t. all three.
-    """
-    height, width = int(height), int(width)
-    if height <= 0 or width <= 0:
-        raise ValueError(f"output size must be positive, got {height}x{width}")
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; use one of {BACKENDS}")
-    if backend == "auto":
-        on_cpu = means_px.device.type == "cpu" and colours.device.type == "cpu"
-        backend = "numba" if on_cpu and colours.dtype == torch.float32 else "reference"
-    if backend == "numba":
-        if means_px.device.type != "cpu":
-            raise ValueError("the numba backend needs CPU tensors")
-        return _NumbaRasterize.apply(means_px, conic, colours, height, width)
-    return rasterize_reference(means_px, conic, colours, height, width)
-
-
-def render(
-    g: Gaussians,
-    height: int | None = None,
-    width: int | None = None,
-    *,
-    scale: float | None = None,
-    window: tuple[float, float, float, float] | None = None,
-    clamp: bool = False,
-    backend: str = "auto",
-) -> Tensor:
-    """Render the model to ``(C, height, width)``.
-
-    Size: ``height``/``width`` (default: the model's native size), or ``scale`` times the native size.
-    ``window = (u0, v0, u1, v1)`` renders only that normalised region (a crop) onto the output grid.
-    ``clamp`` clips the output to ``[0, 1]``. Differentiable w.r.t. the model's tensors.
-    """
-    h0, w0 = g.size
-    if scale is not None:
-        if height is not None or width is not None:
-            raise ValueError("give either scale or height/width, not both")
-        if not scale > 0:
-            raise ValueError(f"scale must be positive, got {scale}")
-        height, width = max(1, round(h0 * scale)), max(1, round(w0 * scale))
-    height = h0 if height is None else int(height)
-    width = w0 if width is None else int(width)
-    means_px, cov_px = project(g, height, width, window)
-    conic, _ = conic_from_covariance(cov_px)
-    out = rasterize(means_px, conic, g.colours, height, width, backend=backend)
-    if not clamp:
-        return out
-    if not out.requires_grad and out.device.type == "cpu" and out.dtype == torch.float32 and out.is_contiguous():
-        from . import cpu
-
-        cpu.clamp01_(out.numpy())  # on numba's threads: see cpu.clamp01_ (a fresh tensor, so in place is safe)
-        return out
-    return out.clamp(0.0, 1.0)
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

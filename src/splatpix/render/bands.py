@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any
 
-import torch
+import numpy as np
 
-from ..model.gaussians import Gaussians, project
+from ..model.arrays import as_arrays, project
 
 __all__ = ["BYTES_PER_SAMPLE", "band_rows", "band_windows", "estimated_neighbour_pairs", "estimated_pairs"]
 
@@ -23,30 +24,38 @@ BYTES_PER_SAMPLE = 32
 its float64 quantisation and the 8- or 16-bit copy), used to decide when to render in bands."""
 
 
-def _box_pairs(x: torch.Tensor, y: torch.Tensor, rx: torch.Tensor, ry: torch.Tensor, height: int, width: int) -> float:
+def _box_pairs(x: np.ndarray, y: np.ndarray, rx: np.ndarray, ry: np.ndarray, height: int, width: int) -> float:
     """The sum of the boxes ``[x - rx, x + rx] x [y - ry, y + ry]`` (output pixels, float64) clipped to the output, in
     pixels; a non-finite box counts as the whole output."""
-    w = ((x + rx).clamp(0, width) - (x - rx).clamp(0, width) + 1).clamp(0, width)
-    h = ((y + ry).clamp(0, height) - (y - ry).clamp(0, height) + 1).clamp(0, height)
-    total = float((w * h).nan_to_num(float(height) * width).sum())
+    with np.errstate(all="ignore"):
+        w = np.clip(np.clip(x + rx, 0, width) - np.clip(x - rx, 0, width) + 1, 0, width)
+        h = np.clip(np.clip(y + ry, 0, height) - np.clip(y - ry, 0, height) + 1, 0, height)
+        area = w * h
+    total = float(np.where(np.isnan(area), float(height) * width, area).sum())
     return total if math.isfinite(total) else float(height) * width * x.shape[0]
 
 
-def estimated_pairs(g: Gaussians, height: int, width: int,
+def _f64(t: Any) -> np.ndarray:
+    """A torch tensor or numpy array as float64 numpy."""
+    return t.detach().cpu().double().numpy() if hasattr(t, "detach") else np.asarray(t, dtype=np.float64)
+
+
+def estimated_pairs(g: Any, height: int, width: int,
                     window: tuple[float, float, float, float] | None = None) -> float:
     """An upper estimate of the (pixel, Gaussian) pairs of ``render(g, height, width, window=window)``: the sum over
-    the Gaussians of their 3-sigma bounding boxes (in output pixels, clipped to the output)."""
+    the Gaussians of their 3-sigma bounding boxes (in output pixels, clipped to the output). ``g``: a torch
+    ``Gaussians`` or a numpy ``GaussianArrays``."""
     if g.n == 0:
         return 0.0
-    with torch.no_grad():
-        means, cov = project(g.detach(), height, width, window)
-        m = means.to(torch.float64)
-        sx = 3.0 * cov[:, 0].to(torch.float64).clamp_min(0).sqrt()  # cov: (xx, xy, yy) in output pixels
-        sy = 3.0 * cov[:, 2].to(torch.float64).clamp_min(0).sqrt()
-        return _box_pairs(m[:, 0], m[:, 1], sx, sy, height, width)
+    with np.errstate(all="ignore"):
+        means, cov = project(as_arrays(g), height, width, window)
+        m = means.astype(np.float64)
+        sx = 3.0 * np.sqrt(np.maximum(cov[:, 0].astype(np.float64), 0))  # cov: (xx, xy, yy) in output pixels
+        sy = 3.0 * np.sqrt(np.maximum(cov[:, 2].astype(np.float64), 0))
+    return _box_pairs(m[:, 0], m[:, 1], sx, sy, height, width)
 
 
-def estimated_neighbour_pairs(means: torch.Tensor, radius: torch.Tensor, height: int, width: int,
+def estimated_neighbour_pairs(means: Any, radius: Any, height: int, width: int,
                               window: tuple[float, float, float, float] | None = None) -> float:
     """An upper estimate of the (query pixel, Gaussian) pairs a neighbour search within ``radius`` (normalised
     units, one per Gaussian) examines on a ``height x width`` grid of ``window``: each Gaussian's radius box in
@@ -54,11 +63,9 @@ def estimated_neighbour_pairs(means: torch.Tensor, radius: torch.Tensor, height:
     if means.shape[0] == 0:
         return 0.0
     u0, v0, u1, v1 = window if window is not None else (0.0, 0.0, 1.0, 1.0)
-    with torch.no_grad():
-        m = means.detach().to(torch.float64)
-        r = radius.detach().to(torch.float64)
-        sx, sy = width / (u1 - u0), height / (v1 - v0)
-        return _box_pairs((m[:, 0] - u0) * sx, (m[:, 1] - v0) * sy, r * sx, r * sy, height, width)
+    m, r = _f64(means), _f64(radius)
+    sx, sy = width / (u1 - u0), height / (v1 - v0)
+    return _box_pairs((m[:, 0] - u0) * sx, (m[:, 1] - v0) * sy, r * sx, r * sy, height, width)
 
 
 def band_rows(width: int, max_band_pixels: int) -> int:

@@ -1,0 +1,41 @@
+"""Rendering a numpy :class:`~splatpix.model.arrays.GaussianArrays` model: the decode path, with no torch.
+
+The same projection, conic and numba kernel as :func:`splatpix.render.render` (:mod:`.tensor`), on float32 numpy
+arrays; the tests compare the two renders.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..model.arrays import as_arrays, conic_from_covariance, project
+
+__all__ = ["render_array"]
+
+
+def render_array(g: Any, height: int | None = None, width: int | None = None, *, scale: float | None = None,
+                 window: tuple[float, float, float, float] | None = None, clamp: bool = False) -> np.ndarray:
+    """``(C, height, width)`` float32 render of ``g`` (a ``GaussianArrays``, or a torch ``Gaussians``, used
+    without gradient). Size, ``window`` and ``clamp`` as in :func:`splatpix.render.render`."""
+    from . import cpu
+
+    g = as_arrays(g)
+    h0, w0 = g.size
+    if scale is not None:
+        if height is not None or width is not None:
+            raise ValueError("give either scale or height/width, not both")
+        if not scale > 0:
+            raise ValueError(f"scale must be positive, got {scale}")
+        height, width = max(1, round(h0 * scale)), max(1, round(w0 * scale))
+    height = h0 if height is None else int(height)
+    width = w0 if width is None else int(width)
+    if height <= 0 or width <= 0:
+        raise ValueError(f"output size must be positive, got {height}x{width}")
+    means_px, cov_px = project(g, height, width, window)
+    conic, _ = conic_from_covariance(cov_px)
+    out, _ = cpu.forward(np.ascontiguousarray(means_px), np.ascontiguousarray(conic), g.colours, height, width)
+    if clamp:
+        cpu.clamp01_(out)
+    return out
