@@ -182,3 +182,21 @@ def test_writer_errors_leave_nothing(tmp_path):
         w.write(torch.zeros(3, 5, 4))
     w.abort()
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["frames/", "clip.gif", "clip.mp4"])
+def test_animation_outputs_get_the_users_permissions(tmp_path, name: str) -> None:
+    """Frame folders and videos are made from temporary files (mode 0700/0600): the finished output gets the mode
+    any other tool gives a new file, 0o777/0o666 less the umask (here 022)."""
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        target = f"{tmp_path}/{name}"
+        with open_writer(target, 5) as w:
+            for k in range(2):
+                w.write(torch.full((3, 16, 16), 0.25 * (k + 1)))
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+        assert mode == (0o755 if name.endswith("/") else 0o644), oct(mode)
+    finally:
+        os.umask(old)

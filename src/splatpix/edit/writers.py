@@ -28,7 +28,7 @@ from torch import Tensor
 
 from ..errors import SplatpixError
 from ..io import save_image
-from ..io.files import atomic_write
+from ..io.files import atomic_write, output_mode
 
 __all__ = ["FrameWriter", "GifWriter", "Mp4Writer", "PngDirWriter", "open_writer", "output_kind"]
 
@@ -131,6 +131,7 @@ class PngDirWriter(FrameWriter):
         parent = _parent_dir(self.target)
         try:
             self.tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(self.target)}.", suffix=".tmp", dir=parent)
+            os.chmod(self.tmp, output_mode(self.target, directory=True))
         except OSError as e:
             raise SplatpixError(f"{self.path}: cannot write ({e.strerror or e})") from e
 
@@ -225,6 +226,8 @@ class Mp4Writer(FrameWriter):
             raise SplatpixError(f"{self.path}: no frames to write")
         try:
             self.gen.close()
+            with contextlib.suppress(OSError):
+                os.chmod(self.tmp, output_mode(self.target))
             os.replace(self.tmp, self.target)
         except (OSError, RuntimeError) as e:
             self._abort()

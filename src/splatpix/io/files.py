@@ -15,7 +15,8 @@ from typing import IO, Any
 
 from ..errors import SplatpixError
 
-__all__ = ["atomic_write", "atomic_write_bytes", "check_not_input", "check_readable_file", "read_spec_file", "reason"]
+__all__ = ["atomic_write", "atomic_write_bytes", "check_not_input", "check_readable_file", "output_mode",
+           "read_spec_file", "reason"]
 
 PathLike = str | os.PathLike[str]
 
@@ -60,6 +61,16 @@ def _umask() -> int:
     return old
 
 
+def output_mode(target: PathLike, *, directory: bool = False) -> int:
+    """The permission bits an output at ``target`` gets: those of the file it replaces, else the user's default
+    (``0o666`` for a file, ``0o777`` for a folder, less the umask), as any other tool's outputs. Temporary files
+    and folders are created ``0o600``/``0o700``: set this on them before they are renamed into place."""
+    try:
+        return os.stat(target).st_mode & 0o7777
+    except OSError:
+        return (0o777 if directory else 0o666) & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     """Context manager yielding a file object whose contents replace ``path`` only on success.
@@ -85,12 +96,8 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     f: IO[Any] | None = None
     in_body = False
     try:
-        try:
-            st_mode = os.stat(target).st_mode & 0o7777
-        except OSError:
-            st_mode = 0o666 & ~_umask()
         with contextlib.suppress(OSError):
-            os.chmod(tmp, st_mode)
+            os.chmod(tmp, output_mode(target))
         f = os.fdopen(fd, "wb") if mode == "wb" else os.fdopen(fd, "w", encoding="utf-8", newline="")
         with f:
             in_body = True
