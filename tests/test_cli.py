@@ -154,3 +154,30 @@ def test_rgba_and_16bit_grey_round_trip(tmp_path, capsys, mode):
     out = load_image(tmp_path / "out.png")
     assert out.shape == src.shape
     assert float(((out - src) ** 2).mean()) < 10 ** (-20 / 10)  # better than 20 dB after a short fit
+
+
+def test_size_with_one_side_keeps_the_aspect_ratio_and_decode_crops(tmp_path, capsys):
+    """``--size W`` / ``--size xH`` keep the aspect ratio of the region shown; ``decode --crop`` decodes a window, the
+    same pixels as the numpy render of the decoded model with that window."""
+    from pathlib import Path
+
+    from splatpix.codec.decoding import decode_arrays
+    from splatpix.render.arrays import render_array
+
+    golden = Path(__file__).parent / "golden"
+    spix, model = golden / "gaussianimage.spix", golden / "gaussianimage-rs.safetensors"  # 64x48 and 32x24
+    out = tmp_path / "r.png"
+    for args, size in ((["--size", "96"], (96, 72)), (["--size", "x12"], (16, 12)),
+                       (["--size", "40", "--crop", "0,0,0.5,1"], (40, 60))):
+        assert run_cli(capsys, "render", model, "-o", out, *args)[0] == 0
+        assert Image.open(out).size == size, args
+    assert run_cli(capsys, "decode", spix, "-o", out, "--crop", "0.25,0.25,0.75,0.5", "--size", "64")[0] == 0
+    ref = render_array(decode_arrays(spix), 24, 64, window=(0.25, 0.25, 0.75, 0.5), clamp=True)  # 32x12 px shown
+    got = np.asarray(Image.open(out)).transpose(2, 0, 1).astype(np.float64) / 255
+    assert got.shape == ref.shape and np.abs(got - ref).max() <= 0.5 / 255 + 1e-6
+    for bad in (["decode", spix, "--size", "0x5"], ["decode", spix, "--size", "x"], ["decode", spix, "--size", "5x6x7"],
+                ["edit", model, "--op", "translate", "--offset", "0.1,0", "--size", "40"]):  # an edit needs both sides
+        with pytest.raises(SystemExit) as e:
+            run_cli(capsys, *bad, "-o", out)
+        assert e.value.code != 0
+        one_error_line(capsys.readouterr().err)

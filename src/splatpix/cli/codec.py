@@ -18,6 +18,7 @@ from .common import (
     positive_float,
     report_path_ok,
     size,
+    window,
     write_json,
     write_render,
 )
@@ -107,12 +108,12 @@ def cmd_decode(args: argparse.Namespace) -> int:
     q, _ = unpack(data, source=args.input, max_memory=args.max_memory, **limits)
     g = dequantize_arrays(q, args.input)
     height, width = output_size(*g.size, args)
-    check_pairs(estimated_pairs(g, height, width), args, args.input)
+    check_pairs(estimated_pairs(g, height, width, args.crop), args, args.input)
 
     def band(h: int, w: int, win: Any) -> Any:
         return render_array(g, h, w, window=win, clamp=True)
 
-    write_render(band, g.channels, height, width, None, args.output, 8, args)
+    write_render(band, g.channels, height, width, args.crop, args.output, 8, args)
     print(f"{args.input}: decoded {width}x{height} in {1e3 * (time.perf_counter() - t0):.1f} ms -> {args.output}")
     return 0
 
@@ -144,7 +145,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("-o", "--output", required=True)
     g = p.add_mutually_exclusive_group()
     g.add_argument("--scale", type=positive_float)
-    g.add_argument("--size", type=size, help="WxH")
+    g.add_argument("--size", type=size, help="WxH, or W or xH (the other side keeps the aspect ratio)")
+    p.add_argument("--crop", type=window, help="normalised window u0,v0,u1,v1 to decode (default: the whole image)")
     add_common(p)
     add_budget(p)
     p.set_defaults(func=cmd_decode)

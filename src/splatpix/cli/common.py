@@ -37,14 +37,29 @@ def positive_float(text: str) -> float:
     return v
 
 
-def size(text: str) -> tuple[int, int]:
-    """``WxH`` -> (height, width)."""
+def size(text: str) -> tuple[int | None, int | None]:
+    """``WxH`` -> (height, width); ``W`` (or ``Wx``) and ``xH`` give one side, the other keeps the aspect ratio
+    (``None`` here, filled in by :func:`output_size`)."""
+    parts = text.lower().split("x")
     try:
-        w, h = (int(t) for t in text.lower().split("x"))
+        if len(parts) == 1:
+            parts.append("")
+        if len(parts) != 2 or not (parts[0] or parts[1]):
+            raise ValueError
+        w, h = (int(t) if t else None for t in parts)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 768x512 (WxH), got {text!r}") from None
-    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError(f"size must look like 768x512 (WxH), 768 or x512 (the other side keeps the "
+                                         f"aspect ratio), got {text!r}") from None
+    if (w is not None and w <= 0) or (h is not None and h <= 0):
         raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return h, w
+
+
+def full_size(text: str) -> tuple[int, int]:
+    """``WxH`` -> (height, width), both sides required (sizes stored in specs and scenes)."""
+    h, w = size(text)
+    if h is None or w is None:
+        raise argparse.ArgumentTypeError(f"size must give both sides, WxH (e.g. 768x512), got {text!r}")
     return h, w
 
 
@@ -115,6 +130,12 @@ def output_size(h0: int, w0: int, args: argparse.Namespace) -> tuple[int, int]:
     crop = getattr(args, "crop", None)
     if args.size is not None:
         height, width = args.size
+        u0, v0, u1, v1 = crop if crop is not None else (0.0, 0.0, 1.0, 1.0)
+        aspect = (w0 * (u1 - u0)) / (h0 * (v1 - v0))  # of the region shown, in pixels
+        if height is None:
+            height = max(1, round(width / aspect))
+        elif width is None:
+            width = max(1, round(height * aspect))
     scale = args.scale
     if height is None and scale is None and crop is not None:
         scale = 1.0

@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 from ..errors import SplatpixError
-from .common import check_outputs, option, plain, size
+from .common import check_outputs, full_size, option, plain
 
 __all__ = ["EDIT_OPTIONS", "add_parsers", "cmd_animate", "cmd_edit", "load_any_model", "save_any_model"]
 
@@ -201,7 +201,7 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--background", help="original (the unedited model; the default with a region), an image path "
                                         "or #rrggbb (default #000000 without a region)")
     p.add_argument("--object-only", action="store_true", help="render only the region's Gaussians over the background")
-    p.add_argument("--size", type=size, help="output size WxH (default: the model's native size)")
+    p.add_argument("--size", type=full_size, help="output size WxH (default: the model's native size)")
 
 
 def add_parsers(sub: Any) -> None:

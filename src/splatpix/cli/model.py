@@ -418,7 +418,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("-o", "--output", required=True, help="image to write (.png, .jpg)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--scale", type=positive_float, help="scale factor relative to the model's native size")
-    g.add_argument("--size", type=size, help="output size WxH in pixels")
+    g.add_argument("--size", type=size, help="output size WxH in pixels, or W or xH (the other side keeps the "
+                   "aspect ratio of the region shown)")
     p.add_argument("--crop", type=window, help="normalised window u0,v0,u1,v1 to render (default: whole image)")
     p.add_argument("--bits", type=int, choices=(8, 16), default=8, help="bits per channel of a PNG output")
     add_common(p)

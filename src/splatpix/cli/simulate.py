@@ -23,7 +23,7 @@ import os
 from typing import Any
 
 from ..errors import SplatpixError
-from .common import check_outputs, plain, size
+from .common import check_outputs, full_size, plain
 
 __all__ = ["add_parsers", "cmd_simulate"]
 
@@ -131,6 +131,6 @@ def add_parsers(sub: Any) -> None:
                    help="grid cells across the image's longer side, or auto (default)")
     p.add_argument("--gravity", type=_gravity, help="G (m/s^2 down the image; default 9.81) or GX,GY (y up)")
     p.add_argument("--background", help="#rrggbb (default #000000), an image path, or original")
-    p.add_argument("--size", type=size, help="output size WxH (default: the model's native size)")
+    p.add_argument("--size", type=full_size, help="output size WxH (default: the model's native size)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_simulate)
