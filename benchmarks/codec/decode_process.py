@@ -1,7 +1,8 @@
-"""Process wall time of ``splatpix decode FILE.spix -o OUT.png`` against a Python + Pillow process decoding a WebP file
-of the same image at a similar rate to PNG, paired in one run; and the in-process decode time (bytes -> 8-bit-ready
-float image), for this checkout and, with ``--baseline SRC``, for another checkout's ``src`` folder (e.g. a clone of
-the commit before the torch-free decode path).
+"""Process wall time of ``splatpix decode FILE.spix -o OUT.png`` (``python -m splatpix.cli``; the default engine
+choice, and ``--engine numba``) against a Python + Pillow process decoding a WebP file of the same image at a similar
+rate to PNG, paired in one run; and the in-process decode time (bytes -> clamped float image, warm: the median of
+repeated calls in one process) with each engine, for this checkout and, with ``--baseline SRC``, for another
+checkout's ``src`` folder (e.g. a clone of the commit before the torch-free decode path).
 
     python benchmarks/codec/decode_process.py --image ../shared/datasets/kodak/kodim23.png --keep /tmp/spix \
         --baseline /tmp/base/src --out benchmarks/codec/results/decode_process.json
@@ -31,6 +32,8 @@ import sys, time, statistics
 data = open(sys.argv[1], "rb").read()
 repeats = int(sys.argv[2])
 try:
+    from splatpix import jit
+    jit.set_engine(sys.argv[3])
     from splatpix.codec.decoding import decode_bytes_arrays
     from splatpix.render.arrays import render_array
     run = lambda: render_array(decode_bytes_arrays(data), clamp=True)
@@ -115,11 +118,12 @@ def main() -> None:
                     times[k].append(_wall(cmd, env))
             row = {"method": method, "n_gaussians": n, "bpp": bpp, "webp_bpp": webp_bpp,
                    "process_ms": {k: 1e3 * statistics.median(v) for k, v in times.items()}}
-            row["ratio_to_webp"] = {k: row["process_ms"][k] / row["process_ms"]["webp"] for k in trees}
+            row["ratio_to_webp"] = {k: row["process_ms"][k] / row["process_ms"]["webp"] for k in cmds if k != "webp"}
             row["in_process_ms"] = {
-                tree: float(subprocess.run([sys.executable, "-c", _INPROC, str(spix), str(3 * args.repeats)],
-                                           check=True, env=_env(src), capture_output=True, text=True).stdout)
-                for tree, src in trees.items()}
+                f"{tree}_{eng}": float(subprocess.run(
+                    [sys.executable, "-c", _INPROC, str(spix), str(3 * args.repeats), eng], check=True, env=_env(src),
+                    capture_output=True, text=True).stdout)
+                for tree, src in trees.items() for eng in (("numba", "numpy") if tree == "this" else ("numba",))}
             rows.append(row)
             print(row, flush=True)
     write_json(args.out, {"date": today(), "machine": machine(), "image": args.image, "steps": args.steps,

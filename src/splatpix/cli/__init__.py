@@ -2,7 +2,7 @@
 
 * :mod:`.model`: ``fit``, ``render``, ``info``, ``demo``; :mod:`.codec`: ``encode``, ``decode``;
   :mod:`.eval`: ``eval rd|bdrate|plot``, ``bench kernel``; :mod:`.edit`: ``edit``, ``animate``;
-  :mod:`.simulate`: ``simulate``.
+  :mod:`.simulate`: ``simulate``; :mod:`.view`: ``view``.
 * :mod:`.common`: exit codes, argument types, output checks; :mod:`.options`: the fit and codec option groups that
   several commands share.
 
@@ -20,8 +20,9 @@ import threading
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from .. import jit
 from ..errors import SplatpixError
-from . import codec, edit, model, simulate
+from . import codec, edit, model, simulate, view
 from . import eval as eval_cmd
 from .common import EXIT_DIVERGED, EXIT_ERROR, EXIT_INTERNAL, positive_int
 
@@ -51,6 +52,7 @@ _GROUPS = (
     (eval_cmd, ("bench", "eval")),
     (edit, ("edit", "animate")),
     (simulate, ("simulate",)),
+    (view, ("view",)),
 )
 
 
@@ -101,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     debug = bool(os.environ.get("SPLATPIX_DEBUG"))
     previous = None
+    engine = jit.engine()  # a command may select the numpy engine (cli.common.start_engine): restored after it
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
@@ -133,6 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "report it with the command that caused it; SPLATPIX_DEBUG=1 shows the traceback)", file=sys.stderr)
         return EXIT_INTERNAL
     finally:
+        jit.set_engine(engine)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 

@@ -12,12 +12,15 @@ from ..errors import SplatpixError
 from .common import (
     add_budget,
     add_common,
+    add_engine,
     check_pairs,
     diverged,
     output_size,
     positive_float,
+    render_engine,
     report_path_ok,
     size,
+    start_engine,
     window,
     write_json,
     write_render,
@@ -93,28 +96,34 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    """Decode with numpy and the numba kernel only: no torch (docs/architecture.md, "The decode path")."""
+    """Decode with numpy (and the numba kernels for a large render): no torch (docs/architecture.md, "The decode
+    path")."""
     from ..codec.bitstream import read_spix_file
     from ..codec.decoding import dequantize_arrays, unpack
     from ..io import check_not_input
+    from ..jit import engine
     from ..render.arrays import render_array
     from ..render.bands import estimated_pairs
 
     check_not_input(args.output, args.input)
     t0 = time.perf_counter()
+    start_engine(args.engine)
     limits = {"max_pixels": args.max_pixels, "max_gaussians": args.max_gaussians}
     read_spix_file(args.input, **limits)  # size-capped read + container checks
     data = Path(args.input).read_bytes()
     q, _ = unpack(data, source=args.input, max_memory=args.max_memory, **limits)
     g = dequantize_arrays(q, args.input)
     height, width = output_size(*g.size, args)
-    check_pairs(estimated_pairs(g, height, width, args.crop), args, args.input)
+    pairs = estimated_pairs(g, height, width, args.crop)
+    check_pairs(pairs, args, args.input)
+    render_engine(args.engine, pairs)
 
     def band(h: int, w: int, win: Any) -> Any:
         return render_array(g, h, w, window=win, clamp=True)
 
     write_render(band, g.channels, height, width, args.crop, args.output, 8, args)
-    print(f"{args.input}: decoded {width}x{height} in {1e3 * (time.perf_counter() - t0):.1f} ms -> {args.output}")
+    print(f"{args.input}: decoded {width}x{height} in {1e3 * (time.perf_counter() - t0):.1f} ms ({engine()}) -> "
+          f"{args.output}")
     return 0
 
 
@@ -147,6 +156,7 @@ def add_parsers(sub: Any) -> None:
     g.add_argument("--scale", type=positive_float)
     g.add_argument("--size", type=size, help="WxH, or W or xH (the other side keeps the aspect ratio)")
     p.add_argument("--crop", type=window, help="normalised window u0,v0,u1,v1 to decode (default: the whole image)")
+    add_engine(p)
     add_common(p)
     add_budget(p)
     p.set_defaults(func=cmd_decode)

@@ -231,6 +231,31 @@ def write_render(render_window: Any, channels: int, height: int, width: int,
             writer.write(render_window(n_rows, width, win))
 
 
+def start_engine(choice: str = "auto") -> None:
+    """Select the decode path's engine for a one-shot command: ``"numba"``, ``"numpy"``, or ``"auto"``: numpy unless
+    numba is loaded already (it costs ~0.7 s to load; parsing a file with numpy takes milliseconds); the render may
+    switch to numba (:func:`render_engine`)."""
+    from .. import jit
+
+    jit.set_engine(("numba" if jit.numba_loaded() else "numpy") if choice == "auto" else choice)
+
+
+def render_engine(choice: str, pairs: float) -> None:
+    """For ``"auto"``: render with numba when the estimated ``pairs`` make it faster than numpy even with its
+    start-up (:data:`splatpix.render.vectorised.ONE_SHOT_PAIRS`)."""
+    from .. import jit
+    from ..render.vectorised import ONE_SHOT_PAIRS
+
+    if choice == "auto" and pairs > ONE_SHOT_PAIRS:
+        jit.set_engine("numba")
+
+
+def add_engine(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", choices=("auto", "numba", "numpy"), default="auto",
+                   help="numba kernels or numpy (no numba: it costs ~0.7 s to load); auto: numpy unless the render is "
+                   "large (default %(default)s)")
+
+
 def check_pairs(pairs: float, args: argparse.Namespace, source: str) -> None:
     """Refuse a render whose estimated pairs exceed ``--max-pairs``."""
     budget = getattr(args, "max_pairs", None) or DEFAULT_MAX_PAIRS

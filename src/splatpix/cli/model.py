@@ -19,8 +19,10 @@ from .common import (
     option,
     output_size,
     positive_float,
+    render_engine,
     report_path_ok,
     size,
+    start_engine,
     window,
     write_json,
     write_render,
@@ -262,8 +264,14 @@ def render_to(model_path: str, out_path: str, args: argparse.Namespace) -> tuple
         return _render_gainer_to(model_path, out_path, args)
     g = load_arrays(model_path)
     height, width = output_size(*g.size, args)
-    check_pairs(estimated_pairs(g, height, width, args.crop), args, model_path)
-    band = _array_band(g) if args.backend in ("auto", "numba") else _tensor_band(g, args.backend)
+    pairs = estimated_pairs(g, height, width, args.crop)
+    check_pairs(pairs, args, model_path)
+    if args.backend in ("auto", "numba"):  # numpy for a small one-shot render, else the numba kernels
+        start_engine(args.backend)
+        render_engine(args.backend, pairs)
+        band = _array_band(g)
+    else:
+        band = _tensor_band(g, args.backend)
 
     args.warm_seconds = _warm(band, args.crop)
     timed, spent = _timed(band)
@@ -303,6 +311,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from ..io import check_readable_file
 
     size = check_readable_file(args.model, "a .spix or model")
+    start_engine()  # parsing only: numpy unless numba is loaded
     with open(args.model, "rb") as f:
         head = f.read(8)
     if head[:4] == MAGIC:

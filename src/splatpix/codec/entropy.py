@@ -25,12 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import constriction
-import numba
 import numpy as np
 
 from ..checks import int_in_range
 from ..errors import SplatpixError
-from ..jit import NUMBA_CACHE
+from ..jit import njit, use_kernels
 
 __all__ = [
     "MAX_ALPHABET",
@@ -109,7 +108,7 @@ def _encode_varints(values: np.ndarray) -> bytes:
 _VARINT_OK, _VARINT_TRUNCATED, _VARINT_TOO_LONG, _VARINT_NON_CANONICAL, _VARINT_RANGE = range(5)
 
 
-@numba.njit(cache=NUMBA_CACHE)
+@njit()
 def _varint_kernel(buf: np.ndarray, pos: int, count: int, max_value: int, out: np.ndarray) -> tuple[int, int]:
     """Sequential LEB128 decoding of ``count`` values into ``out``; returns ``(new pos, status)``; on an error
     ``out[0]`` holds the offending value (status ``_VARINT_RANGE``)."""
@@ -148,6 +147,8 @@ def _decode_varints(data: bytes, pos: int, count: int, max_value: int, what: str
     (a stream with several defects may name a different one first)."""
     if count == 0:
         return np.zeros(0, dtype=np.int64), pos
+    if not use_kernels():
+        return _decode_varints_reference(data, pos, count, max_value, what)
     out = np.empty(count, dtype=np.int64)
     new_pos, status = _varint_kernel(np.frombuffer(data, dtype=np.uint8), pos, count, max_value, out)
     if status == _VARINT_TRUNCATED:
@@ -269,7 +270,7 @@ def read_histogram(data: bytes, n: int, alphabet: int) -> Histogram:
     return Histogram(used, counts, pos)
 
 
-@numba.njit(cache=NUMBA_CACHE)
+@njit()
 def _histogram_kernel(buf: np.ndarray, n: int, alphabet: int) -> tuple[bool, np.ndarray, np.ndarray, int]:
     """:func:`read_histogram` in one compiled call: ``(ok, symbols, counts, size)``. ``ok`` is False for any
     input the reference rejects (the caller then calls the reference for its message); the tests compare the
@@ -331,7 +332,9 @@ def _histogram_kernel(buf: np.ndarray, n: int, alphabet: int) -> tuple[bool, np.
 
 def _read_histogram_fast(data: bytes, n: int, alphabet: int) -> Histogram:
     """:func:`read_histogram` of already-checked arguments, through :func:`_histogram_kernel` (about 15 us less
-    per chunk); invalid data raises the reference's error."""
+    per chunk); invalid data raises the reference's error. The numpy engine calls the reference."""
+    if not use_kernels():
+        return read_histogram(data, n, alphabet)
     ok, used, counts, size = _histogram_kernel(np.frombuffer(data, dtype=np.uint8), n, alphabet)
     if not ok:
         read_histogram(data, n, alphabet)  # raises the precise error
@@ -342,7 +345,7 @@ def _read_histogram_fast(data: bytes, n: int, alphabet: int) -> Histogram:
 _MAP_OK, _MAP_RANGE, _MAP_MISMATCH = range(3)
 
 
-@numba.njit(cache=NUMBA_CACHE)
+@njit()
 def _map_symbols(index: np.ndarray, symbols: np.ndarray, counts: np.ndarray, out: np.ndarray) -> int:
     """``out = symbols[index]`` after checking every index is in range and that the decoded symbols have exactly
     the transmitted ``counts`` (one pass; the numpy expression is in :func:`decode_categorical`'s docs)."""
@@ -357,6 +360,17 @@ def _map_symbols(index: np.ndarray, symbols: np.ndarray, counts: np.ndarray, out
     for j in range(k):
         if seen[j] != counts[j]:
             return _MAP_MISMATCH
+    return _MAP_OK
+
+
+def _map_symbols_np(index: np.ndarray, symbols: np.ndarray, counts: np.ndarray, out: np.ndarray) -> int:
+    """:func:`_map_symbols` in numpy (the numpy engine; the tests compare the two)."""
+    k = counts.shape[0]
+    if index.size and (int(index.min()) < 0 or int(index.max()) >= k):
+        return _MAP_RANGE
+    if not np.array_equal(np.bincount(index, minlength=k), counts):
+        return _MAP_MISMATCH
+    out[:] = symbols[index]
     return _MAP_OK
 
 
@@ -427,7 +441,8 @@ def decode_categorical(data: bytes, n: int, alphabet: int) -> np.ndarray:
     if not exhausted:
         raise SplatpixError(f"{_ERR}: ANS data not exhausted after {n} symbols (wrong length or corrupt)")
     out = np.empty(n, dtype=np.int64)
-    status = _map_symbols(index, hist.symbols, hist.counts, out) if index.shape == (n,) else _MAP_RANGE
+    mapper = _map_symbols if use_kernels() else _map_symbols_np
+    status = mapper(index, hist.symbols, hist.counts, out) if index.shape == (n,) else _MAP_RANGE
     if status == _MAP_RANGE:
         raise SplatpixError(f"{_ERR}: ANS decoder returned out-of-range symbols")
     if status == _MAP_MISMATCH:

@@ -45,12 +45,11 @@ memory are ``O(n + len(data))``; ``n`` and ``levels`` are the caller's to check 
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from ..checks import int_in_range
 from ..errors import SplatpixError
-from ..jit import NUMBA_CACHE
+from ..jit import njit, use_kernels
 from .entropy import decode_categorical, encode_categorical
 
 __all__ = [
@@ -351,10 +350,15 @@ def decode_grid_points(data: bytes, n: int, levels: tuple[int, int], source: str
         raise bad(f"grid positions: {e}") from None
     pos += cat_len
 
+    raw = np.frombuffer(data, dtype=np.uint8, offset=pos)
+    if not use_kernels():
+        try:
+            return _points_reference(sym, t, raw, order, lx, ly)
+        except SplatpixError as e:
+            raise bad(str(e)) from None
     space = _code_space(order, lx, ly)
     pts = np.empty((n, 2), dtype=np.int64)
-    status, expected = _points_kernel(sym, t, np.frombuffer(data, dtype=np.uint8, offset=pos), order, lx, ly,
-                                      _bitlen(lx - 1), _bitlen(ly - 1), space, pts)
+    status, expected = _points_kernel(sym, t, raw, order, lx, ly, _bitlen(lx - 1), _bitlen(ly - 1), space, pts)
     if status != _PTS_OK:
         raise bad(_points_error(status, len(data) - pos, expected))
     return pts
@@ -405,7 +409,7 @@ def _points_error(status: int, got: int, expected: int) -> str:
     return "grid positions: point outside the grid"
 
 
-@numba.njit(cache=NUMBA_CACHE, inline="always")
+@njit(inline="always")
 def _compact1(v: int) -> int:
     """:func:`_compact` of one int64 (``0 <= v < 2^62``)."""
     v &= 0x5555555555555555
@@ -416,7 +420,7 @@ def _compact1(v: int) -> int:
     return (v | (v >> 16)) & 0x00000000FFFFFFFF
 
 
-@numba.njit(cache=NUMBA_CACHE)
+@njit()
 def _points_kernel(sym: np.ndarray, t: int, raw: np.ndarray, order: int, lx: int, ly: int, bx: int, by: int,
                    space: int, out: np.ndarray) -> tuple[int, int]:
     """The grid points of a decoded gap-symbol stream, in one pass after a validating one: each gap's raw mantissa

@@ -12,11 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numba
 import numpy as np
 
 from ..errors import SplatpixError
-from ..jit import NUMBA_CACHE
+from ..jit import njit, use_kernels
 from ..model.arrays import GaussianArrays
 
 __all__ = ["QuantizedGaussians", "dequant_uniform_rows", "dequantize_positions_np", "rvq_lookup"]
@@ -32,10 +31,11 @@ def _dequant_uniform_np(q: np.ndarray, scale: np.ndarray, offset: np.ndarray) ->
     """:func:`.quantize._dequant_uniform` in float32 numpy, bit for bit (IEEE multiply, then add), for decoders: torch's
     indexing and arithmetic run on its OpenMP pool, whose threads keep spinning afterwards and slow the numba
     render that follows on a 2-core machine (docs/results.md, "Codec: decode speed at equal N")."""
-    return q.astype(np.float32) * scale.astype(np.float32) + offset.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # a hostile file's infinities: refused after dequantising
+        return q.astype(np.float32) * scale.astype(np.float32) + offset.astype(np.float32)
 
 
-@numba.njit(cache=NUMBA_CACHE)
+@njit()
 def _dequant_rows_kernel(q: np.ndarray, row: np.ndarray, scale: np.ndarray, offset: np.ndarray,
                          out: np.ndarray) -> None:
     # IEEE float32 multiply, then add (no fastmath: no fused multiply-add), as _dequant_uniform_np
@@ -56,6 +56,8 @@ def dequant_uniform_rows(q: np.ndarray, row: np.ndarray, scale: np.ndarray, offs
     offset = np.ascontiguousarray(offset, dtype=np.float32).reshape(-1, q.shape[1])
     if row.shape != (q.shape[0],) or (row.size and (row.min() < 0 or row.max() >= scale.shape[0])):
         raise ValueError("row index outside the quantisers")
+    if not use_kernels():
+        return _dequant_uniform_np(q, scale[row], offset[row])
     out = np.empty(q.shape, dtype=np.float32)
     _dequant_rows_kernel(q, row, scale, offset, out)
     return out
@@ -65,12 +67,13 @@ def _rvq_lookup_np(codebooks: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """:func:`.quantize._rvq_lookup` in float32 numpy, bit for bit (same stage order), for decoders (see
     :func:`_dequant_uniform_np`)."""
     out = codebooks[0][idx[:, 0]]
-    for s in range(1, codebooks.shape[0]):
-        out = out + codebooks[s][idx[:, s]]
+    with np.errstate(over="ignore", invalid="ignore"):  # overflowing codebooks: refused after dequantising
+        for s in range(1, codebooks.shape[0]):
+            out = out + codebooks[s][idx[:, s]]
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
-@numba.njit(cache=NUMBA_CACHE)
+@njit()
 def _rvq_lookup_kernel(codebooks: np.ndarray, idx: np.ndarray, out: np.ndarray) -> None:
     for i in range(idx.shape[0]):
         for c in range(codebooks.shape[2]):
@@ -89,6 +92,8 @@ def rvq_lookup(codebooks: np.ndarray, idx: np.ndarray) -> np.ndarray:
     if idx.ndim != 2 or idx.shape[1] != codebooks.shape[0] or (idx.size and (
             idx.min() < 0 or idx.max() >= codebooks.shape[1])):
         raise ValueError("colour indices do not match the codebooks")
+    if not use_kernels():
+        return _rvq_lookup_np(codebooks, idx)
     out = np.empty((idx.shape[0], codebooks.shape[2]), dtype=np.float32)
     _rvq_lookup_kernel(codebooks, idx, out)
     return out

@@ -27,10 +27,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-import numba
 import numpy as np
 
-from ..jit import NUMBA_CACHE
+from ..jit import njit, prange, use_kernels
 
 __all__ = ["ALPHA", "assign_tiers", "spacing_sq", "tier_order", "tier_thresholds"]
 
@@ -44,7 +43,7 @@ _CELL_TARGET = 2.0  # mean points per cell of the uniform grid
 _MAX_CELL_WORK = 64  # sum of squared cell counts per point above which (very clustered input) the k-d tree is used
 
 
-@numba.njit(cache=NUMBA_CACHE)
+@njit()
 def _bbox(pts: np.ndarray) -> tuple[int, int, int, int]:
     """``(min x, min y, max x, max y)`` of the (non-empty) ``(N, 2)`` points in one pass."""
     x0, y0 = pts[0, 0], pts[0, 1]
@@ -56,7 +55,7 @@ def _bbox(pts: np.ndarray) -> tuple[int, int, int, int]:
     return x0, y0, x1, y1
 
 
-@numba.njit(cache=NUMBA_CACHE)
+@njit()
 def _bin_points(pts: np.ndarray, x0: int, y0: int, cell: int, gx: int,
                 gy: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Counting sort of the points into ``gx * gy`` square cells of side ``cell``: (cell start offsets, ids, the
@@ -82,7 +81,7 @@ def _bin_points(pts: np.ndarray, x0: int, y0: int, cell: int, gx: int,
     return start, ids, spts
 
 
-@numba.njit(cache=NUMBA_CACHE)
+@njit()
 def _scan_cell(i: int, px: int, py: int, c: int, spts: np.ndarray, start: np.ndarray, ids: np.ndarray,
                best: np.ndarray) -> int:
     """Insert the squared distances from point ``i`` to the other points of cell ``c`` into the ascending
@@ -105,7 +104,7 @@ def _scan_cell(i: int, px: int, py: int, c: int, spts: np.ndarray, start: np.nda
     return offered
 
 
-@numba.njit(cache=NUMBA_CACHE, inline="always")
+@njit(inline="always")
 def _tier_of(d: int, th: np.ndarray) -> int:
     """Number of thresholds ``th`` (ascending) below ``d``: ``searchsorted(th, d, side="left")``."""
     t = 0
@@ -114,7 +113,7 @@ def _tier_of(d: int, th: np.ndarray) -> int:
     return t
 
 
-@numba.njit(cache=NUMBA_CACHE, parallel=True)
+@njit(parallel=True)
 def _grid_search(pts: np.ndarray, spts: np.ndarray, k: int, x0: int, y0: int, cell: int, gx: int, gy: int,
                  start: np.ndarray, ids: np.ndarray, th: np.ndarray, tiers: bool) -> np.ndarray:
     """Per point, the exact squared distance to its ``k``-th nearest other point (``tiers`` False) or its tier,
@@ -132,7 +131,7 @@ def _grid_search(pts: np.ndarray, spts: np.ndarray, k: int, x0: int, y0: int, ce
     out = np.empty(n, dtype=np.int64)
     first = th[0] if th.shape[0] > 0 else -1
     best_all = np.full((n, k), big, dtype=np.int64)
-    for i in numba.prange(n):
+    for i in prange(n):
         best = best_all[i]
         px, py = pts[i, 0], pts[i, 1]
         cx, cy = (px - x0) // cell, (py - y0) // cell
@@ -172,7 +171,7 @@ def _grid_search(pts: np.ndarray, spts: np.ndarray, k: int, x0: int, y0: int, ce
     return out
 
 
-@numba.njit(cache=NUMBA_CACHE, parallel=True)
+@njit(parallel=True)
 def _count_tiers(spts: np.ndarray, ids: np.ndarray, k: int, x0: int, y0: int, cell: int, gx: int,
                  gy: int, start: np.ndarray, th: np.ndarray) -> np.ndarray:
     """Tiers by counting: with ``cell ** 2 >= th[-1]`` every point within ``sqrt(th[-1])`` of a point lies in the
@@ -195,7 +194,7 @@ def _count_tiers(spts: np.ndarray, ids: np.ndarray, k: int, x0: int, y0: int, ce
         xs[s] = spts[s, 0]
         ys[s] = spts[s, 1]
     out = np.empty(n, dtype=np.int64)
-    for s in numba.prange(n):
+    for s in prange(n):
         px, py = xs[s], ys[s]
         cx, cy = (np.int64(px) - x0) // cell, (np.int64(py) - y0) // cell
         lo_x, hi_x = max(cx - 1, 0), min(cx + 1, gx - 1)
@@ -226,7 +225,7 @@ def _count_tiers(spts: np.ndarray, ids: np.ndarray, k: int, x0: int, y0: int, ce
     return out
 
 
-@numba.njit(cache=NUMBA_CACHE)
+@njit()
 def _block_work(start: np.ndarray, gx: int, gy: int) -> int:
     """Sum over cells of (points in the cell) x (points in its 3 x 3 block): the candidate scans of
     :func:`_count_tiers` per threshold pass (one compiled loop; it was nine shifted numpy sums)."""
@@ -243,7 +242,7 @@ def _block_work(start: np.ndarray, gx: int, gy: int) -> int:
     return work
 
 
-@numba.njit(cache=NUMBA_CACHE)
+@njit()
 def _tier_order_kernel(tiers: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
     start = np.zeros(t + 1, dtype=np.int64)
     for i in range(tiers.shape[0]):
@@ -264,6 +263,10 @@ def tier_order(tiers: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
     tiers = np.ascontiguousarray(tiers, dtype=np.int64)
     if tiers.size and (tiers.min() < 0 or tiers.max() >= t):
         raise ValueError("tier outside [0, t)")
+    if not use_kernels():
+        start = np.zeros(int(t) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(tiers, minlength=int(t)), out=start[1:])
+        return np.argsort(tiers, kind="stable").astype(np.int64), start
     return _tier_order_kernel(tiers, int(t))
 
 
@@ -348,10 +351,53 @@ def assign_tiers(grid: np.ndarray, thresholds: Sequence[int], k: int) -> np.ndar
     th = np.asarray(thresholds, dtype=np.int64).reshape(-1)
     pts = np.ascontiguousarray(grid, dtype=np.int64)
     if th.size and pts.shape[0] > k >= 1:
-        out = _tiers_by_counting(pts, k, th)
+        out = _tiers_by_counting(pts, k, th) if use_kernels() else _tiers_by_counting_np(pts, k, th)
         if out is not None:
             return out
-    return _search(pts, k, th)
+    elif not use_kernels():  # no neighbour search needed
+        spacing = np.full(pts.shape[0], MAX_SPACING_SQ, dtype=np.int64) if pts.shape[0] <= k or k < 1 else \
+            np.zeros(pts.shape[0], dtype=np.int64)
+        return np.searchsorted(th, spacing, side="left").astype(np.int64) if th.size else \
+            np.zeros(pts.shape[0], dtype=np.int64)
+    return _search(pts, k, th)  # also the numpy engine's fallback for crowded input (it compiles the kernels)
+
+
+def _tiers_by_counting_np(pts: np.ndarray, k: int, th: np.ndarray) -> np.ndarray | None:
+    """:func:`assign_tiers` in numpy (the numpy engine; the tests compare it with the kernels): for each point the
+    number of thresholds below which fewer than ``k`` other points lie, counted over the pairs of points in
+    neighbouring cells of side ``ceil(sqrt(th[-1]))`` (every pair within the largest threshold is among them). The
+    cells are keys in a sorted array (no grid allocation); None when the pairs exceed ``_MAX_CELL_WORK`` per point
+    (crowded input: the caller's kernel search handles it)."""
+    n, t = pts.shape[0], th.shape[0]
+    side = math.isqrt(int(th[-1]))
+    side = max(1, side if side * side >= int(th[-1]) else side + 1)
+    cx = (pts[:, 0] - pts[:, 0].min()) // side + 1
+    cy = (pts[:, 1] - pts[:, 1].min()) // side + 1
+    gx = int(cx.max()) + 2
+    key = cy * gx + cx
+    order = np.argsort(key, kind="stable")
+    skey = key[order]
+    counts = np.zeros(n * t, dtype=np.int64)
+    budget = _MAX_CELL_WORK * n + 4096
+    for oy in (-1, 0, 1):
+        for ox in (-1, 0, 1):
+            nk = key + oy * gx + ox
+            lo = np.searchsorted(skey, nk, side="left")
+            cnt = np.searchsorted(skey, nk, side="right") - lo
+            total = int(cnt.sum())
+            budget -= total
+            if budget < 0:
+                return None
+            if total == 0:
+                continue
+            i = np.repeat(np.arange(n), cnt)
+            j = order[np.arange(total) - np.repeat(np.cumsum(cnt) - cnt - lo, cnt)]
+            d = ((pts[j] - pts[i]) ** 2).sum(axis=1)
+            t0 = np.searchsorted(th, d, side="left")  # d <= th[s] exactly for s >= t0
+            keep = (j != i) & (t0 < t)
+            counts += np.bincount(i[keep] * t + t0[keep], minlength=n * t)
+    within = np.cumsum(counts.reshape(n, t), axis=1)  # other points with d^2 <= th[s]
+    return (within < k).sum(axis=1).astype(np.int64)
 
 
 def tier_thresholds(grid: np.ndarray, n_tiers: int, k: int) -> list[int]:

@@ -20,9 +20,8 @@ All work is float32.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
 
-from ..jit import NUMBA_CACHE
+from ..jit import njit, prange
 
 BAND = 8  # rows per forward band
 MAX_CONDITION = 1e6
@@ -36,7 +35,7 @@ or above 4.5, where the polynomial exponential overflows to inf. Found as a QAT 
 _F = np.float32
 
 
-@njit(cache=NUMBA_CACHE, fastmath=True, inline="always")
+@njit(fastmath=True, inline="always")
 def _exp_neg(p):
     # exp(-p) for p in [0, 4.5]: (e^(-p/16))^16 with a degree-6 Taylor polynomial.
     z = p * _F(-0.0625)
@@ -48,7 +47,7 @@ def _exp_neg(p):
     return e * e
 
 
-@njit(cache=NUMBA_CACHE, fastmath=False)
+@njit(fastmath=False)
 def _prepare(means, conic, height, width, y0, y1, ok):
     """Row range of each Gaussian's ellipse (clipped) and whether it touches the image."""
     n = means.shape[0]
@@ -78,7 +77,7 @@ def _prepare(means, conic, height, width, y0, y1, ok):
         ok[i] = True
 
 
-@njit(cache=NUMBA_CACHE, fastmath=False, inline="always")
+@njit(fastmath=False, inline="always")
 def _row_span(a, b, det, inv_a, mx, my, y, width):
     """Inclusive pixel range [x0, x1] of row y inside the ellipse (x0 > x1 when empty), and dy.
 
@@ -100,7 +99,7 @@ def _row_span(a, b, det, inv_a, mx, my, y, width):
     return int(fx0), int(fx1), dy
 
 
-@njit(cache=NUMBA_CACHE, fastmath=True, inline="always")
+@njit(fastmath=True, inline="always")
 def _setup(means, conic, i):
     """Per-Gaussian constants: float64 geometry for the row spans, float32 for the pixel loops."""
     a = np.float64(conic[i, 0])
@@ -111,7 +110,7 @@ def _setup(means, conic, i):
             _F(0.5) * _F(conic[i, 0]), _F(conic[i, 1]), _F(conic[i, 2]), _F(means[i, 0]))
 
 
-@njit(cache=NUMBA_CACHE, fastmath=True, inline="always")
+@njit(fastmath=True, inline="always")
 def _row_setup(gs, y, width):
     """One Gaussian's row ``y``: ``(x0, n, dy, base, bdy)`` with the pixels ``x0 .. x0 + n - 1`` (n = 0 if empty) and
     ``power(dx) = dx (ah dx + bdy) + base``. Indices are unsigned so that numba emits no wrap-around checks and the
@@ -122,7 +121,7 @@ def _row_setup(gs, y, width):
     return np.uint64(max(x0, 0)), np.uint64(max(x1 - x0 + 1, 0)), dy, _F(0.5) * cf * dyf * dyf, bf * dyf
 
 
-@njit(cache=NUMBA_CACHE, fastmath=True, inline="always")
+@njit(fastmath=True, inline="always")
 def _row_weights(gs, y, width, xc, wbuf):
     """Weights of one Gaussian on row ``y``: fills ``wbuf[x0 : x0 + n]``; returns ``(x0, n, dy)``, n = 0 if empty."""
     ah, mxf = gs[7], gs[10]
@@ -135,7 +134,7 @@ def _row_weights(gs, y, width, xc, wbuf):
     return ux0, nx, dy
 
 
-@njit(cache=NUMBA_CACHE)
+@njit()
 def _bin_rows(y0, y1, ok, n_bands):
     """Counting sort of Gaussians into row bands; a Gaussian is listed in every band it touches."""
     n = y0.shape[0]
@@ -156,7 +155,7 @@ def _bin_rows(y0, y1, ok, n_bands):
     return counts, lists
 
 
-@njit(cache=NUMBA_CACHE, parallel=True, fastmath=True)
+@njit(parallel=True, fastmath=True)
 def _forward(means, conic, colours, y0, y1, offsets, lists, out):
     ch, height, width = out.shape
     n_bands = offsets.shape[0] - 1
@@ -177,7 +176,7 @@ def _forward(means, conic, colours, y0, y1, offsets, lists, out):
                         out[q, y, x] += wbuf[x] * col
 
 
-@njit(cache=NUMBA_CACHE, parallel=True, fastmath=True)
+@njit(parallel=True, fastmath=True)
 def _forward_rgb(means, conic, colours, y0, y1, offsets, lists, out):
     """:func:`_forward` for three channels, the common case, in one pass per row: each weight is computed and
     added to the three planes at once instead of being stored and re-read per channel (bit-identical output,
@@ -205,7 +204,7 @@ def _forward_rgb(means, conic, colours, y0, y1, offsets, lists, out):
                     o2[x] += w * c2
 
 
-@njit(cache=NUMBA_CACHE, parallel=True)
+@njit(parallel=True)
 def clamp01_(out):
     """Clip a ``(C, H, W)`` float32 image to ``[0, 1]`` in place, on numba's threads.
 
@@ -223,7 +222,7 @@ def clamp01_(out):
                 row[x] = 1.0
 
 
-@njit(cache=NUMBA_CACHE, parallel=True, fastmath=True)
+@njit(parallel=True, fastmath=True)
 def _backward(means, conic, colours, y0, y1, order, n_chunks, grad_out, g_means, g_conic, g_colours):
     ch, height, width = grad_out.shape
     n_ok = order.shape[0]
@@ -284,7 +283,7 @@ def _backward(means, conic, colours, y0, y1, order, n_chunks, grad_out, g_means,
             g_means[i, 1] = s_my
 
 
-@njit(cache=NUMBA_CACHE)
+@njit()
 def _order_by_top_row(y0, ok, height):
     """Indices of the visible Gaussians sorted (stably) by their top row: a counting sort."""
     counts = np.zeros(height + 1, dtype=np.int64)
@@ -337,7 +336,7 @@ def backward(means, conic, colours, grad_out, prep, height: int, width: int):
     return g_means, g_conic, g_colours
 
 
-@njit(cache=NUMBA_CACHE)
+@njit()
 def count_pairs(means, conic, y0, y1, ok, height, width):
     """Number of (pixel, Gaussian) pairs the kernels evaluate (for benchmarks)."""
     total = 0
