@@ -71,3 +71,18 @@ def test_rd_cli_and_errors(tmp_path, images, capsys):
     assert main(["eval", "rd", "--images", str(images), "--method", "bpg", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("splatpix: error:") == 2 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_rd_progress_bar_counts_every_point_and_resumes(tmp_path, images, capsys, jobs):
+    """One bar over images x points (on stderr, with the mean PSNR so far); points done by an earlier run start it
+    further along; the worker processes feed it (jobs > 1)."""
+    out = tmp_path / "rd"
+    harness.run_rd(images, "jpeg", out, points=(0.6, 1.0), jobs=jobs)
+    capsys.readouterr()
+    assert main(["eval", "rd", "--images", str(images), "--method", "jpeg", "--points", "0.6", "1", "1.5", "2.5",
+                 "--out", str(out), "--jobs", str(jobs)]) == 0
+    err = capsys.readouterr().err
+    final = err.replace("\r", "\n").strip().splitlines()[-1]
+    assert "8/8" in final and "mean PSNR" in final, err
+    assert "4/8" in err.replace("\r", "\n")  # the 4 points of the first run counted as done

@@ -51,7 +51,7 @@ def cmd_eval_rd(args: argparse.Namespace) -> int:
         options = {"preset": args.preset, **codec_options(args, args.method)}
     label = args.label or args.method
     curve = run_rd(args.images, args.method, args.out, points=args.points, jobs=args.jobs, limit=args.limit,
-                   progress=None if args.quiet else (lambda s: print(s, flush=True)), options=options, label=label)
+                   options=options, label=label, bar=not args.quiet)
     for b, p in zip(curve.bpp, curve.psnr, strict=True):
         print(f"{label}: {b:.4f} bpp  {p:.2f} dB")
     print(f"mean curve -> {Path(args.out) / (label + '.json')}")

@@ -129,7 +129,9 @@ def _write_image_file(path: Path, method: str, image: Path, points: Sequence[flo
 
 
 def _run_image(method: str, image: str, points: tuple[float, ...], out_dir: str,
-               options: dict[str, Any] | None = None, label: str | None = None) -> str:
+               options: dict[str, Any] | None = None, label: str | None = None, done_queue: Any = None) -> str:
+    """Run the missing points of one image; after each, its PSNR goes to ``done_queue`` (a queue's ``put``, for the
+    progress bar) when one is given."""
     fn, _ = available_methods(options)[method]
     img_path = Path(image)
     label = label or method
@@ -145,18 +147,70 @@ def _run_image(method: str, image: str, points: tuple[float, ...], out_dir: str,
                 raise SplatpixError(f"{img_path}: the RD harness needs RGB images, got {img.shape[0]} channels")
         done[_point_key(p)] = fn(img, p)
         _write_image_file(path, label, img_path, points, done)
+        if done_queue is not None:
+            done_queue.put(float(done[_point_key(p)]["psnr"]))
     if not path.exists():
         _write_image_file(path, label, img_path, points, done)
     return str(path)
 
 
+class _Bar:
+    """The harness's progress bar: ``put(psnr)`` for each finished point (the same call a worker's queue gets)."""
+
+    def __init__(self, total: int, initial: int, label: str, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self.psnr: list[float] = []
+        self.tqdm = tqdm(total=total, initial=initial, desc=label, unit="point", disable=not enabled,
+                         dynamic_ncols=True, smoothing=0.1)
+
+    def put(self, psnr: float) -> None:
+        self.psnr.append(psnr)
+        self.tqdm.set_postfix_str(f"mean PSNR {sum(self.psnr) / len(self.psnr):.2f} dB", refresh=False)
+        self.tqdm.update(1)
+
+    def __enter__(self) -> _Bar:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.tqdm.close()
+
+
+def _run_parallel(args: list[tuple[Any, ...]], jobs: int, pb: _Bar,
+                  progress: Callable[[str], None] | None) -> list[str]:
+    """The images over ``jobs`` worker processes, the bar fed from a queue the workers write to."""
+    import queue as queue_mod
+
+    ctx = multiprocessing.get_context("spawn")  # not fork: forking running torch/numba thread pools can deadlock
+    with ctx.Manager() as manager, ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as ex:
+        q = manager.Queue()
+        futures = [ex.submit(_run_image, *a, done_queue=q) for a in args]
+        files: list[str | None] = [None] * len(futures)
+        pending = set(range(len(futures)))
+        while pending:
+            try:
+                pb.put(q.get(timeout=0.5))
+            except queue_mod.Empty:
+                pass
+            for i in [i for i in pending if futures[i].done()]:
+                files[i] = futures[i].result()
+                pending.discard(i)
+                if progress:
+                    progress(f"done {files[i]}")
+        while not q.empty():
+            pb.put(q.get())
+    return [f for f in files if f is not None]
+
+
 def run_rd(images_dir: str | os.PathLike[str], method: str, out_dir: str | os.PathLike[str],
            points: Sequence[float] | None = None, jobs: int = 1, limit: int | None = None,
            progress: Callable[[str], None] | None = None, options: dict[str, Any] | None = None,
-           label: str | None = None) -> RDCurve:
+           label: str | None = None, bar: bool = False) -> RDCurve:
     """Run ``method`` on every image of ``images_dir`` at ``points``; returns (and writes) the mean curve.
 
-    ``label`` names the run (its folder and curve file; default: the method name), e.g. for ablations."""
+    ``label`` names the run (its folder and curve file; default: the method name), e.g. for ablations. ``progress``
+    gets a line per finished image; ``bar``: one progress bar (tqdm, on stderr) over images x points, with the ETA
+    and the mean PSNR of the points run so far (points already done by an earlier run count as done)."""
     methods = available_methods(options)
     if method not in methods:
         raise SplatpixError(f"unknown or unavailable method {method!r}; available: {', '.join(sorted(methods))}")
@@ -169,21 +223,17 @@ def run_rd(images_dir: str | os.PathLike[str], method: str, out_dir: str | os.Pa
         raise SplatpixError(f"label must be letters, digits, '-', '_' or '.', got {label!r}")
     (Path(out_dir) / label).mkdir(parents=True, exist_ok=True)
     args = [(method, str(im), pts, str(out_dir), options, label) for im in images]
-    if jobs > 1:
-        # "spawn", not fork: forking a process whose torch/numba thread pools are running can deadlock
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as ex:
-            futures = [ex.submit(_run_image, *a) for a in args]
+    already = sum(sum(_point_key(p) in _read_done(Path(out_dir) / label / f"{im.stem}.json") for p in pts)
+                  for im in images)
+    with _Bar(len(images) * len(pts), already, label, bar) as pb:
+        if jobs > 1:
+            files = _run_parallel(args, jobs, pb, progress)
+        else:
             files = []
-            for f in futures:
-                files.append(f.result())
+            for a in args:
+                files.append(_run_image(*a, done_queue=pb))
                 if progress:
                     progress(f"done {files[-1]}")
-    else:
-        files = []
-        for a in args:
-            files.append(_run_image(*a))
-            if progress:
-                progress(f"done {files[-1]}")
     curves = []
     for f in files:
         data = json.loads(Path(f).read_text())
