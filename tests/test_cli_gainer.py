@@ -91,9 +91,17 @@ def test_info_prints_gainer_metadata(fitted, capsys):
 def test_rgba_image_gives_rgba_png(tmp_path, capsys):
     image = _write_image(tmp_path / "rgba.png", alpha=True)
     model = tmp_path / "m.safetensors"
-    code, _, err = run_cli(capsys, "fit", image, "--model", "gainer", *TINY, "--steps", 20, "--k", 4,
-                           "--aggregation", "mean", "--trainable-means", "-o", model)
+    code, out, err = run_cli(capsys, "fit", image, "--model", "gainer", *TINY, "--steps", 20, "--k", 4,
+                             "--aggregation", "mean", "--trainable-means", "-o", model, "--report", tmp_path / "r.json")
     assert code == 0, err
+    assert "colour PSNR" in out and "where visible, alpha PSNR" in out
+    report = json.loads((tmp_path / "r.json").read_text())
+    from splatpix.gainer import load_gainer as _load
+    from splatpix.io import load_image
+    from splatpix.metrics import psnr_rgba
+
+    colour, alpha = psnr_rgba(_load(model).render(H, W).clamp(0, 1), load_image(image))
+    assert report["psnr"] == pytest.approx(colour, abs=0.01) and report["psnr_alpha"] == pytest.approx(alpha, abs=0.01)
     m = load_gainer(model)
     assert m.channels == 4 and m.cfg.k == 4 and m.cfg.aggregation == "mean" and m.cfg.trainable_means
     code, _, err = run_cli(capsys, "render", model, "-o", tmp_path / "out.png", "--scale", 0.5)

@@ -33,6 +33,21 @@ def psnr(pred: Tensor, target: Tensor, quantize: bool = True) -> float:
     return float("inf") if err == 0 else 10.0 * math.log10(1.0 / err)
 
 
+def psnr_rgba(pred: Tensor, target: Tensor, quantize: bool = True) -> tuple[float, float]:
+    """``(colour PSNR inside the mask, alpha PSNR)`` of ``(4, H, W)`` RGBA images: the colour channels scored only
+    where the target is not fully transparent (alpha > 0; a transparent pixel's colour is never seen), the alpha
+    channel everywhere. 8-bit rounded unless ``quantize=False``; the colour PSNR is ``inf`` with no visible pixel."""
+    if pred.shape != target.shape or pred.shape[0] != 4:
+        raise ValueError(f"need two (4, H, W) RGBA images, got {tuple(pred.shape)} and {tuple(target.shape)}")
+    conv = to_8bit if quantize else (lambda t: t.clamp(0.0, 1.0) * 255.0)
+    p, t = conv(pred).double(), conv(target).double()
+    visible = target[3] > 0
+    n = int(visible.sum())
+    err = float(((p[:3] - t[:3]) ** 2)[:, visible].sum()) / (3 * n * 255.0 * 255.0) if n else 0.0
+    colour = float("inf") if err == 0 else 10.0 * math.log10(1.0 / err)
+    return colour, psnr(pred[3:], target[3:], quantize)
+
+
 def ms_ssim(pred: Tensor, target: Tensor) -> float | None:
     """MS-SSIM on 8-bit values (``data_range=255``); ``None`` when a side is <= 160 px."""
     from pytorch_msssim import ms_ssim as _ms_ssim

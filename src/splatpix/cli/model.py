@@ -184,7 +184,8 @@ def run_fit_gainer(image_path: str, model_path: str, args: argparse.Namespace, r
     if args.resume:
         report["resumed_from"] = str(args.resume)
     save_gainer(field, model_path, extra={"fit": {k: report[k] for k in (
-        "psnr", "psnr_float", "seconds", "steps", "n_gaussians", "diverged")}, "preset": report["preset"],
+        "psnr", "psnr_float", "psnr_alpha", "seconds", "steps", "n_gaussians", "diverged") if k in report},
+        "preset": report["preset"],
         "source": Path(image_path).name})
     report["model_bytes"] = os.path.getsize(model_path)
     if args.ply:
@@ -194,10 +195,13 @@ def run_fit_gainer(image_path: str, model_path: str, args: argparse.Namespace, r
 
 def _cmd_fit_gainer(args: argparse.Namespace) -> int:
     report = run_fit_gainer(args.image, args.output, args, args.report)
-    p = report["psnr"]
-    p_txt = "inf" if p is None else f"{p:.2f}"
+    def db(p: float | None) -> str:
+        return "inf" if p is None else f"{p:.2f}"
+
+    quality = f"PSNR {db(report['psnr'])} dB" if "psnr_alpha" not in report else \
+        f"colour PSNR {db(report['psnr'])} dB where visible, alpha PSNR {db(report['psnr_alpha'])} dB"
     print(f"{args.image}: GaINeR, {report['n_gaussians']} Gaussians, {report['steps']} steps in "
-          f"{report['seconds']:.1f} s: PSNR {p_txt} dB, {report['model_bytes']} bytes -> {args.output}")
+          f"{report['seconds']:.1f} s: {quality}, {report['model_bytes']} bytes -> {args.output}")
     return 0
 
 

@@ -46,7 +46,7 @@ from torch import Tensor
 
 from ..checks import check_image, is_int, is_number, json_float
 from ..errors import SplatpixError
-from ..metrics import psnr
+from ..metrics import psnr, psnr_rgba
 from ..presets import GAINER_PRESETS
 from ..train.guard import DivergenceGuard
 from .checkpoint import Checkpoint, image_digest, load_checkpoint, save_checkpoint
@@ -143,8 +143,9 @@ PRESETS: dict[str, GainerTrainConfig] = {name: _from_preset(d) for name, d in GA
 @dataclass
 class GainerResult:
     """Outcome of :func:`fit_gainer`: the trained (unbaked) ``field`` — the last good one if training diverged —,
-    ``psnr`` (8-bit rounded) and ``psnr_float`` of the native-size render (colour channels only for RGBA, against
-    the full image otherwise), the training ``seconds``, the ``steps`` applied, ``history`` of logged
+    ``psnr`` (8-bit rounded) and ``psnr_float`` of the native-size render (for RGBA: the colour channels where the
+    image is visible, alpha > 0, and ``psnr_alpha`` the alpha channel's; the whole image otherwise), the training
+    ``seconds``, the ``steps`` applied, ``history`` of logged
     ``{step, seconds, loss, psnr}`` (``psnr`` of the step's batch, float), ``diverged`` and ``message``."""
 
     field: GainerField
@@ -156,12 +157,14 @@ class GainerResult:
     history: list[dict[str, float]] = field(default_factory=list)
     diverged: bool = False
     message: str = ""
+    psnr_alpha: float | None = None
 
     def report(self) -> dict[str, Any]:
         """JSON-serialisable summary (non-finite numbers become ``None``)."""
 
         return {
             "psnr": json_float(self.psnr), "psnr_float": json_float(self.psnr_float),
+            **({"psnr_alpha": json_float(self.psnr_alpha)} if self.psnr_alpha is not None else {}),
             "seconds": json_float(self.seconds),
             "steps": self.steps, "n_gaussians": self.field.n, "channels": self.field.channels,
             "size": list(self.field.size), "diverged": self.diverged, "message": self.message,
@@ -362,13 +365,15 @@ def fit_gainer(
         write_checkpoint(good_step, rng_state, seconds)
 
     out = model.render(h, w)
-    ref, got = (target[:3], out[:3]) if c == 4 else (target, out)
-    final_psnr = psnr(got, ref)
-    final_psnr_float = psnr(got, ref, quantize=False)
+    psnr_alpha = None
+    if c == 4:  # the colour where the image is visible (alpha > 0), and the alpha channel
+        (final_psnr, psnr_alpha), (final_psnr_float, _) = psnr_rgba(out, target), psnr_rgba(out, target, False)
+    else:
+        final_psnr, final_psnr_float = psnr(out, target), psnr(out, target, quantize=False)
     if checkpoint is not None:
         checkpoint(good_step, model)
     if not message:
         message = f"fitted {n} GaINeR Gaussians in {good_step} steps: {final_psnr:.2f} dB"
     return GainerResult(field=model, psnr=final_psnr, psnr_float=final_psnr_float, seconds=seconds,
                         steps=good_step, config=copy.deepcopy(cfg), history=history, diverged=diverged,
-                        message=message)
+                        message=message, psnr_alpha=psnr_alpha)
