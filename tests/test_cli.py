@@ -94,6 +94,32 @@ def test_nan_during_training_keeps_last_good_model(tmp_path, image, capsys, monk
     assert json.loads((tmp_path / "r.json").read_text())["diverged"] is True
 
 
+@pytest.mark.parametrize("signal", ["interrupt", "terminate"])
+def test_ctrl_c_during_fit_saves_the_last_good_model(tmp_path, image, capsys, monkeypatch, signal):
+    """Ctrl-C (KeyboardInterrupt) or SIGTERM in the 31st render: the model of the last step with a finite loss (29
+    optimiser steps) is saved and the report says so; one line on stderr and the signal's exit status (130 / 143)."""
+    from splatpix.cli import _Terminated
+
+    real, calls = fit_mod.render, [0]
+
+    def render(*a, **k):
+        calls[0] += 1
+        if calls[0] == 31:
+            raise KeyboardInterrupt() if signal == "interrupt" else _Terminated()
+        return real(*a, **k)
+
+    monkeypatch.setattr(fit_mod, "render", render)
+    model = tmp_path / "m.safetensors"
+    code, out, err = run_cli(capsys, "fit", image, "-n", 100, "--steps", 100, "-o", model, "--quiet",
+                             "--report", tmp_path / "r.json")
+    assert code == (130 if signal == "interrupt" else 143)
+    assert len(err.strip().splitlines()) == 1 and "stopped at step 29; saved that model" in err, err
+    g = load_model(model)
+    assert g.meta["extra"]["fit"]["steps"] == 29 and torch.isfinite(g.means).all()
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["interrupted"] is True and report["steps"] == 29
+
+
 @pytest.mark.parametrize("method", ["gaussianimage", "sga"])
 def test_nan_during_qat_writes_the_last_good_state(tmp_path, image, capsys, monkeypatch, method):
     """A QAT divergence in `encode` writes the file of the last good QAT state (complete and decodable), the report

@@ -112,11 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SplatpixError as e:
         print(f"splatpix: error: {e}", file=sys.stderr)
         return int(getattr(e, "exit_code", EXIT_ERROR))
-    except _Terminated:
-        print("splatpix: terminated", file=sys.stderr)
+    except _Terminated as e:  # a message: what the command saved before stopping
+        print(f"splatpix: terminated: {e}" if str(e) else "splatpix: terminated", file=sys.stderr)
         return 128 + signal.SIGTERM
-    except KeyboardInterrupt:
-        print("splatpix: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"splatpix: interrupted: {e}" if str(e) else "splatpix: interrupted", file=sys.stderr)
         return 130
     except MemoryError:
         if debug:

@@ -72,17 +72,27 @@ def run_fit(image_path: str, model_path: str, args: argparse.Namespace, report_p
     from ..io import load_image
     from ..io.files import check_not_input
     from ..model.files import save_model
-    from ..train.loop import fit
+    from ..train.loop import FitInterrupted, fit
 
     check_not_input(model_path, image_path)
     report_path_ok(report_path, image_path)
     cfg = fit_config(args)
     image = load_image(image_path, max_pixels=args.max_pixels)
-    res = fit(image, cfg, progress=not args.quiet)
+    interrupted = None
+    try:
+        res = fit(image, cfg, progress=not args.quiet)
+    except FitInterrupted as e:  # Ctrl-C / SIGTERM: save the last good model, then stop with the signal's status
+        res, interrupted = e.result, e
     report = res.report()
     report["image"] = str(image_path)
+    if interrupted is not None:
+        report["interrupted"] = True
     save_model(res.gaussians, model_path, extra={"fit": {k: report[k] for k in (
         "psnr", "ms_ssim", "seconds", "steps", "n_gaussians", "diverged")}, "source": Path(image_path).name})
+    if interrupted is not None:
+        if report_path:
+            write_json(report_path, report)
+        raise type(interrupted.signal)(f"{res.message}; saved that model ({res.psnr:.2f} dB) to {model_path}")
     return _finish_fit(report, report_path, res.diverged, res.message, model_path)
 
 

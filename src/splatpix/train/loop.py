@@ -74,11 +74,22 @@ from .losses import clamped_mse
 from .optim import Adan
 from .relocate import relocate
 
-__all__ = ["FitConfig", "FitResult", "fit"]
+__all__ = ["FitConfig", "FitInterrupted", "FitResult", "fit"]
 
 _CHOLESKY_BOUND = CHOLESKY_BOUND
 _SCALE_BOUND = SCALE_BOUND
 _ATANH_CLIP = ATANH_CLIP  # keeps atanh finite: |xy| <= ~4.95
+
+
+class FitInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM, which the CLI turns into a KeyboardInterrupt) during :func:`fit`: ``result`` is the
+    :class:`FitResult` of the last good state (the parameters of the last finite step), so that nothing trained is
+    lost; ``splatpix fit`` saves it and exits with status 130. ``signal`` is the interrupting exception."""
+
+    def __init__(self, result: FitResult, signal: BaseException) -> None:
+        super().__init__(result.message)
+        self.result = result
+        self.signal = signal
 
 
 @dataclass
@@ -265,6 +276,7 @@ def fit(
         return False
 
     train_time = 0.0
+    interrupt: BaseException | None = None
     t0 = time.perf_counter() - init_seconds  # the clock counts the initialisation (and the colour solves)
     try:
         for k in range(cfg.steps):
@@ -307,8 +319,11 @@ def fit(
                 break
         else:
             guard.step = cfg.steps
-        train_time = time.perf_counter() - t0 - log_time[0]
+    except KeyboardInterrupt as e:  # keep the last good state: FitInterrupted carries it
+        interrupt, stopped = e, True
+        message = f"stopped at step {guard.step}"
     finally:
+        train_time = time.perf_counter() - t0 - log_time[0]
         if bar is not None:
             bar.close()
 
@@ -335,7 +350,7 @@ def fit(
     if not message:
         message = f"fitted {cfg.n_gaussians} Gaussians in {steps_done} steps: {final_psnr:.2f} dB"
 
-    return FitResult(
+    result = FitResult(
         gaussians=final,
         psnr=final_psnr,
         psnr_float=final_psnr_float,
@@ -349,3 +364,6 @@ def fit(
         message=message,
         init_seconds=init_seconds,
     )
+    if interrupt is not None:
+        raise FitInterrupted(result, interrupt)
+    return result
