@@ -80,10 +80,12 @@ class Source:
     # ------------------------------------------------------------------------------------------ opening
 
     def _open_spix(self) -> None:
+        from .. import jit
         from ..codec import registry
-        from ..codec.api import decode
+        from ..codec.decoding import decode_arrays
 
-        g = decode(self.path)  # validates the whole file; SplatpixError with one line otherwise
+        with jit.using_engine("numba" if jit.numba_loaded() else "numpy"):  # no torch, and no numba to load
+            g = decode_arrays(self.path)  # validates the whole file; SplatpixError with one line otherwise
         with open(self.path, "rb") as f:
             head = f.read(25)
         self.kind = "spix"
