@@ -357,6 +357,11 @@ def test_entropy_layer(tmp_path):
         else:
             sym = symbol_stream(rng, n, alphabet)
         cases.append((n, alphabet, encode_categorical(sym, alphabet)))
+    for alphabet, kind in ((2, "two"), (64, "geometric"), (65536, "uniform"), (300, "sparse")):  # long streams
+        cases.append((200_000, alphabet, encode_categorical(symbol_stream(rng, 200_000, alphabet, kind), alphabet)))
+    skewed = np.zeros(100_000, dtype=np.int64)  # one symbol with probability 1e-5: p close to 2^24 for the other
+    skewed[rng.integers(0, skewed.size, 1)] = 1
+    cases.append((skewed.size, 2, encode_categorical(skewed, 2)))
     for n, alphabet, payload in list(cases[:150]):  # corruptions: bit flips, truncation, a wrong n
         buf = bytearray(payload)
         kind = rng.integers(0, 3)

@@ -6,8 +6,8 @@
 // Categorical(counts, perfect=False) model at 24-bit precision, which is what the Python encoder uses
 // (constriction's src/stream/stack.rs: read_initial_state, decode_symbol, is_empty;
 // src/stream/model/categorical.rs: fast_quantized_cdf; .../contiguous.rs: quantile_function).
-// The 64-bit state is held as two 32-bit halves in doubles: every intermediate stays below 2^53, so each step
-// is exact (no BigInt in the hot loop).
+// The 64-bit state is held in three limbs of at most 24 bits (see ansDecode): exact, with no BigInt or
+// doubles in the hot loop.
 
 import { SpixError, allocate } from './errors.js';
 
@@ -161,21 +161,29 @@ function symbolBuckets(cdf, bits) {
  * into `out`, and how often each symbol index occurred into `seen`; returns whether the coder is exactly
  * empty afterwards (AnsCoder.is_empty(): state 0, no word left).
  *
- * State = hi * 2^32 + lo. Words are popped from the end (a stack). One step: quantile = state mod 2^24,
- * the symbol i with cdf[i] <= quantile < cdf[i+1], state = (state >> 24) * p_i + (quantile - cdf[i]), then a
- * refill if state < 2^32 and a word remains. (state >> 24) < 2^40 is split into a 16-bit and a 24-bit part so
- * that the products stay below 2^49.
+ * The words are popped from the end (a stack): the initial state is the last word, then state * 2^32 + the
+ * next if words remain. One step: quantile = state mod 2^24, the symbol i with cdf[i] <= quantile < cdf[i+1],
+ * state = (state >> 24) * p_i + (quantile - cdf[i]), then, if state < 2^32 and a word remains,
+ * state = state * 2^32 + the next word.
+ *
+ * The 64-bit state is held as state = (a1 * 2^24 + a0) * 2^24 + q (a1 < 2^16, a0 and q < 2^24) and the products
+ * are formed from 12-bit limbs, so that every value is an integer below 2^30: exact, and cheap for the engine.
  */
 export function ansDecode(words, n, cdf, symbols, out, seen) {
   let pos = words.length;
-  let hi = 0;
-  let lo = 0;
-  // read_initial_state: the last word (non-zero, checked by the caller), then words while state < 2^32
-  if (pos > 0) {
-    lo = words[--pos];
+  let a1 = 0;
+  let a0 = 0;
+  let q = 0;
+  if (pos > 0) { // read_initial_state (the last word is non-zero: checked by the caller)
+    const w = words[--pos];
     if (pos > 0) {
-      hi = lo;
-      lo = words[--pos];
+      const v = words[--pos];
+      a1 = w >>> 16;
+      a0 = ((w & 0xffff) << 8) | (v >>> 24);
+      q = v & 0xffffff;
+    } else {
+      a0 = w >>> 24;
+      q = w & 0xffffff;
     }
   }
   const k = cdf.length - 1;
@@ -184,31 +192,39 @@ export function ansDecode(words, n, cdf, symbols, out, seen) {
   const bucket = symbolBuckets(cdf, bits);
   const shift = PRECISION - bits;
   for (let s = 0; s < n; s++) {
-    const quantile = lo & 0xffffff;
-    const b0 = quantile >>> shift;
-    let a = bucket[b0]; // binary search in the bucket's range: the largest i with cdf[i] <= quantile
+    const b0 = q >>> shift;
+    let a = bucket[b0]; // binary search in the bucket's range: the largest i with cdf[i] <= q
     let z = bucket[b0 + 1];
     while (a < z) {
       const mid = (a + z + 1) >> 1;
-      if (cdf[mid] <= quantile) a = mid;
+      if (cdf[mid] <= q) a = mid;
       else z = mid - 1;
     }
     const left = cdf[a];
-    const p = cdf[a + 1] - left;
+    const p = cdf[a + 1] - left; // < 2^24 (k >= 2)
     out[s] = symbols[a];
     seen[a]++;
-    const sHigh = hi >>> 16; // (state >> 24) = sHigh * 2^24 + sLow
-    const sLow = ((hi & 0xffff) << 8) | (lo >>> 24);
-    const low = sLow * p + (quantile - left); // < 2^48 + 2^24
-    const c = sHigh * p + Math.floor(low / ONE_P); // new state = c * 2^24 + (low mod 2^24), c < 2^41
-    lo = (c % 256) * ONE_P + (low % ONE_P);
-    hi = Math.floor(c / 256);
-    if (hi === 0 && pos > 0) {
-      hi = lo;
-      lo = words[--pos];
+    // (a1 * 2^24 + a0) * p + (q - left), with a0 = x1 * 2^12 + x0 and p = p1 * 2^12 + p0
+    const p1 = p >>> 12;
+    const p0 = p & 0xfff;
+    const x1 = a0 >>> 12;
+    const x0 = a0 & 0xfff;
+    const cross = x1 * p0 + x0 * p1; // < 2^25
+    const low = x0 * p0 + (q - left) + ((cross & 0xfff) << 12); // < 2^26
+    q = low & 0xffffff;
+    const carry = x1 * p1 + (cross >>> 12) + (low >>> 24); // into the 2^24 place
+    const hp = a1 * p1; // < 2^28
+    const mixed = ((hp & 0xfff) << 12) + a1 * p0 + carry; // < 2^29
+    a0 = mixed & 0xffffff;
+    a1 = (hp >>> 12) + (mixed >>> 24);
+    if (a1 === 0 && a0 < 256 && pos > 0) { // state < 2^32: shift in the next word
+      const word = words[--pos];
+      a1 = (a0 << 8) | (q >>> 16);
+      a0 = ((q & 0xffff) << 8) | (word >>> 24);
+      q = word & 0xffffff;
     }
   }
-  return hi === 0 && lo === 0;
+  return a1 === 0 && a0 === 0 && q === 0;
 }
 
 /**
