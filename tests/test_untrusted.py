@@ -314,3 +314,25 @@ def test_hostile_checkpoint_metadata_is_a_clean_error(tmp_path, change):
     path.write_bytes(rewrite_safetensors_meta(seed.read_bytes(), lambda header, meta: change(meta)))
     with pytest.raises(SplatpixError):
         load_checkpoint(path)
+
+
+def test_many_identical_sga_points_decode_in_n_log_n():
+    """Found by the JavaScript decoder's tests: an sga file of many copies of one point (a few hundred bytes: every
+    histogram has one symbol) made the k-d tree fallback of the tier assignment quadratic (40 000 copies: 4.7 s; two
+    million, within the default budget: more than 16 minutes). The tree now holds the distinct points with their
+    multiplicities; the tiers are those of the definition (copies are neighbours at distance 0)."""
+    from splatpix.codec.decoding import decode_bytes_arrays
+    from splatpix.codec.tiers import assign_tiers
+
+    n = 100_000
+    grid = np.zeros((n, 2), dtype=np.int64)
+    grid[-3:] = [[40, 40], [44, 40], [60, 20]]  # three loners: their 4th other point is a copy of (0, 0)
+    q = SGAQuantized(size=(16, 16), channels=3, subdiv=4, grid=grid, tier_k=4, thresholds=[0, 500, 3000],
+                     tier_bits=[6, 6, 6, 6], cov_scale=np.full((4, 3), 0.01, np.float32),
+                     cov_offset=np.zeros((4, 3), np.float32), cov_symbols=np.full((n, 3), 20),
+                     colour_indices=np.zeros((n, 1), dtype=np.int64), codebooks=np.full((1, 1, 3), 0.6, np.float32))
+    data = pack_sga(q)
+    assert len(data) < 1000
+    tiers = assign_tiers(grid, [0, 500, 3000], 4)
+    assert np.bincount(tiers).tolist() == [n - 3, 0, 0, 3]  # spacings 0 for the copies, 3200+ for the loners
+    assert decode_bytes_arrays(data).n == n

@@ -299,14 +299,24 @@ def _tiers_by_counting(pts: np.ndarray, k: int, th: np.ndarray) -> np.ndarray | 
 
 
 def _spacing_sq_tree(pts: np.ndarray, k: int) -> np.ndarray:
+    """:func:`spacing_sq` with a k-d tree over the *distinct* points, each with its multiplicity: a tree over many
+    copies of one point does not split and its queries turn quadratic (a 368-byte file can declare two million
+    identical Gaussians), while a copy is a neighbour at distance 0 that needs no search."""
     from scipy.spatial import cKDTree  # the fallback only: the decode path imports no scipy.spatial
 
-    tree = cKDTree(pts.astype(np.float64))
-    _, idx = tree.query(pts.astype(np.float64), k=k + 1)
-    # the k-th neighbour other than the point itself; with duplicates the "self" may be any copy at distance 0,
-    # but the (k+1)-th smallest distance including self is the same number either way
-    d = pts[idx[:, k]] - pts
-    return (d * d).sum(axis=1)
+    uniq, inv, mult = np.unique(pts, axis=0, return_inverse=True, return_counts=True)
+    inv = inv.reshape(-1)
+    q = min(k + 1, uniq.shape[0])  # the point itself and k others: their copies cover the k-th other point
+    _, idx = cKDTree(uniq.astype(np.float64)).query(uniq.astype(np.float64), k=q)
+    idx = np.asarray(idx).reshape(uniq.shape[0], q)
+    d = uniq[idx] - uniq[:, None, :]
+    d2 = (d * d).sum(axis=2)  # exact: integer coordinates, re-measured in integers
+    order = np.argsort(d2, axis=1, kind="stable")  # self (distance 0) first among the distinct points
+    d2 = np.take_along_axis(d2, order, axis=1)
+    m = np.take_along_axis(mult[idx], order, axis=1)
+    m[:, 0] -= 1  # the point's own copies other than itself
+    reached = np.cumsum(m, axis=1) >= k  # the first column whose copies bring the count of other points to k
+    return d2[np.arange(uniq.shape[0]), reached.argmax(axis=1)][inv]
 
 
 def _search(grid: np.ndarray, k: int, th: np.ndarray | None) -> np.ndarray:
