@@ -228,3 +228,25 @@ def test_render_array_engines_agree_on_golden_files() -> None:
             with jit.using_engine("numpy"):
                 out = render_array(a, clamp=True, **kw)
             assert np.abs(out - ref).max() <= 2e-6, (name, kw)
+
+
+def test_numpy_tier_assignment_equals_the_kernels() -> None:
+    """Random point sets (clustered, duplicated, up to 2^28 grid units: float64 distances beyond 2^53 round in both)
+    and thresholds: the numpy engine's tiers and tier order are the kernels'."""
+    from splatpix import jit
+    from splatpix.codec import tiers
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n, k = int(rng.integers(1, 300)), int(rng.integers(1, 6))
+        spread = int(rng.choice([3, 30, 3000, 2 ** 28]))
+        pts = rng.integers(0, spread, (n, 2))
+        if rng.random() < 0.3:
+            pts[: n // 2] = pts[0]
+        th = sorted(int(v) for v in rng.integers(0, min(spread * spread // 2 + 2, 2 ** 62), int(rng.integers(0, 4))))
+        ref = tiers.assign_tiers(pts, th, k)
+        with jit.using_engine("numpy"):
+            got = tiers.assign_tiers(pts, th, k)
+            order = tiers.tier_order(got, len(th) + 1)
+        assert np.array_equal(got, ref)
+        assert all(np.array_equal(a, b) for a, b in zip(order, tiers.tier_order(ref, len(th) + 1), strict=True))

@@ -37,7 +37,7 @@ try:
     from splatpix.codec.decoding import decode_bytes_arrays
     from splatpix.render.arrays import render_array
     run = lambda: render_array(decode_bytes_arrays(data), clamp=True)
-except ImportError:  # a checkout before the torch-free path
+except (ImportError, AttributeError):  # a checkout before the torch-free path
     import torch
     from splatpix.codec.api import decode_bytes
     from splatpix.render import render
@@ -108,8 +108,11 @@ def main() -> None:
             webp_bpp = _webp_like(args.image, bpp, webp) if not webp.exists() else webp.stat().st_size * 8 / (h * w)
             cmds = {"webp": ([sys.executable, "-c", _PILLOW, str(webp), str(keep / "out_webp.png")], _env(None))}
             for tree, src in trees.items():
-                cmds[tree] = ([sys.executable, "-m", "splatpix.cli", "decode", str(spix), "-o",
-                               str(keep / f"out_{tree}.png")], _env(src))
+                out_png = str(keep / f"out_{tree}.png")
+                decode = [sys.executable, "-m", "splatpix.cli", "decode", str(spix), "-o", out_png]
+                cmds[tree] = (decode, _env(src))
+                if tree == "this":  # the same command with numba's kernels
+                    cmds["this_numba"] = ([*decode, "--engine", "numba"], _env(src))
             for cmd, env in cmds.values():  # warm-up: numba's cache, the page cache
                 _wall(cmd, env)
             times: dict[str, list[float]] = {k: [] for k in cmds}

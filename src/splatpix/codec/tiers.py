@@ -373,17 +373,23 @@ def assign_tiers(grid: np.ndarray, thresholds: Sequence[int], k: int) -> np.ndar
 
 
 def _tiers_by_counting_np(pts: np.ndarray, k: int, th: np.ndarray) -> np.ndarray | None:
-    """:func:`assign_tiers` in numpy (the numpy engine; the tests compare it with the kernels): for each point the
-    number of thresholds below which fewer than ``k`` other points lie, counted over the pairs of points in
-    neighbouring cells of side ``ceil(sqrt(th[-1]))`` (every pair within the largest threshold is among them). The
-    cells are keys in a sorted array (no grid allocation); None when the pairs exceed ``_MAX_CELL_WORK`` per point
-    (crowded input: the caller's kernel search handles it)."""
+    """:func:`_tiers_by_counting` in numpy (the numpy engine; the tests compare the two): for each point the number
+    of thresholds below which fewer than ``k`` other points lie, counted over the pairs of points in neighbouring
+    cells of side ``ceil(sqrt(th[-1]))`` (every pair within the largest threshold is among them), with the kernel's
+    float64 squared distances and thresholds (exact below 2^53; beyond, the same rounding) and under the kernel's
+    conditions: None (the caller's kernel search) where it would return None, a grid of more than ``4 N + 16``
+    cells or more than ``_MAX_CELL_WORK`` pairs per point. The cells are keys in a sorted array."""
     n, t = pts.shape[0], th.shape[0]
     side = math.isqrt(int(th[-1]))
     side = max(1, side if side * side >= int(th[-1]) else side + 1)
-    cx = (pts[:, 0] - pts[:, 0].min()) // side + 1
-    cy = (pts[:, 1] - pts[:, 1].min()) // side + 1
+    lo = pts.min(axis=0)
+    span = pts.max(axis=0) - lo + 1
+    if int((span[0] + side - 1) // side) * int((span[1] + side - 1) // side) > 4 * n + 16:
+        return None
+    cx = (pts[:, 0] - lo[0]) // side + 1
+    cy = (pts[:, 1] - lo[1]) // side + 1
     gx = int(cx.max()) + 2
+    xs, ys, thf = pts[:, 0].astype(np.float64), pts[:, 1].astype(np.float64), th.astype(np.float64)
     key = cy * gx + cx
     order = np.argsort(key, kind="stable")
     skey = key[order]
@@ -402,8 +408,8 @@ def _tiers_by_counting_np(pts: np.ndarray, k: int, th: np.ndarray) -> np.ndarray
                 continue
             i = np.repeat(np.arange(n), cnt)
             j = order[np.arange(total) - np.repeat(np.cumsum(cnt) - cnt - lo, cnt)]
-            d = ((pts[j] - pts[i]) ** 2).sum(axis=1)
-            t0 = np.searchsorted(th, d, side="left")  # d <= th[s] exactly for s >= t0
+            dx, dy = xs[j] - xs[i], ys[j] - ys[i]
+            t0 = np.searchsorted(thf, dx * dx + dy * dy, side="left")  # d <= th[s] for s >= t0, as the kernel
             keep = (j != i) & (t0 < t)
             counts += np.bincount(i[keep] * t + t0[keep], minlength=n * t)
     within = np.cumsum(counts.reshape(n, t), axis=1)  # other points with d^2 <= th[s]
