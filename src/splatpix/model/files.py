@@ -116,21 +116,19 @@ def load_model(path: PathLike, max_bytes: int = MAX_MODEL_BYTES) -> Gaussians:
     """Load a model saved by :func:`save_model`, validating everything; ``meta`` holds its metadata."""
     from .gaussians import Gaussians
 
-    r = _reader(path, max_bytes)
-    meta, t = r.load(lambda m: _validate_meta(r, m))
-    try:
-        return Gaussians(t["means"], t["cov_params"], t["colours"], meta["param"], (meta["height"], meta["width"]),
-                         meta=meta)
-    except ValueError as e:
-        raise r.bad(str(e)) from e
+    return _load(path, max_bytes, Gaussians, numpy=False)
 
 
 def load_arrays(path: PathLike, max_bytes: int = MAX_MODEL_BYTES) -> GaussianArrays:
     """:func:`load_model` as numpy :class:`~splatpix.model.arrays.GaussianArrays` (the same checks; no torch)."""
+    return _load(path, max_bytes, GaussianArrays, numpy=True)
+
+
+def _load(path: PathLike, max_bytes: int, model: type, *, numpy: bool) -> Any:
     r = _reader(path, max_bytes)
-    meta, a = r.load_arrays(lambda m: _validate_meta(r, m))
+    meta, t = (r.load_arrays if numpy else r.load)(lambda m: _validate_meta(r, m))
     try:
-        return GaussianArrays(a["means"], a["cov_params"], a["colours"], meta["param"], (meta["height"], meta["width"]),
-                              meta=meta)
+        return model(t["means"], t["cov_params"], t["colours"], meta["param"], (meta["height"], meta["width"]),
+                     meta=meta)
     except ValueError as e:
         raise r.bad(str(e)) from e

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..jit import use_kernels
 from ..model.arrays import as_arrays, conic_from_covariance, project
-from . import vectorised
+from . import output_size, vectorised
 
 __all__ = ["render_array"]
 
@@ -24,15 +24,7 @@ def render_array(g: Any, height: int | None = None, width: int | None = None, *,
     (:func:`splatpix.jit.use_kernels`) picks the numba kernels or the numpy forward (:mod:`.vectorised`)."""
 
     g = as_arrays(g)
-    h0, w0 = g.size
-    if scale is not None:
-        if height is not None or width is not None:
-            raise ValueError("give either scale or height/width, not both")
-        if not scale > 0:
-            raise ValueError(f"scale must be positive, got {scale}")
-        height, width = max(1, round(h0 * scale)), max(1, round(w0 * scale))
-    height = h0 if height is None else int(height)
-    width = w0 if width is None else int(width)
+    height, width = output_size(g.size, height, width, scale)
     if height <= 0 or width <= 0:
         raise ValueError(f"output size must be positive, got {height}x{width}")
     means_px, cov_px = project(g, height, width, window)

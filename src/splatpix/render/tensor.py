@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from ..model.gaussians import Gaussians, conic_from_covariance, project
-from . import BACKENDS
+from . import BACKENDS, output_size
 from .reference import rasterize_reference
 
 __all__ = ["BACKENDS", "rasterize", "render"]
@@ -101,15 +101,7 @@ def render(
     ``window = (u0, v0, u1, v1)`` renders only that normalised region (a crop) onto the output grid.
     ``clamp`` clips the output to ``[0, 1]``. Differentiable w.r.t. the model's tensors.
     """
-    h0, w0 = g.size
-    if scale is not None:
-        if height is not None or width is not None:
-            raise ValueError("give either scale or height/width, not both")
-        if not scale > 0:
-            raise ValueError(f"scale must be positive, got {scale}")
-        height, width = max(1, round(h0 * scale)), max(1, round(w0 * scale))
-    height = h0 if height is None else int(height)
-    width = w0 if width is None else int(width)
+    height, width = output_size(g.size, height, width, scale)
     means_px, cov_px = project(g, height, width, window)
     conic, _ = conic_from_covariance(cov_px)
     out = rasterize(means_px, conic, g.colours, height, width, backend=backend)
