@@ -471,3 +471,16 @@ def test_streamed_png_leaves_nothing_when_incomplete_or_broken(tmp_path):
     with pytest.raises(SplatpixError, match="non-finite"), PngStreamWriter(tmp_path / "t.png", 4, 4, 3) as w:
         w.write(torch.full((3, 4, 4), float("nan")))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_webp_output_is_lossless(tmp_path: Path, channels: int) -> None:
+    """``.webp`` outputs (every command that writes an image) keep the 8-bit pixels exactly."""
+    img = torch.rand(channels, 9, 13)
+    save_image(img, tmp_path / "x.webp")
+    back = load_image(tmp_path / "x.webp")
+    want = torch.round(img * 255) / 255
+    assert back.shape[0] == (3 if channels == 1 else channels)
+    assert torch.equal(back, want.expand(back.shape[0], -1, -1) if channels == 1 else want)
+    with pytest.raises(SplatpixError, match="8 bits"):
+        save_image(img, tmp_path / "y.webp", bits=16)

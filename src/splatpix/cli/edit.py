@@ -133,7 +133,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     check_outputs([args.output, args.save_model], _input_files(args))
     if not math.isfinite(args.time):
         raise SplatpixError(f"--time must be a finite number of seconds, got {args.time}")
-    if args.save_model and os.path.splitext(args.save_model)[1].lower() in (".png", ".jpg", ".jpeg"):
+    if args.save_model and os.path.splitext(args.save_model)[1].lower() in (".png", ".jpg", ".jpeg", ".webp"):
         raise SplatpixError(f"{args.save_model}: --save-model writes a model file (.safetensors), not an image")
     spec = _cli_spec(args)
     _apply_overrides(spec, args)

@@ -41,7 +41,7 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Non-palette colour types: 0 gray, 2 RGB, 4 gray + alpha, 6 RGBA.
 _PNG_COLOUR_TYPES = (0, 2, 4, 6)
 _SAMPLE_IMAGE = "kodim23_384x256.png"
-_OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+_OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -216,15 +216,16 @@ def save_image(img: Tensor | np.ndarray, path: PathLike, bits: int = 8, *, quali
     """Write a ``(C, H, W)`` image in ``[0, 1]`` (clamped; ``C`` in ``{1, 3, 4}``; a torch tensor or a numpy array)
     atomically.
 
-    The format follows the extension: ``.png`` (8 or 16 bits per channel) or ``.jpg``/``.jpeg`` (8 bits,
-    no alpha; ``quality`` 1-100, 4:4:4 chroma). Values are rounded to the nearest integer level.
+    The format follows the extension: ``.png`` (8 or 16 bits per channel), ``.jpg``/``.jpeg`` (8 bits,
+    no alpha; ``quality`` 1-100, 4:4:4 chroma) or ``.webp`` (8 bits, lossless: the pixels as they are; grey is
+    stored as RGB). Values are rounded to the nearest integer level.
     """
     name = os.fspath(path)
     ext = os.path.splitext(name)[1].lower()
     fmt = _OUTPUT_FORMATS.get(ext)
     if fmt is None:
         shown = repr(ext) if ext else "(no extension)"
-        raise SplatpixError(f"{name}: unsupported output format {shown}; use .png, .jpg or .jpeg")
+        raise SplatpixError(f"{name}: unsupported output format {shown}; use .png, .jpg, .jpeg or .webp")
     if bits not in (8, 16):
         raise SplatpixError(f"{name}: unsupported bit depth {bits} (use 8 or 16)")
     x = _float64(img)
@@ -241,12 +242,17 @@ def save_image(img: Tensor | np.ndarray, path: PathLike, bits: int = 8, *, quali
             raise SplatpixError(f"{name}: JPEG cannot store an alpha channel; use .png for RGBA images")
         if not 1 <= int(quality) <= 100:
             raise SplatpixError(f"{name}: JPEG quality must be in 1..100, got {quality}")
+    if fmt == "WEBP" and bits != 8:
+        raise SplatpixError(f"{name}: WebP supports only 8 bits per channel; use .png for 16 bits")
     q = _quantised(name, x, bits)
     if bits == 16:
         atomic_write_bytes(name, imagecodecs.png_encode(q[:, :, 0] if c == 1 else q))
         return
     pil = Image.fromarray(q[:, :, 0] if c == 1 else q)  # uint8: L, RGB or RGBA
     options: dict[str, Any] = {"quality": int(quality), "subsampling": 0} if fmt == "JPEG" else {}
+    if fmt == "WEBP":
+        pil = pil.convert("RGB") if c == 1 else pil
+        options = {"lossless": True, "quality": 100, "method": 4}
     with atomic_write(name, "wb") as f:
         pil.save(f, format=fmt, **options)
 
