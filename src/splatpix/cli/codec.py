@@ -12,6 +12,7 @@ from ..errors import SplatpixError
 from .common import (
     add_budget,
     add_common,
+    add_ellipses,
     add_engine,
     check_pairs,
     diverged,
@@ -22,6 +23,7 @@ from .common import (
     size,
     start_engine,
     window,
+    write_ellipses,
     write_json,
     write_render,
 )
@@ -121,7 +123,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
     def band(h: int, w: int, win: Any) -> Any:
         return render_array(g, h, w, window=win, clamp=True)
 
-    write_render(band, g.channels, height, width, args.crop, args.output, 8, args)
+    if args.ellipses:
+        write_ellipses(band, g, height, width, args.crop, args.output, args.ellipses, args, getattr(q, "tiers", None))
+    else:
+        write_render(band, g.channels, height, width, args.crop, args.output, 8, args)
     print(f"{args.input}: decoded {width}x{height} in {1e3 * (time.perf_counter() - t0):.1f} ms ({engine()}) -> "
           f"{args.output}")
     return 0
@@ -156,6 +161,7 @@ def add_parsers(sub: Any) -> None:
     g.add_argument("--scale", type=positive_float)
     g.add_argument("--size", type=size, help="WxH, or W or xH (the other side keeps the aspect ratio)")
     p.add_argument("--crop", type=window, help="normalised window u0,v0,u1,v1 to decode (default: the whole image)")
+    add_ellipses(p, tier=True)
     add_engine(p)
     add_common(p)
     add_budget(p)

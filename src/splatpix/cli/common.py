@@ -256,6 +256,39 @@ def add_engine(p: argparse.ArgumentParser) -> None:
                    "large (default %(default)s)")
 
 
+def add_ellipses(p: argparse.ArgumentParser, *, tier: bool = False) -> None:
+    choices = ("size", "tier", "white") if tier else ("size", "white")
+    p.add_argument("--ellipses", nargs="?", const="size", choices=choices, default=None,
+                   help="draw each Gaussian's 1-sigma ellipse over the image, coloured by size (the default; blue "
+                   "small, red large)" + (", by sga covariance tier" if tier else "") + " or white")
+
+
+def write_ellipses(render_window: Any, g: Any, height: int, width: int, window: Any, out_path: str,
+                   colouring: str, args: argparse.Namespace, tiers: Any = None) -> None:
+    """The render with the Gaussians' 1-sigma ellipses over it (:mod:`splatpix.render.overlay`), as one frame (the
+    memory budget applies), 8-bit RGB."""
+    import numpy as np
+
+    from ..io import save_image
+    from ..render.bands import BYTES_PER_SAMPLE
+    from ..render.overlay import draw_ellipses, ellipse_colours
+
+    budget = getattr(args, "max_memory", None) or (2 << 30)
+    if height * width * 4 * BYTES_PER_SAMPLE > budget:
+        raise SplatpixError(f"{out_path}: a {width}x{height} render with ellipses needs about "
+                            f"{human_bytes(height * width * 4 * BYTES_PER_SAMPLE)}, over the memory budget of "
+                            f"{human_bytes(budget)} (--max-memory)")
+    img = np.asarray(render_window(height, width, window), dtype=np.float64)
+    rgb = img[:3] if img.shape[0] >= 3 else np.repeat(img[:1], 3, axis=0)
+    rgb8 = np.round(np.clip(np.nan_to_num(rgb), 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
+    try:
+        colours = ellipse_colours(g, colouring, tiers)
+    except ValueError as e:
+        raise SplatpixError(str(e)) from None
+    out = draw_ellipses(rgb8, g, colours, window)
+    save_image(out.transpose(2, 0, 1).astype(np.float64) / 255.0, out_path)
+
+
 def check_pairs(pairs: float, args: argparse.Namespace, source: str) -> None:
     """Refuse a render whose estimated pairs exceed ``--max-pairs``."""
     budget = getattr(args, "max_pairs", None) or DEFAULT_MAX_PAIRS

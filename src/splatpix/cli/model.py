@@ -15,6 +15,7 @@ from ..presets import DEMO_FIT, FIT_COMMAND, GAINER_PRESETS
 from .common import (
     add_budget,
     add_common,
+    add_ellipses,
     check_pairs,
     option,
     output_size,
@@ -24,6 +25,7 @@ from .common import (
     size,
     start_engine,
     window,
+    write_ellipses,
     write_json,
     write_render,
 )
@@ -275,6 +277,8 @@ def render_to(model_path: str, out_path: str, args: argparse.Namespace) -> tuple
 
     check_not_input(out_path, model_path)
     if _model_format(model_path) == _GAINER_FORMAT:
+        if getattr(args, "ellipses", None):
+            raise SplatpixError(f"{model_path}: --ellipses draws Gaussian models and .spix files, not GaINeR fields")
         return _render_gainer_to(model_path, out_path, args)
     g = load_arrays(model_path)
     height, width = output_size(*g.size, args)
@@ -289,7 +293,10 @@ def render_to(model_path: str, out_path: str, args: argparse.Namespace) -> tuple
 
     args.warm_seconds = _warm(band, args.crop)
     timed, spent = _timed(band)
-    write_render(timed, g.channels, height, width, args.crop, out_path, getattr(args, "bits", 8), args)
+    if getattr(args, "ellipses", None):
+        write_ellipses(timed, g, height, width, args.crop, out_path, args.ellipses, args)
+    else:
+        write_render(timed, g.channels, height, width, args.crop, out_path, getattr(args, "bits", 8), args)
     return spent[0], (height, width)
 
 
@@ -438,13 +445,14 @@ def add_parsers(sub: Any) -> None:
 
     p = sub.add_parser("render", help="render a model to an image, at any size or crop")
     p.add_argument("model", help="model file (.safetensors; Gaussian or GaINeR)")
-    p.add_argument("-o", "--output", required=True, help="image to write (.png, .jpg)")
+    p.add_argument("-o", "--output", required=True, help="image to write (.png, .jpg, .webp)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--scale", type=positive_float, help="scale factor relative to the model's native size")
     g.add_argument("--size", type=size, help="output size WxH in pixels, or W or xH (the other side keeps the "
                    "aspect ratio of the region shown)")
     p.add_argument("--crop", type=window, help="normalised window u0,v0,u1,v1 to render (default: whole image)")
     p.add_argument("--bits", type=int, choices=(8, 16), default=8, help="bits per channel of a PNG output")
+    add_ellipses(p)
     add_common(p)
     add_budget(p, gaussians=False)
     p.set_defaults(func=cmd_render)
