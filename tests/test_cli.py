@@ -207,3 +207,29 @@ def test_size_with_one_side_keeps_the_aspect_ratio_and_decode_crops(tmp_path, ca
             run_cli(capsys, *bad, "-o", out)
         assert e.value.code != 0
         one_error_line(capsys.readouterr().err)
+
+
+def test_compare_pictures_of_fit_encode_and_decode(tmp_path, image, capsys):
+    """``--compare``: original | result | error map side by side with captions (encode: JPEG and WebP at the same
+    bytes too, their numbers in the report); decode needs ``--reference``; never over an input."""
+    h, w = load_image(image).shape[1:]
+    cmp_fit, cmp_enc, cmp_dec = (tmp_path / f"{k}.png" for k in ("fit", "enc", "dec"))
+    assert run_cli(capsys, "fit", image, "-n", 60, "--steps", 30, "-o", tmp_path / "m.safetensors", "--quiet",
+                   "--compare", cmp_fit)[0] == 0
+    with Image.open(cmp_fit) as im:
+        assert im.size[0] == 3 * w + 2 * 4 and im.size[1] > h
+    spix, report = tmp_path / "x.spix", tmp_path / "r.json"
+    assert run_cli(capsys, "encode", image, "-o", spix, "-n", 60, "--steps", 30, "--qat-steps", 10, "--quiet",
+                   "--compare", cmp_enc, "--report", report)[0] == 0
+    rep = json.loads(report.read_text())
+    assert [c["codec"] for c in rep["compare"]] == ["jpeg", "webp"] and all(c["psnr"] > 0 for c in rep["compare"])
+    with Image.open(cmp_enc) as im:
+        assert im.size[0] == 5 * w + 4 * 4
+    assert run_cli(capsys, "decode", spix, "-o", tmp_path / "d.png", "--compare", cmp_dec, "--reference", image)[0] == 0
+    with Image.open(cmp_dec) as im:
+        assert im.size[0] == 3 * w + 2 * 4
+    code, _, err = run_cli(capsys, "decode", spix, "-o", tmp_path / "d2.png", "--compare", tmp_path / "c.png")
+    assert code == 2 and "--reference" in one_error_line(err)
+    code, _, err = run_cli(capsys, "fit", image, "-n", 60, "--steps", 5, "-o", tmp_path / "m2.safetensors", "--quiet",
+                           "--compare", image)
+    assert code == 2 and one_error_line(err)

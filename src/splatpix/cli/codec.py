@@ -12,8 +12,10 @@ from ..errors import SplatpixError
 from .common import (
     add_budget,
     add_common,
+    add_compare,
     add_ellipses,
     add_engine,
+    check_outputs,
     check_pairs,
     diverged,
     output_size,
@@ -23,6 +25,7 @@ from .common import (
     size,
     start_engine,
     window,
+    write_compare,
     write_ellipses,
     write_json,
     write_render,
@@ -61,7 +64,7 @@ def _encode(args: argparse.Namespace):
 
 def cmd_encode(args: argparse.Namespace) -> int:
     from ..codec.api import EncodeDiverged
-    from ..io import atomic_write_bytes, check_not_input
+    from ..io import atomic_write_bytes
 
     if (args.gaussians is None) == (args.bpp is None):
         raise SplatpixError("give exactly one of --gaussians N or --bpp B")
@@ -69,7 +72,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
         raise SplatpixError(f"--gaussians must be positive, got {args.gaussians}")
     if args.bpp is not None and not args.bpp > 0:
         raise SplatpixError(f"--bpp must be positive, got {args.bpp}")
-    check_not_input(args.output, args.image)
+    check_outputs([args.output, args.compare], [args.image])
     report_path_ok(args.report, args.image)
     t0 = time.perf_counter()
     failure: EncodeDiverged | None = None
@@ -82,6 +85,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
                   preset=args.preset, total_seconds=time.perf_counter() - t0)
     if os.path.getsize(args.output) != report["bytes"]:
         raise SplatpixError(f"{args.output}: written size differs from the encoded size")
+    if args.compare:
+        _encode_compare(args, res.data, report)
     if args.report:
         write_json(args.report, report)
     if failure is not None:
@@ -97,17 +102,34 @@ def cmd_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _encode_compare(args: argparse.Namespace, data: bytes, report: dict[str, Any]) -> None:
+    """``encode --compare``: the original, the decoded file, its error map, JPEG and WebP at the same bytes; their
+    numbers go into the report (``compare``)."""
+    from ..codec.decoding import decode_bytes_arrays
+    from ..eval.compare import classical_at_bytes
+    from ..io import load_image
+    from ..render.arrays import render_array
+
+    image = load_image(args.image, max_pixels=args.max_pixels)
+    decoded = render_array(decode_bytes_arrays(data), clamp=True)
+    classical = classical_at_bytes(image, len(data)) if image.shape[0] == 3 else []
+    report["compare"] = [{k: c[k] for k in ("codec", "bytes", "bpp", "psnr")} for c in classical]
+    write_compare(args.compare, image, decoded, f"splatpix {args.method}: {report['psnr']:.2f} dB, "
+                  f"{report['bpp']:.3f} bpp", classical)
+
+
 def cmd_decode(args: argparse.Namespace) -> int:
     """Decode with numpy (and the numba kernels for a large render): no torch (docs/architecture.md, "The decode
     path")."""
     from ..codec.bitstream import read_spix_file
     from ..codec.decoding import dequantize_arrays, unpack
-    from ..io import check_not_input
     from ..jit import engine
     from ..render.arrays import render_array
     from ..render.bands import estimated_pairs
 
-    check_not_input(args.output, args.input)
+    check_outputs([args.output, args.compare], [args.input, args.reference])
+    if bool(args.compare) != bool(args.reference):
+        raise SplatpixError("decode --compare needs --reference IMAGE (the original), and --reference needs --compare")
     t0 = time.perf_counter()
     start_engine(args.engine)
     limits = {"max_pixels": args.max_pixels, "max_gaussians": args.max_gaussians}
@@ -129,6 +151,19 @@ def cmd_decode(args: argparse.Namespace) -> int:
         write_render(band, g.channels, height, width, args.crop, args.output, 8, args)
     print(f"{args.input}: decoded {width}x{height} in {1e3 * (time.perf_counter() - t0):.1f} ms ({engine()}) -> "
           f"{args.output}")
+    if args.compare:  # loading and scoring the reference imports torch (the decode itself does not)
+        import torch
+
+        from ..io import load_image
+        from ..metrics import psnr
+
+        ref = load_image(args.reference, max_pixels=args.max_pixels)
+        if tuple(ref.shape[1:]) != tuple(g.size) or ref.shape[0] != g.channels:
+            raise SplatpixError(f"{args.reference}: {ref.shape[2]}x{ref.shape[1]}, {ref.shape[0]} channels; the file "
+                                f"holds a {g.size[1]}x{g.size[0]} image of {g.channels} channels")
+        out = render_array(g, clamp=True)
+        write_compare(args.compare, ref, out, f"decoded: {psnr(torch.from_numpy(out), ref):.2f} dB, "
+                      f"{8 * len(data) / (g.size[0] * g.size[1]):.3f} bpp")
     return 0
 
 
@@ -151,6 +186,7 @@ def add_parsers(sub: Any) -> None:
     add_codec_options(p)
     add_fit_options(p, codec=True)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_compare(p, classical=True)
     add_common(p)
     p.set_defaults(func=cmd_encode)
 
@@ -162,6 +198,7 @@ def add_parsers(sub: Any) -> None:
     g.add_argument("--size", type=size, help="WxH, or W or xH (the other side keeps the aspect ratio)")
     p.add_argument("--crop", type=window, help="normalised window u0,v0,u1,v1 to decode (default: the whole image)")
     add_ellipses(p, tier=True)
+    add_compare(p, reference=True)
     add_engine(p)
     add_common(p)
     add_budget(p)

@@ -289,6 +289,33 @@ def write_ellipses(render_window: Any, g: Any, height: int, width: int, window: 
     save_image(out.transpose(2, 0, 1).astype(np.float64) / 255.0, out_path)
 
 
+def add_compare(p: argparse.ArgumentParser, *, reference: bool = False, classical: bool = False) -> None:
+    what = "the original | the result | its error map" + (" | JPEG and WebP at the same bytes" if classical else "")
+    p.add_argument("--compare", metavar="OUT.png", help=f"also write a comparison picture: {what}")
+    if reference:
+        p.add_argument("--reference", metavar="IMAGE", help="the original image, for --compare")
+
+
+def write_compare(path: str, original: Any, result: Any, caption: str,
+                  classical: list[dict[str, Any]] | None = None) -> None:
+    """The comparison picture of ``--compare`` (:mod:`splatpix.eval.compare`): original, result (``caption``), error
+    map, then each of ``classical`` (:func:`~splatpix.eval.compare.classical_at_bytes`)."""
+    import numpy as np
+
+    from ..eval.compare import ERROR_GAIN, compare_image, error_map, to_rgb8
+    from ..io import save_image
+
+    ref, res = to_rgb8(original), to_rgb8(result)
+    if ref.shape != res.shape:
+        raise SplatpixError(f"--compare: the result is {res.shape[1]}x{res.shape[0]}, the original "
+                            f"{ref.shape[1]}x{ref.shape[0]}: compare at the native size")
+    panels = [(f"original {ref.shape[1]}x{ref.shape[0]}", ref), (caption, res),
+              (f"|error| x{ERROR_GAIN:g}", error_map(res, ref))]
+    for c in classical or []:
+        panels.append((f"{c['codec'].upper()}: {c['psnr']:.2f} dB, {c['bpp']:.3f} bpp", c["image"]))
+    save_image(compare_image(panels).transpose(2, 0, 1).astype(np.float64) / 255.0, path)
+
+
 def check_pairs(pairs: float, args: argparse.Namespace, source: str) -> None:
     """Refuse a render whose estimated pairs exceed ``--max-pairs``."""
     budget = getattr(args, "max_pairs", None) or DEFAULT_MAX_PAIRS

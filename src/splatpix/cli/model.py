@@ -15,7 +15,9 @@ from ..presets import DEMO_FIT, FIT_COMMAND, GAINER_PRESETS
 from .common import (
     add_budget,
     add_common,
+    add_compare,
     add_ellipses,
+    check_outputs,
     check_pairs,
     option,
     output_size,
@@ -25,6 +27,7 @@ from .common import (
     size,
     start_engine,
     window,
+    write_compare,
     write_ellipses,
     write_json,
     write_render,
@@ -72,11 +75,10 @@ def _finish_fit(report: dict, report_path: str | None, diverged: bool, message: 
 def run_fit(image_path: str, model_path: str, args: argparse.Namespace, report_path: str | None) -> dict:
     """Load, fit, save; returns the report. Raises SplatpixError (exit code attached) on failure."""
     from ..io import load_image
-    from ..io.files import check_not_input
     from ..model.files import save_model
     from ..train.loop import FitInterrupted, fit
 
-    check_not_input(model_path, image_path)
+    check_outputs([model_path, getattr(args, "compare", None)], [image_path])
     report_path_ok(report_path, image_path)
     cfg = fit_config(args)
     image = load_image(image_path, max_pixels=args.max_pixels)
@@ -91,6 +93,11 @@ def run_fit(image_path: str, model_path: str, args: argparse.Namespace, report_p
         report["interrupted"] = True
     save_model(res.gaussians, model_path, extra={"fit": {k: report[k] for k in (
         "psnr", "ms_ssim", "seconds", "steps", "n_gaussians", "diverged")}, "source": Path(image_path).name})
+    if getattr(args, "compare", None):
+        from ..render.arrays import render_array
+
+        write_compare(args.compare, image, render_array(res.gaussians, clamp=True),
+                      f"{cfg.n_gaussians} Gaussians: {res.psnr:.2f} dB")
     if interrupted is not None:
         if report_path:
             write_json(report_path, report)
@@ -179,7 +186,7 @@ def run_fit_gainer(image_path: str, model_path: str, args: argparse.Namespace, r
     from ..io import load_image
     from ..io.files import check_not_input
 
-    check_not_input(model_path, image_path)
+    check_outputs([model_path, getattr(args, "compare", None)], [image_path])
     if report_path:
         check_not_input(report_path, image_path, model_path)
     if args.ply:
@@ -200,6 +207,8 @@ def run_fit_gainer(image_path: str, model_path: str, args: argparse.Namespace, r
         "preset": report["preset"],
         "source": Path(image_path).name})
     report["model_bytes"] = os.path.getsize(model_path)
+    if getattr(args, "compare", None):
+        write_compare(args.compare, image, field.render(*field.size).clamp(0, 1), f"GaINeR: {report['psnr']:.2f} dB")
     if args.ply:
         export_ply(field, args.ply)
     return _finish_fit(report, report_path, res.diverged, res.message, model_path)
@@ -422,6 +431,7 @@ def add_parsers(sub: Any) -> None:
     _add_size_options(p, FIT_COMMAND["n_gaussians"], FIT_COMMAND["steps"])
     add_fit_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_compare(p)
     add_common(p)
     g = p.add_argument_group("GaINeR (--model gainer)")
     g.add_argument("--preset", choices=tuple(GAINER_PRESETS), default=None,

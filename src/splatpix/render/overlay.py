@@ -17,7 +17,7 @@ import numpy as np
 
 from ..model.arrays import as_arrays, covariance_from_params, project
 
-__all__ = ["COLOURINGS", "VERTICES", "draw_ellipses", "ellipse_colours"]
+__all__ = ["COLOURINGS", "VERTICES", "colour_ramp", "draw_ellipses", "ellipse_colours"]
 
 VERTICES = 24
 COLOURINGS = ("size", "tier", "white")
@@ -25,7 +25,7 @@ COLOURINGS = ("size", "tier", "white")
 _RAMP = np.array([[40, 90, 255], [0, 210, 255], [60, 230, 80], [255, 220, 0], [255, 40, 30]], dtype=np.float64)
 
 
-def _ramp(t: np.ndarray) -> np.ndarray:
+def colour_ramp(t: np.ndarray) -> np.ndarray:
     """``(N, 3)`` uint8 colours of ``t`` in ``[0, 1]`` along :data:`_RAMP`."""
     x = np.clip(t, 0.0, 1.0) * (len(_RAMP) - 1)
     i = np.minimum(x.astype(np.int64), len(_RAMP) - 2)
@@ -43,7 +43,7 @@ def ellipse_colours(g: Any, by: str, tiers: np.ndarray | None = None) -> np.ndar
         if tiers is None:
             raise ValueError("colouring by tier needs the tiers (a .spix file of method sga)")
         top = max(int(tiers.max()) if tiers.size else 0, 1)
-        return _ramp(np.asarray(tiers, dtype=np.float64) / top)
+        return colour_ramp(np.asarray(tiers, dtype=np.float64) / top)
     if by != "size":
         raise ValueError(f"unknown colouring {by!r}; use one of {', '.join(COLOURINGS)}")
     cov = covariance_from_params(g.cov_params, g.param).astype(np.float64)
@@ -51,9 +51,9 @@ def ellipse_colours(g: Any, by: str, tiers: np.ndarray | None = None) -> np.ndar
         area = np.log(np.sqrt(np.maximum(cov[:, 0] * cov[:, 2] - cov[:, 1] ** 2, 1e-12)))
     finite = np.isfinite(area)
     if not finite.any():
-        return _ramp(np.zeros(g.n))
+        return colour_ramp(np.zeros(g.n))
     lo, hi = np.percentile(area[finite], [2, 98])
-    return _ramp(np.where(finite, (area - lo) / max(hi - lo, 1e-9), 0.0))
+    return colour_ramp(np.where(finite, (area - lo) / max(hi - lo, 1e-9), 0.0))
 
 
 def draw_ellipses(image: np.ndarray, g: Any, colours: np.ndarray,
