@@ -233,3 +233,24 @@ def test_compare_pictures_of_fit_encode_and_decode(tmp_path, image, capsys):
     code, _, err = run_cli(capsys, "fit", image, "-n", 60, "--steps", 5, "-o", tmp_path / "m2.safetensors", "--quiet",
                            "--compare", image)
     assert code == 2 and one_error_line(err)
+
+
+def test_fit_ply_export_of_a_gaussian_model(tmp_path, image, capsys):
+    """``fit --ply`` (both model kinds): coloured points in pixels with y up, and each Gaussian's 1-sigma semi-axes
+    and rotation (checked against the model's covariance)."""
+    model, ply = tmp_path / "m.safetensors", tmp_path / "m.ply"
+    assert run_cli(capsys, "fit", image, "-n", 30, "--steps", 10, "-o", model, "--ply", ply, "--quiet")[0] == 0
+    g = load_model(model)
+    lines = ply.read_text().splitlines()
+    assert "property uchar red" in lines and "property float rotation" in lines
+    rows = np.array([[float(v) for v in line.split()] for line in lines[lines.index("end_header") + 1:]])
+    h, w = g.size
+    assert rows.shape == (30, 9)
+    assert np.allclose(rows[:, 0], g.means[:, 0].numpy() * w, atol=1e-3)
+    assert np.allclose(rows[:, 1], h - g.means[:, 1].numpy() * h, atol=1e-3)
+    cov = g.covariance_native().numpy().astype(np.float64)
+    for (s0, s1, t), c in zip(rows[:, 6:9], cov, strict=True):
+        rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+        up = rot @ np.diag([s0 * s0, s1 * s1]) @ rot.T  # y up
+        assert np.allclose([up[0, 0], -up[0, 1], up[1, 1]], c, rtol=1e-3, atol=1e-3)
+    assert np.array_equal(rows[:, 3:6], np.round(np.clip(g.colours.numpy()[:, :3], 0, 1) * 255))

@@ -57,6 +57,11 @@ def test_fit_writes_model_report_and_ply(fitted):
     lines = fitted["ply"].read_text().splitlines()
     assert lines[0] == "ply" and f"element vertex {N}" in lines
     assert len(lines) == lines.index("end_header") + 1 + N
+    rows = np.array([[float(v) for v in line.split()] for line in lines[lines.index("end_header") + 1:]])
+    means = m.means.detach().numpy().astype(np.float64)
+    assert np.allclose(rows[:, 0], means[:, 0] * W, atol=1e-4) and np.allclose(rows[:, 1], H - means[:, 1] * H,
+                                                                                 atol=1e-4)  # pixels, y up
+    assert (rows[:, 3:6] >= 0).all() and (rows[:, 3:6] <= 255).all() and (rows[:, 6] >= rows[:, 7]).all()
 
 
 def test_render_native_scaled_and_crop(fitted, capsys):
@@ -151,7 +156,7 @@ def test_corrupted_gainer_model(fitted, tmp_path, capsys, kind, command):
     (["fit", "{image}", "--model", "gainer", "-o", "{tmp}/m.safetensors", "--ply", "{image}"], "overwrite"),
     (["fit", "{image}", "--model", "gainer", "--max-pixels", "100", "-o", "{tmp}/m.safetensors"], "pixel"),
     (["fit", "{image}", "--k", "4", "-o", "{tmp}/m.safetensors"], "--k"),
-    (["fit", "{image}", "--ply", "{tmp}/m.ply", "-o", "{tmp}/m.safetensors"], "--ply"),
+    (["fit", "{image}", "--ply", "{image}", "-o", "{tmp}/m.safetensors"], "overwrite"),
     (["render", "{model}", "-o", "{model}"], "overwrite"),
     (["render", "{model}", "-o", "{tmp}/out.png", "--scale", "1000"], "pixel limit"),
 ])

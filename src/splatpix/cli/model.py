@@ -78,7 +78,7 @@ def run_fit(image_path: str, model_path: str, args: argparse.Namespace, report_p
     from ..model.files import save_model
     from ..train.loop import FitInterrupted, fit
 
-    check_outputs([model_path, getattr(args, "compare", None)], [image_path])
+    check_outputs([model_path, getattr(args, "compare", None), getattr(args, "ply", None)], [image_path])
     report_path_ok(report_path, image_path)
     cfg = fit_config(args)
     image = load_image(image_path, max_pixels=args.max_pixels)
@@ -93,6 +93,10 @@ def run_fit(image_path: str, model_path: str, args: argparse.Namespace, report_p
         report["interrupted"] = True
     save_model(res.gaussians, model_path, extra={"fit": {k: report[k] for k in (
         "psnr", "ms_ssim", "seconds", "steps", "n_gaussians", "diverged")}, "source": Path(image_path).name})
+    if getattr(args, "ply", None):
+        from ..gainer.io import export_ply
+
+        export_ply(res.gaussians, args.ply)
     if getattr(args, "compare", None):
         from ..render.arrays import render_array
 
@@ -107,7 +111,7 @@ def run_fit(image_path: str, model_path: str, args: argparse.Namespace, report_p
 
 # options of ``fit`` that only one model kind uses (GaINeR-only ones default to None, GaussianImage-only ones to
 # their parser defaults, stored in the namespace as ``gaussianimage_defaults``)
-_GAINER_ONLY = ("preset", "k", "batch", "aggregation", "trainable_means", "ply", "alpha_model", "checkpoint",
+_GAINER_ONLY = ("preset", "k", "batch", "aggregation", "trainable_means", "alpha_model", "checkpoint",
                 "checkpoint_every", "resume")
 _GAINER_MODEL_OPTIONS = ("preset", "gaussians", "k", "batch", "aggregation", "trainable_means", "alpha_model")
 _GAUSSIANIMAGE_ONLY = ("lr", "optimizer", "lr_decay_every", "param", "log_every", "init", "init_scale",
@@ -441,7 +445,8 @@ def add_parsers(sub: Any) -> None:
     g.add_argument("--aggregation", choices=("sum", "mean"), default=None,
                    help="sum (GaINeR's code, the default) or mean (weighted average) of the neighbours' features")
     g.add_argument("--trainable-means", action="store_true", default=None, help="also train the Gaussian means")
-    g.add_argument("--ply", help="also export the means as an ASCII PLY point cloud")
+    p.add_argument("--ply", help="also export the Gaussians as an ASCII PLY point cloud (both model kinds): "
+                   "coloured points in pixels, y up, with 1-sigma scales and rotation")
     g.add_argument("--alpha-model", choices=("head", "separate"), default=None,
                    help="RGBA images: a separate mask model (its own hash grid and MLP on the same Gaussians; "
                         "the default) or alpha as a 4th output of the colour MLP (head: smaller, faster)")

@@ -156,18 +156,56 @@ def load_gainer(path: PathLike, max_bytes: int = MAX_GAINER_BYTES) -> GainerFiel
 # -------------------------------------------------------------------------------------------------- PLY
 
 
-def export_ply(model: GainerField, path: PathLike) -> None:
-    """Write the means as an ASCII PLY point cloud (atomically): one vertex ``x y z`` per Gaussian in index order,
-    ``x = u``, ``y = v`` (normalised image coordinates, ``v`` pointing down) and ``z = 0``; the order is what an
-    edited PLY must keep, since features stay attached to the Gaussian index."""
+def export_ply(model: Any, path: PathLike) -> None:
+    """Write the Gaussians of a GaINeR field or a Gaussian model as an ASCII PLY point cloud (atomically), one vertex
+    per Gaussian in index order (the order an edited PLY must keep: GaINeR's features stay attached to the index):
+
+    * ``x``, ``y``, ``z``: the mean in pixels of the native size, ``x`` to the right and ``y`` **up** (origin at the
+      bottom-left corner, so viewers show the image upright and with its aspect ratio), ``z = 0``;
+    * ``red``, ``green``, ``blue`` (uchar): the Gaussian's colour (a Gaussian model's colour, clipped; a GaINeR field's
+      render at the mean);
+    * ``scale_0 >= scale_1``: the 1-sigma semi-axes in pixels; ``rotation``: the angle of axis 0 from ``+x``,
+      counter-clockwise with ``y`` up, in radians."""
+    import numpy as np
+
+    from ..model.arrays import as_arrays, covariance_from_params
+
     name = os.fspath(path)
-    if not isinstance(model, GainerField):
-        raise SplatpixError(f"{name}: can only export a GainerField, got {type(model).__name__}")
-    means = model.means.detach().to("cpu", torch.float64).numpy()
     h, w = model.size
+    if isinstance(model, GainerField):
+        means = model.means.detach().to("cpu", torch.float64).numpy()
+        with torch.no_grad():
+            l11, l21, l22 = (t.detach().to("cpu", torch.float64) for t in model.cholesky())
+            cov = torch.stack((l11 * l11 * w * w, l11 * l21 * w * h, (l21 * l21 + l22 * l22) * h * h), 1).numpy()
+            img = model.render(h, w).clamp(0, 1).detach().cpu().double().numpy()
+        px = np.clip((means * [w, h]).astype(np.int64), 0, [w - 1, h - 1])
+        rgb = img[:3, px[:, 1], px[:, 0]].T if img.shape[0] >= 3 else np.repeat(img[:1, px[:, 1], px[:, 0]].T, 3, 1)
+        kind = "GaINeR field"
+    elif hasattr(model, "cov_params") and hasattr(model, "colours"):
+        a = as_arrays(model)
+        means = a.means.astype(np.float64)
+        cov = covariance_from_params(a.cov_params.astype(np.float64), a.param)  # native pixels
+        col = np.clip(a.colours.astype(np.float64), 0, 1)
+        rgb = col[:, :3] if col.shape[1] >= 3 else np.repeat(col[:, :1], 3, 1)
+        kind = "Gaussian model"
+    else:
+        raise SplatpixError(f"{name}: can only export a GainerField or a Gaussian model, got {type(model).__name__}")
+    sxx, sxy, syy = cov[:, 0], -cov[:, 1], cov[:, 2]  # y up: the off-diagonal changes sign
+    half_tr, disc = 0.5 * (sxx + syy), np.sqrt((0.5 * (sxx - syy)) ** 2 + sxy * sxy)
+    s0, s1 = np.sqrt(np.maximum(half_tr + disc, 0)), np.sqrt(np.maximum(half_tr - disc, 0))
+    angle = 0.5 * np.arctan2(2 * sxy, sxx - syy)
+    x, y = means[:, 0] * w, h - means[:, 1] * h
+    rgb8 = np.round(np.nan_to_num(rgb) * 255).astype(np.int64)
     with atomic_write(name, "w") as f:
         f.write("ply\nformat ascii 1.0\n")
-        f.write(f"comment splatpix GaINeR means, normalised image coordinates (u, v) of a {w}x{h} image\n")
-        f.write(f"element vertex {means.shape[0]}\nproperty float x\nproperty float y\nproperty float z\n")
+        f.write(f"comment splatpix {kind}: {means.shape[0]} Gaussians of a {w}x{h} image; x right, y up, in pixels "
+                "(origin bottom-left); scale_0/1: 1-sigma semi-axes in pixels; rotation: axis 0 from +x, "
+                "counter-clockwise, radians\n")
+        f.write(f"element vertex {means.shape[0]}\nproperty float x\nproperty float y\nproperty float z\n"
+                "property uchar red\nproperty uchar green\nproperty uchar blue\n"
+                "property float scale_0\nproperty float scale_1\nproperty float rotation\n")
         f.write("end_header\n")
-        f.writelines(f"{float(u):.9g} {float(v):.9g} 0\n" for u, v in means)
+        f.writelines(f"{xi:.9g} {yi:.9g} 0 {r} {g} {b} {a:.6g} {c:.6g} {t:.6g}\n"
+                     for xi, yi, (r, g, b), a, c, t in zip(x.tolist(), y.tolist(), rgb8.tolist(), s0.tolist(),
+                                                          s1.tolist(), np.where(np.isfinite(angle), angle,
+                                                                                0.0).tolist(), strict=True))
