@@ -254,3 +254,18 @@ def test_fit_ply_export_of_a_gaussian_model(tmp_path, image, capsys):
         up = rot @ np.diag([s0 * s0, s1 * s1]) @ rot.T  # y up
         assert np.allclose([up[0, 0], -up[0, 1], up[1, 1]], c, rtol=1e-3, atol=1e-3)
     assert np.array_equal(rows[:, 3:6], np.round(np.clip(g.colours.numpy()[:, :3], 0, 1) * 255))
+
+
+def test_fit_presets(tmp_path, image, capsys):
+    """``fit`` without -n / --steps runs the default preset (balanced) with N from the image size; ``--preset``
+    picks another; a GaINeR preset for the Gaussian fit (or the reverse) is a one-line error."""
+    model, report = tmp_path / "m.safetensors", tmp_path / "r.json"
+    assert run_cli(capsys, "fit", image, "--preset", "fast", "--steps", 20, "-o", model, "--quiet", "--report",
+                   report)[0] == 0
+    rep = json.loads(report.read_text())
+    assert rep["preset"] == "fast" and rep["n_gaussians"] == 100 and rep["config"]["init"] == "structure"
+    assert load_model(model).meta["extra"]["fit"]["preset"] == "fast"
+    for args, needle in ((["--preset", "cpu"], "--model gainer"), (["--preset", "nope"], "balanced"),
+                         (["--model", "gainer", "--preset", "quality"], "Gaussian fit")):
+        code, _, err = run_cli(capsys, "fit", image, "-o", tmp_path / "x.safetensors", "--quiet", *args)
+        assert code == 2 and needle in one_error_line(err), err

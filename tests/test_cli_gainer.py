@@ -195,18 +195,18 @@ def test_gaussianimage_default_is_unchanged(tmp_path, capsys, monkeypatch):
     assert g.n == 40 and g.size == (H, W)
     code, _, err = run_cli(capsys, "render", model, "-o", tmp_path / "x2.png", "--scale", 2)
     assert code == 0 and load_image(tmp_path / "x2.png").shape == (3, 2 * H, 2 * W)
-    # without -n / --steps the GaussianImage defaults still apply
+    # without -n / --steps the Gaussian fit's default preset applies (balanced: one Gaussian per 32 px, 2000 steps)
     seen = {}
 
     def fake_run_fit(image_path, model_path, args, report_path):
-        cfg = cli.fit_config(args)  # what the real _run_fit trains with
+        cfg = cli.fit_config(args, (H, W))  # what the real run_fit trains with
         seen.update(gaussians=cfg.n_gaussians, steps=cfg.steps)
         return {"ms_ssim": None, "n_gaussians": cfg.n_gaussians, "steps": cfg.steps, "seconds": 0.0, "psnr": 0.0}
 
     monkeypatch.setattr(cli, "run_fit", fake_run_fit)
     code, _, err = run_cli(capsys, "fit", image, "-o", tmp_path / "d.safetensors")
     assert code == 0, err
-    assert seen == {"gaussians": 10_000, "steps": 10_000}
+    assert seen == {"gaussians": 100, "steps": 2000}  # 16 x 24 pixels / 32, at the floor of 100
 
 
 def test_fit_checkpoint_and_resume(tmp_path, capsys, monkeypatch):

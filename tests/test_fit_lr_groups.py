@@ -81,10 +81,19 @@ def test_bad_scale(name, value):
 def test_cli_fit_and_sga_defaults():
     args = build_parser().parse_args(["fit", "x.png", "-o", "m.safetensors", "--lr-cov-scale", "4",
                                       "--lr-means-scale", "0.5", "--lr-colour-scale", "2"])
-    c = fit_config(args)
+    c = fit_config(args, (512, 768))
     assert (c.lr_cov_scale, c.lr_means_scale, c.lr_colour_scale) == (4.0, 0.5, 2.0)
-    d = fit_config(build_parser().parse_args(["fit", "x.png", "-o", "m.safetensors"]))
-    assert (d.lr_cov_scale, d.relocate_every) == (1.0, 0)  # plain fit: GaussianImage's single rate, no moves
+    d = fit_config(build_parser().parse_args(["fit", "x.png", "-o", "m.safetensors"]), (512, 768))
+    for k, v in SGA_FIT_DEFAULTS.items():  # plain fit: the balanced preset, the same recipe as sga's fit
+        assert getattr(d, k) == v
+    assert (d.n_gaussians, d.steps, d.optimizer, d.lr, d.lr_decay_every) == (12288, 2000, "adam", 0.01, 1000)
+    g = fit_config(build_parser().parse_args(["fit", "x.png", "-o", "m.safetensors", "--preset",
+                                              "gaussianimage-paper"]), (512, 768))
+    assert (g.init, g.relocate_every, g.lr_cov_scale, g.optimizer, g.n_gaussians, g.steps) == (
+        "random", 0, 1.0, "adan", 70_000, 50_000)  # GaussianImage's own schedule
+    for name, n in (("fast", 6144), ("quality", 32768)):
+        assert fit_config(build_parser().parse_args(["fit", "x.png", "-o", "m", "--preset", name]),
+                          (512, 768)).n_gaussians == n
     e = encode_settings(build_parser().parse_args(["encode", "x.png", "-o", "x.spix", "--method", "sga"]))[0]
     for k, v in SGA_FIT_DEFAULTS.items():
         assert getattr(e, k) == v
@@ -125,8 +134,10 @@ def test_bad_ref_n(value):
 
 def test_cli_ref_n():
     args = build_parser().parse_args(["fit", "x.png", "-o", "m.safetensors", "--lr-means-ref-n", "5000"])
-    assert fit_config(args).lr_means_ref_n == 5000
-    assert fit_config(build_parser().parse_args(["fit", "x.png", "-o", "m.safetensors"])).lr_means_ref_n == 0
+    assert fit_config(args, (64, 64)).lr_means_ref_n == 5000
+    plain = fit_config(build_parser().parse_args(["fit", "x.png", "-o", "m.safetensors", "--preset",
+                                                  "gaussianimage-paper"]), (64, 64))
+    assert plain.lr_means_ref_n == 0
     e = encode_settings(build_parser().parse_args(["encode", "x.png", "-o", "x.spix", "--method", "sga"]))[0]
     assert e.lr_means_ref_n == SGA_FIT_DEFAULTS["lr_means_ref_n"] > 0
     assert encode_configs("sga", options={"lr_means_ref_n": 0})[0].lr_means_ref_n == 0

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CODEC_PRESETS", "DEFAULT_CODEC_METHOD", "DEFAULT_CODEC_PRESET", "DEMO_FIT", "FIT_COMMAND", "GAINER_PRESETS",
-           "RD_BPP_POINTS", "RD_N_POINTS"]
+__all__ = ["CODEC_PRESETS", "DEFAULT_CODEC_METHOD", "DEFAULT_CODEC_PRESET", "DEFAULT_FIT_PRESET", "DEMO_FIT",
+           "FIT_COMMAND", "FIT_PRESETS", "GAINER_PRESETS", "RD_BPP_POINTS", "RD_N_POINTS", "STRUCTURE_RECIPE",
+           "preset_gaussians"]
 
 CODEC_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # the CPU schedule every codec number of docs/results.md used: Adam, the learning rate halved at half-way
@@ -35,13 +36,46 @@ DEFAULT_CODEC_PRESET = "cpu"
 DEFAULT_CODEC_METHOD = "gaussianimage"
 """The codec method of ``splatpix encode`` and :func:`splatpix.encode` when none is named."""
 
-FIT_COMMAND: dict[str, Any] = {"n_gaussians": 10_000, "steps": 10_000}
-"""``splatpix fit``'s size and length when not given; the rest is :class:`~splatpix.train.FitConfig`'s defaults
-(GaussianImage's Adan 1e-3, halved every 20 000 steps; GaussianImage trains 50 000 steps, users report a plateau
-after ~10 000)."""
+STRUCTURE_RECIPE: dict[str, Any] = {"init": "structure", "colour_solve_init": True, "lr_cov_scale": 10.0,
+                                    "lr_means_ref_n": 1000, "relocate_every": 250, "relocate_fraction": 0.05}
+"""The best measured fitting recipe (docs/results.md, "Fitting: the structure-guided fit"): structure-guided
+initialisation, the closed-form colour solve, a covariance learning rate 10x the others', above 1000 Gaussians a
+means' rate proportional to their spacing, and error-guided placement of 5 % of the Gaussians every 250 steps of the
+first half. Method ``sga``'s fit defaults and the fit presets below."""
 
-DEMO_FIT: dict[str, Any] = {"n_gaussians": 4000, "steps": 1500, "optimizer": "adam", "lr": 1e-2}
-"""``splatpix demo``: a short fit of the bundled sample image."""
+FIT_PRESETS: dict[str, dict[str, Any]] = {
+    # the recipe with Adam 1e-2 halved at half-way (the codec's CPU schedule); N from the image's pixels
+    "fast": {**STRUCTURE_RECIPE, "optimizer": "adam", "lr": 1e-2, "lr_decay_at": 0.5, "steps": 500,
+             "pixels_per_gaussian": 64},
+    "balanced": {**STRUCTURE_RECIPE, "optimizer": "adam", "lr": 1e-2, "lr_decay_at": 0.5, "steps": 2000,
+                 "pixels_per_gaussian": 32},
+    "quality": {**STRUCTURE_RECIPE, "optimizer": "adam", "lr": 1e-2, "lr_decay_at": 0.5, "steps": 6000,
+                "pixels_per_gaussian": 12},
+    # GaussianImage's representation setting: random init, Adan 1e-3 halved every 20 000 steps, 50 000 steps, N = 70k
+    "gaussianimage-paper": {"init": "random", "optimizer": "adan", "lr": 1e-3, "lr_decay_every": 20_000,
+                            "steps": 50_000, "n_gaussians": 70_000},
+}
+"""``splatpix fit`` presets (``--preset``): :class:`~splatpix.train.FitConfig` fields, ``lr_decay_at`` (halve the rate
+at that fraction of the steps) and either ``n_gaussians`` or ``pixels_per_gaussian`` (N from the image size,
+:func:`preset_gaussians`) for when ``-n`` is not given. The command line's options override any of them."""
+
+DEFAULT_FIT_PRESET = "balanced"
+
+FIT_COMMAND: dict[str, Any] = {"n_gaussians": 10_000, "steps": 10_000}
+"""GaussianImage's plain fit of N = 10 000 for 10 000 steps (:class:`~splatpix.train.FitConfig`'s defaults otherwise):
+what ``splatpix fit`` ran before the presets; the Python API's ``FitConfig()`` still is it."""
+
+
+def preset_gaussians(preset: str, height: int, width: int) -> int:
+    """The N of ``preset`` for an image of ``height x width`` pixels: its ``n_gaussians``, or one Gaussian per
+    ``pixels_per_gaussian`` pixels, within ``[100, 300 000]``."""
+    p = FIT_PRESETS[preset]
+    if "n_gaussians" in p:
+        return int(p["n_gaussians"])
+    return int(min(300_000, max(100, round(height * width / p["pixels_per_gaussian"]))))
+
+DEMO_FIT: dict[str, Any] = {"n_gaussians": 4000, "steps": 1500}
+"""``splatpix demo``: a short fit of the bundled sample image (the ``balanced`` preset's recipe at this size)."""
 
 GAINER_PRESETS: dict[str, dict[str, Any]] = {
     # 20k Gaussians, K 8, table 2^16, 2000 steps of 2^13-pixel batches (~40 passes over a 768x512 image)

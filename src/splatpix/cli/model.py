@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import SplatpixError
 from ..io.images import DEFAULT_MAX_PIXELS
-from ..presets import DEMO_FIT, FIT_COMMAND, GAINER_PRESETS
+from ..presets import DEFAULT_FIT_PRESET, DEMO_FIT, GAINER_PRESETS
 from .common import (
     add_budget,
     add_common,
@@ -38,28 +38,36 @@ from .options import add_fit_options
 __all__ = ["add_parsers", "cmd_demo", "cmd_fit", "cmd_info", "cmd_render", "fit_config", "render_to", "run_fit"]
 
 
-def fit_config(args: argparse.Namespace):
-    """The :class:`~splatpix.train.FitConfig` of ``splatpix fit`` / ``demo``: the command line's values, FitConfig's
-    defaults for the structure-guided options left unset, :data:`splatpix.presets.FIT_COMMAND` for ``-n`` and
-    ``--steps``."""
+_FIT_FIELDS = ("lr", "optimizer", "lr_decay_every", "param", "seed", "log_every", "backend", "init", "init_scale",
+               "superpixel_area", "colour_solve_init", "colour_solve_every", "colour_solve_iters", "geo_weight",
+               "relocate_every", "relocate_fraction", "lr_means_scale", "lr_cov_scale", "lr_colour_scale",
+               "lr_means_ref_n", "footprint_weight")
+
+
+def fit_config(args: argparse.Namespace, size: tuple[int, int] | None = None):
+    """The :class:`~splatpix.train.FitConfig` of ``splatpix fit`` / ``demo``: the preset (``--preset``, default
+    :data:`splatpix.presets.DEFAULT_FIT_PRESET`) with every option the command line gives on top; ``-n`` defaults to
+    the preset's N for an image of ``size`` (height, width)."""
+    from ..presets import DEFAULT_FIT_PRESET, FIT_PRESETS, preset_gaussians
     from ..train.config import FitConfig
 
-    d = FitConfig.__dataclass_fields__
-    # the structure-guided options are optional in args so that any caller's Namespace keeps working
-    defaults = {name: d[name].default for name in (
-        "init", "init_scale", "superpixel_area", "colour_solve_init", "colour_solve_every", "colour_solve_iters",
-        "geo_weight", "relocate_every", "relocate_fraction", "lr_means_scale", "lr_cov_scale", "lr_colour_scale",
-        "lr_means_ref_n", "footprint_weight")}
-    extra = {name: default if getattr(args, name, None) is None else getattr(args, name)
-             for name, default in defaults.items()}
-    # fit's -n/--steps default to None so that --model gainer can fall back to its preset; GaussianImage's defaults:
-    n = FIT_COMMAND["n_gaussians"] if args.gaussians is None else args.gaussians
-    steps = FIT_COMMAND["steps"] if args.steps is None else args.steps
-    return FitConfig(
-        n_gaussians=n, steps=steps, lr=args.lr, optimizer=args.optimizer,
-        lr_decay_every=args.lr_decay_every, param=args.param, seed=args.seed, log_every=args.log_every,
-        backend=args.backend, **extra,
-    )
+    name = getattr(args, "preset", None) or DEFAULT_FIT_PRESET
+    if name not in FIT_PRESETS:
+        raise SplatpixError(f"unknown preset {name!r} for the Gaussian fit; use one of {', '.join(FIT_PRESETS)} "
+                            f"({', '.join(GAINER_PRESETS)} are --model gainer's)")
+    kw = {k: v for k, v in FIT_PRESETS[name].items() if k not in ("pixels_per_gaussian", "n_gaussians", "lr_decay_at")}
+    kw.update({k: getattr(args, k) for k in _FIT_FIELDS if getattr(args, k, None) is not None})
+    if args.gaussians is not None:
+        n = args.gaussians
+    elif size is not None:
+        n = preset_gaussians(name, *size)
+    else:
+        raise SplatpixError("give -n N: the preset's number of Gaussians depends on the image size")
+    kw["steps"] = args.steps if args.steps is not None else kw["steps"]
+    decay_at = FIT_PRESETS[name].get("lr_decay_at")
+    if decay_at is not None and getattr(args, "lr_decay_every", None) is None:
+        kw["lr_decay_every"] = max(1, round(kw["steps"] * decay_at))
+    return FitConfig(n_gaussians=n, **kw)
 
 
 def _finish_fit(report: dict, report_path: str | None, diverged: bool, message: str, model_path: str) -> dict:
@@ -80,8 +88,8 @@ def run_fit(image_path: str, model_path: str, args: argparse.Namespace, report_p
 
     check_outputs([model_path, getattr(args, "compare", None), getattr(args, "ply", None)], [image_path])
     report_path_ok(report_path, image_path)
-    cfg = fit_config(args)
     image = load_image(image_path, max_pixels=args.max_pixels)
+    cfg = fit_config(args, tuple(image.shape[1:]))
     interrupted = None
     try:
         res = fit(image, cfg, progress=not args.quiet)
@@ -89,10 +97,11 @@ def run_fit(image_path: str, model_path: str, args: argparse.Namespace, report_p
         res, interrupted = e.result, e
     report = res.report()
     report["image"] = str(image_path)
+    report["preset"] = getattr(args, "preset", None) or DEFAULT_FIT_PRESET
     if interrupted is not None:
         report["interrupted"] = True
     save_model(res.gaussians, model_path, extra={"fit": {k: report[k] for k in (
-        "psnr", "ms_ssim", "seconds", "steps", "n_gaussians", "diverged")}, "source": Path(image_path).name})
+        "psnr", "ms_ssim", "seconds", "steps", "n_gaussians", "diverged", "preset")}, "source": Path(image_path).name})
     if getattr(args, "ply", None):
         from ..gainer.io import export_ply
 
@@ -111,7 +120,7 @@ def run_fit(image_path: str, model_path: str, args: argparse.Namespace, report_p
 
 # options of ``fit`` that only one model kind uses (GaINeR-only ones default to None, GaussianImage-only ones to
 # their parser defaults, stored in the namespace as ``gaussianimage_defaults``)
-_GAINER_ONLY = ("preset", "k", "batch", "aggregation", "trainable_means", "alpha_model", "checkpoint",
+_GAINER_ONLY = ("k", "batch", "aggregation", "trainable_means", "alpha_model", "checkpoint",
                 "checkpoint_every", "resume")
 _GAINER_MODEL_OPTIONS = ("preset", "gaussians", "k", "batch", "aggregation", "trainable_means", "alpha_model")
 _GAUSSIANIMAGE_ONLY = ("lr", "optimizer", "lr_decay_every", "param", "log_every", "init", "init_scale",
@@ -132,6 +141,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
     print(f"{args.image}: {report['n_gaussians']} Gaussians, {report['steps']} steps in {report['seconds']:.1f} s: "
           f"PSNR {report['psnr']:.2f} dB{ms_txt} -> {args.output}")
     return 0
+
+
+def _check_gainer_preset(name: str | None) -> None:
+    from ..presets import FIT_PRESETS
+
+    if name is not None and name not in GAINER_PRESETS:
+        raise SplatpixError(f"unknown preset {name!r} for --model gainer; use one of {', '.join(GAINER_PRESETS)} "
+                            f"({', '.join(FIT_PRESETS)} are the Gaussian fit's)")
 
 
 def _gainer_train_config(args: argparse.Namespace):
@@ -159,6 +176,7 @@ def _gainer_train_config(args: argparse.Namespace):
         if args.checkpoint_every is not None:
             over["checkpoint_every"] = args.checkpoint_every
         return replace(saved, **over), ck
+    _check_gainer_preset(args.preset)
     base = GainerTrainConfig.preset(args.preset or "cpu")
     model_over: dict = {}
     if args.gaussians is not None:
@@ -171,7 +189,7 @@ def _gainer_train_config(args: argparse.Namespace):
         model_over["trainable_means"] = True
     if args.alpha_model is not None:
         model_over["alpha_model"] = args.alpha_model
-    over: dict = {"model": replace(base.model, **model_over), "seed": args.seed}  # replace() validates
+    over: dict = {"model": replace(base.model, **model_over), "seed": args.seed or 0}  # replace() validates
     if args.steps is not None:
         over["steps"] = args.steps
     if args.batch is not None:
@@ -432,14 +450,20 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--model", choices=("gaussianimage", "gainer"), default="gaussianimage",
                    help="gaussianimage (rasterised Gaussians, the default) or gainer (GaINeR: Gaussian-weighted "
                         "nearest-neighbour features decoded by an MLP; -n and --steps default to the preset's)")
-    _add_size_options(p, FIT_COMMAND["n_gaussians"], FIT_COMMAND["steps"])
-    add_fit_options(p)
+    p.add_argument("-n", "--gaussians", type=int, default=None,
+                   help="number of Gaussians (default: the preset's, from the image size)")
+    p.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the preset's)")
+    add_fit_options(p, codec=True)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_compare(p)
     add_common(p)
     g = p.add_argument_group("GaINeR (--model gainer)")
-    g.add_argument("--preset", choices=tuple(GAINER_PRESETS), default=None,
-                   help="training schedule and model size (default cpu: 20k Gaussians, K 8, 2000 steps)")
+    p.add_argument("--preset", default=None, metavar="PRESET",
+                   help="the Gaussian fit: fast, balanced (the default), quality (the best measured recipe: "
+                   "structure-guided init, colour solve, relocation, per-parameter rates, Adam 1e-2; 500 / 2000 / "
+                   "6000 steps, one Gaussian per 64 / 32 / 12 pixels unless -n is given) or gaussianimage-paper "
+                   "(GaussianImage: random init, Adan 1e-3, 50 000 steps, N = 70 000); --model gainer: cpu (the "
+                   "default) or paper")
     g.add_argument("--k", type=int, default=None, help="neighbours per query (default: the preset's)")
     g.add_argument("--batch", type=int, default=None, help="pixels per step, 0 = whole image (default: the preset's)")
     g.add_argument("--aggregation", choices=("sum", "mean"), default=None,
@@ -482,8 +506,8 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser("demo", help="fit the bundled sample image, save, render back, print PSNR and time")
     p.add_argument("--out", default="splatpix-demo", help="output folder (default %(default)s)")
     _add_size_options(p, DEMO_FIT["n_gaussians"], DEMO_FIT["steps"])
-    add_fit_options(p)
+    add_fit_options(p, codec=True)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_common(p)
-    p.set_defaults(func=cmd_demo, lr=DEMO_FIT["lr"], optimizer=DEMO_FIT["optimizer"])
+    p.set_defaults(func=cmd_demo)
 

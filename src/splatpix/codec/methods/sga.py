@@ -37,6 +37,7 @@ import numpy as np
 from ...checks import is_int
 from ...errors import SplatpixError
 from ...model.arrays import GaussianArrays
+from ...presets import STRUCTURE_RECIPE
 from .. import bitstream as bs
 from .. import symbols
 from ..positions import decode_grid_points, encode_grid_points, grid_levels
@@ -50,8 +51,7 @@ __all__ = ["METHOD", "METHOD_ID", "SGA_FIT_DEFAULTS", "SGA_VQ_CODEBOOK", "SGACon
 METHOD_ID = 1
 """The header byte of method ``sga`` (docs/format.md)."""
 
-SGA_FIT_DEFAULTS: dict[str, Any] = {"init": "structure", "colour_solve_init": True, "lr_cov_scale": 10.0,
-                                    "lr_means_ref_n": 1000, "relocate_every": 250, "relocate_fraction": 0.05}
+SGA_FIT_DEFAULTS: dict[str, Any] = dict(STRUCTURE_RECIPE)
 """FitConfig fields the ``sga`` method sets unless the caller's config says otherwise: structure-guided
 initialisation, the closed-form colour solve, a covariance learning rate 10x the others', above 1000 Gaussians a
 means' rate proportional to their spacing (x0.45 at N = 5000), and error-guided placement of 5 % of the Gaussians
