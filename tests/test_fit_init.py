@@ -153,12 +153,16 @@ def test_cli_flags_reach_the_config() -> None:
                                       "--colour-solve-init", "--colour-solve-every", "7", "--colour-solve-iters",
                                       "9", "--geo-weight", "0.02", "--init-scale", "0.8", "--superpixel-area",
                                       "512"])
-    c = fit_config(args)
+    c = fit_config(args, (64, 64))
     assert (c.init, c.colour_solve_init, c.colour_solve_every, c.colour_solve_iters) == ("structure", True, 7, 9)
     assert (c.geo_weight, c.init_scale, c.superpixel_area) == (0.02, 0.8, 512.0)
-    d = fit_config(build_parser().parse_args(["fit", "x.png", "-o", "m.safetensors"]))
+    d = fit_config(build_parser().parse_args(["fit", "x.png", "-o", "m.safetensors", "--preset",
+                                              "gaussianimage-paper"]), (64, 64))
     assert (d.init, d.colour_solve_init, d.colour_solve_every, d.geo_weight, d.init_scale) == (
-        "random", False, 0, 0.0, None)
+        "random", False, 0, 0.0, None)  # GaussianImage's own fit: none of the structure-guided parts
+    r = fit_config(build_parser().parse_args(["fit", "x.png", "-o", "m.safetensors", "--init", "random",
+                                              "--no-colour-solve-init"]), (64, 64))
+    assert (r.init, r.colour_solve_init) == ("random", False)  # the options switch the recipe's parts off
 
 
 @pytest.fixture

@@ -348,6 +348,9 @@ def test_export_ply(tmp_path):
     assert "element vertex 50" in lines
     body = lines[lines.index("end_header") + 1 :]
     assert len(body) == 50
-    vals = torch.tensor([[float(t) for t in line.split()] for line in body])
-    assert torch.equal(vals[:, :2].float(), f.means.detach())
+    vals = torch.tensor([[float(t) for t in line.split()] for line in body], dtype=torch.float64)
+    h, w = f.size  # pixels, y up
+    m = f.means.detach().double()
+    assert torch.allclose(vals[:, 0], m[:, 0] * w, atol=1e-5) and torch.allclose(vals[:, 1], h - m[:, 1] * h, atol=1e-5)
     assert torch.equal(vals[:, 2], torch.zeros(50, dtype=vals.dtype))
+    assert vals.shape[1] == 9 and bool((vals[:, 6] >= vals[:, 7]).all())
