@@ -269,3 +269,21 @@ def test_fit_presets(tmp_path, image, capsys):
                          (["--model", "gainer", "--preset", "quality"], "Gaussian fit")):
         code, _, err = run_cli(capsys, "fit", image, "-o", tmp_path / "x.safetensors", "--quiet", *args)
         assert code == 2 and needle in one_error_line(err), err
+
+
+def test_fit_resume_continues_a_saved_model(tmp_path, image, capsys):
+    """``fit --resume MODEL``: a model saved by a fit (e.g. stopped by Ctrl-C) trains on from its parameters (N and
+    parameterisation taken from it), and gets better than it was; a wrong N or image is a one-line error."""
+    a, b, r = tmp_path / "a.safetensors", tmp_path / "b.safetensors", tmp_path / "r.json"
+    assert run_cli(capsys, "fit", image, "-n", 60, "--steps", 30, "-o", a, "--quiet", "--param", "rs")[0] == 0
+    first = load_model(a)
+    assert run_cli(capsys, "fit", image, "--resume", a, "--steps", 60, "-o", b, "--quiet", "--report", r)[0] == 0
+    second, rep = load_model(b), json.loads(r.read_text())
+    assert second.n == 60 and second.param == "rs" and rep["psnr"] > first.meta["extra"]["fit"]["psnr"]
+    code, _, err = run_cli(capsys, "fit", image, "--resume", a, "-n", 61, "-o", tmp_path / "c.safetensors", "--quiet")
+    assert code == 2 and "differs" in one_error_line(err)
+    other = write_png(tmp_path / "other.png", ramp_rgb(20, 30, fx=2.0, fy=3.0))
+    code, _, err = run_cli(capsys, "fit", other, "--resume", a, "-o", tmp_path / "d.safetensors", "--quiet")
+    assert code == 2 and "cannot continue" in one_error_line(err)
+    code, _, err = run_cli(capsys, "fit", image, "--resume", a, "-o", a, "--quiet")
+    assert code == 2 and one_error_line(err) and load_model(a).n == 60  # never over the model it continues

@@ -239,7 +239,7 @@ def test_fit_checkpoint_and_resume(tmp_path, capsys, monkeypatch):
     code, _, err = run_cli(capsys, *base, "--checkpoint-every", 5, "-o", m2)
     assert code == EXIT_ERROR and "--checkpoint" in one_error_line(err)
     code, _, err = run_cli(capsys, "fit", image, "--resume", ck, "-o", m2)
-    assert code == EXIT_ERROR and "only to --model gainer" in one_error_line(err)
+    assert code == EXIT_ERROR and "--model gainer --resume" in one_error_line(err)
     code, _, err = run_cli(capsys, "fit", image, "--model", "gainer", "--quiet", "--resume", m1, "-o", m2)
     assert code == EXIT_ERROR and "not a splatpix GaINeR checkpoint" in one_error_line(err)
 

@@ -86,13 +86,27 @@ def run_fit(image_path: str, model_path: str, args: argparse.Namespace, report_p
     from ..model.files import save_model
     from ..train.loop import FitInterrupted, fit
 
-    check_outputs([model_path, getattr(args, "compare", None), getattr(args, "ply", None)], [image_path])
+    check_outputs([model_path, getattr(args, "compare", None), getattr(args, "ply", None)],
+                  [image_path, getattr(args, "resume", None)])
     report_path_ok(report_path, image_path)
     image = load_image(image_path, max_pixels=args.max_pixels)
+    start = None
+    if getattr(args, "resume", None):  # continue a saved Gaussian model (its N and parameterisation)
+        from ..model.files import load_model
+
+        if (_model_format(args.resume) or "").startswith(_GAINER_FORMAT):
+            raise SplatpixError(f"{args.resume}: a GaINeR file; continue a GaINeR checkpoint with --model gainer "
+                                "--resume")
+        start = load_model(args.resume)
+        if args.gaussians is not None and args.gaussians != start.n:
+            raise SplatpixError(f"-n {args.gaussians} differs from the {start.n} Gaussians of {args.resume}")
+        args.gaussians = start.n
+        if getattr(args, "param", None) is None:
+            args.param = start.param
     cfg = fit_config(args, tuple(image.shape[1:]))
     interrupted = None
     try:
-        res = fit(image, cfg, progress=not args.quiet)
+        res = fit(image, cfg, progress=not args.quiet, start=start)
     except FitInterrupted as e:  # Ctrl-C / SIGTERM: save the last good model, then stop with the signal's status
         res, interrupted = e.result, e
     report = res.report()
@@ -121,7 +135,7 @@ def run_fit(image_path: str, model_path: str, args: argparse.Namespace, report_p
 # options of ``fit`` that only one model kind uses (GaINeR-only ones default to None, GaussianImage-only ones to
 # their parser defaults, stored in the namespace as ``gaussianimage_defaults``)
 _GAINER_ONLY = ("k", "batch", "aggregation", "trainable_means", "alpha_model", "checkpoint",
-                "checkpoint_every", "resume")
+                "checkpoint_every")
 _GAINER_MODEL_OPTIONS = ("preset", "gaussians", "k", "batch", "aggregation", "trainable_means", "alpha_model")
 _GAUSSIANIMAGE_ONLY = ("lr", "optimizer", "lr_decay_every", "param", "log_every", "init", "init_scale",
                        "superpixel_area", "colour_solve_init", "colour_solve_every", "colour_solve_iters",
@@ -477,8 +491,10 @@ def add_parsers(sub: Any) -> None:
     g.add_argument("--checkpoint", help="write a resumable training checkpoint here (every --checkpoint-every "
                                         "steps, default 500, and at the end)")
     g.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
-    g.add_argument("--resume", help="continue training from a checkpoint written by --checkpoint (same image; "
-                                    "the config comes from the checkpoint, --steps may extend it)")
+    p.add_argument("--resume", help="--model gainer: continue training from a checkpoint written by --checkpoint "
+                   "(same image; the config comes from the checkpoint, --steps may extend it); the Gaussian fit: "
+                   "continue from a saved model of this image (e.g. one stopped by Ctrl-C) for --steps more steps "
+                   "(a fresh optimiser: close to, not the same as, an uninterrupted run)")
     p.set_defaults(func=cmd_fit, gaussians=None, steps=None,
                    gaussianimage_defaults={name: p.get_default(name) for name in _GAUSSIANIMAGE_ONLY})
 

@@ -63,7 +63,7 @@ from ..errors import SplatpixError
 from ..init import initial_raw, random_raw
 from ..metrics import ms_ssim, psnr
 from ..model.gaussians import Gaussians
-from ..model.raw import ATANH_CLIP, CHOLESKY_BOUND, SCALE_BOUND, build_model
+from ..model.raw import ATANH_CLIP, CHOLESKY_BOUND, SCALE_BOUND, build_model, raw_from_gaussians
 from ..render import render
 from .colour_solve import solve_colours
 from .config import FitConfig
@@ -208,8 +208,13 @@ def fit(
     *,
     progress: bool = True,
     callback: Callable[[int, dict[str, Any]], Any] | None = None,
+    start: Gaussians | None = None,
 ) -> FitResult:
     """Fit ``config.n_gaussians`` Gaussians to ``image`` (``(C, H, W)`` float in ``[0, 1]``, C = 1, 3 or 4).
+
+    ``start``: continue from this model (a saved fit of the same image size and N, e.g. one stopped by Ctrl-C)
+    instead of initialising; the optimiser starts afresh (its moments are not saved with a model), so the result is
+    close to, not the same as, one uninterrupted run of the summed steps. The initial colour solve is skipped.
 
     PSNR (8-bit rounded) is logged every ``config.log_every`` steps, at step 0 and at the end; it reuses the
     training render, so logging costs no extra render. ``callback(step, info)`` is called at each logged
@@ -233,8 +238,16 @@ def fit(
         )
 
     t_init = time.perf_counter()
-    raw = {k: v.to(device).requires_grad_(True) for k, v in _initial_raw(target, cfg).items()}
-    if cfg.colour_solve_init:
+    if start is not None:
+        if start.n != cfg.n_gaussians or tuple(start.size) != size or start.channels != channels:
+            raise SplatpixError(f"cannot continue a model of {start.n} Gaussians of a {start.size[1]}x{start.size[0]} "
+                                f"image with {start.channels} channels on {cfg.n_gaussians} Gaussians of this "
+                                f"{width}x{height} image with {channels}")
+        initial = raw_from_gaussians(start.detach().to("cpu", torch.float32), cfg.param)
+    else:
+        initial = _initial_raw(target, cfg)
+    raw = {k: v.to(device).requires_grad_(True) for k, v in initial.items()}
+    if cfg.colour_solve_init and start is None:
         _solve_colours_into(raw, cfg, size, target)
     init_seconds = time.perf_counter() - t_init
     geo = GeometryLoss(target) if cfg.geo_weight > 0 else None
