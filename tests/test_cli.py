@@ -287,3 +287,22 @@ def test_fit_resume_continues_a_saved_model(tmp_path, image, capsys):
     assert code == 2 and "cannot continue" in one_error_line(err)
     code, _, err = run_cli(capsys, "fit", image, "--resume", a, "-o", a, "--quiet")
     assert code == 2 and one_error_line(err) and load_model(a).n == 60  # never over the model it continues
+
+
+def test_fit_psnr_target_chooses_n(tmp_path, image, capsys):
+    """``fit --psnr P``: the preset's N first, then larger ones by the measured MSE-against-N slope, until P is
+    reached or 3 fits; each trial printed and reported; -n with it is refused."""
+    model, report = tmp_path / "m.safetensors", tmp_path / "r.json"
+    code, out, err = run_cli(capsys, "fit", image, "--preset", "fast", "--steps", 30, "--psnr", 60, "-o", model,
+                             "--quiet", "--report", report)
+    assert code == 0, err
+    rep = json.loads(report.read_text())
+    ns = [t["n_gaussians"] for t in rep["trials"]]
+    assert len(ns) == 3 and ns == sorted(ns) and ns[0] == 100 and out.count("trial N = ") == 3
+    assert load_model(model).n == ns[-1] and rep["target_psnr"] == 60  # not reached: the last (largest) is kept
+    low = tmp_path / "low.json"
+    assert run_cli(capsys, "fit", image, "--preset", "fast", "--steps", 30, "--psnr", 5, "-o", model, "--quiet",
+                   "--report", low)[0] == 0
+    assert len(json.loads(low.read_text())["trials"]) == 1  # reached at once
+    code, _, err = run_cli(capsys, "fit", image, "-n", 50, "--psnr", 30, "-o", model, "--quiet")
+    assert code == 2 and "without -n" in one_error_line(err)

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -103,13 +104,28 @@ def run_fit(image_path: str, model_path: str, args: argparse.Namespace, report_p
         args.gaussians = start.n
         if getattr(args, "param", None) is None:
             args.param = start.param
+    target_psnr = getattr(args, "psnr", None)
+    if target_psnr is not None and (args.gaussians is not None or start is not None):
+        raise SplatpixError("--psnr chooses N: give it without -n and --resume")
     cfg = fit_config(args, tuple(image.shape[1:]))
-    interrupted = None
+    interrupted, trials = None, []
     try:
-        res = fit(image, cfg, progress=not args.quiet, start=start)
+        while True:
+            res = fit(image, cfg, progress=not args.quiet, start=start)
+            trials.append({"n_gaussians": cfg.n_gaussians, "psnr": res.psnr, "seconds": res.seconds})
+            if target_psnr is None:
+                break
+            print(f"{image_path}: trial N = {cfg.n_gaussians}: PSNR {res.psnr:.2f} dB in {res.seconds:.1f} s "
+                  f"(target {target_psnr:g} dB)", flush=True)
+            n_next = _next_n(cfg.n_gaussians, res.psnr, target_psnr, image.shape[1] * image.shape[2])
+            if res.psnr >= target_psnr or len(trials) == _PSNR_TRIALS or n_next is None or res.diverged:
+                break
+            cfg = replace(cfg, n_gaussians=n_next)
     except FitInterrupted as e:  # Ctrl-C / SIGTERM: save the last good model, then stop with the signal's status
         res, interrupted = e.result, e
     report = res.report()
+    if target_psnr is not None:
+        report.update(target_psnr=target_psnr, trials=trials)
     report["image"] = str(image_path)
     report["preset"] = getattr(args, "preset", None) or DEFAULT_FIT_PRESET
     if interrupted is not None:
@@ -132,6 +148,21 @@ def run_fit(image_path: str, model_path: str, args: argparse.Namespace, report_p
     return _finish_fit(report, report_path, res.diverged, res.message, model_path)
 
 
+_PSNR_TRIALS = 3
+
+
+def _next_n(n: int, psnr: float, target: float, pixels: int) -> int | None:
+    """The N of ``fit --psnr``'s next trial: the MSE falls as ``N^-alpha`` (alpha = 0.69, fitted to Kodak models,
+    :data:`splatpix.codec.tiers.ALPHA`), so the target needs ``N 10^((target - psnr) / (10 alpha))``; at least
+    1.25x and at most 4x the last N, at most a quarter of the pixels (the fit's saturation bound); None when N
+    cannot grow."""
+    from ..codec.tiers import ALPHA
+
+    want = n * min(4.0, max(1.25, 10 ** ((target - psnr) / (10 * ALPHA))))
+    nxt = int(min(round(want), pixels // 4, 300_000))
+    return nxt if nxt > n else None
+
+
 # options of ``fit`` that only one model kind uses (GaINeR-only ones default to None, GaussianImage-only ones to
 # their parser defaults, stored in the namespace as ``gaussianimage_defaults``)
 _GAINER_ONLY = ("k", "batch", "aggregation", "trainable_means", "alpha_model", "checkpoint",
@@ -140,7 +171,7 @@ _GAINER_MODEL_OPTIONS = ("preset", "gaussians", "k", "batch", "aggregation", "tr
 _GAUSSIANIMAGE_ONLY = ("lr", "optimizer", "lr_decay_every", "param", "log_every", "init", "init_scale",
                        "superpixel_area", "colour_solve_init", "colour_solve_every", "colour_solve_iters",
                        "geo_weight", "backend", "relocate_every", "relocate_fraction", "lr_means_scale",
-                       "lr_cov_scale", "lr_colour_scale", "lr_means_ref_n", "footprint_weight")
+                       "lr_cov_scale", "lr_colour_scale", "lr_means_ref_n", "footprint_weight", "psnr")
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
@@ -467,6 +498,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("-n", "--gaussians", type=int, default=None,
                    help="number of Gaussians (default: the preset's, from the image size)")
     p.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the preset's)")
+    p.add_argument("--psnr", type=float, default=None, metavar="DB",
+                   help="choose N for this PSNR: fit the preset's N, then larger ones (up to 3 fits, each printed; "
+                   "the report lists them), keeping the first that reaches it (else the last)")
     add_fit_options(p, codec=True)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_compare(p)
