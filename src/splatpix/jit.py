@@ -142,6 +142,10 @@ class _LazyKernel:
     def _real(self) -> Any:
         if self.dispatcher is None:
             _realise_module(self.fn.__globals__)
+        if self.dispatcher is None:  # not bound to a module-level name: made on its own
+            import numba
+
+            self.dispatcher = numba.njit(cache=__getattr__("NUMBA_CACHE"), **self.options)(self.fn)
         return self.dispatcher
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
