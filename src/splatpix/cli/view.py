@@ -1,4 +1,4 @@
-"""The ``splatpix view`` subcommand (wired into :mod:`splatpix.cli` by ``add_parsers``).
+"""View and edit a ``.spix`` file or a model in the web browser (``splatpix view``).
 
 ::
 
