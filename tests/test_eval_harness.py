@@ -86,3 +86,17 @@ def test_rd_progress_bar_counts_every_point_and_resumes(tmp_path, images, capsys
     final = err.replace("\r", "\n").strip().splitlines()[-1]
     assert "8/8" in final and "mean PSNR" in final, err
     assert "4/8" in err.replace("\r", "\n")  # the 4 points of the first run counted as done
+
+
+def test_rd_compare_pictures(tmp_path, images, capsys):
+    """``eval rd --compare DIR``: per image and point, original | decoded | error | JPEG | WebP at the same bytes."""
+    out, cmp = tmp_path / "rd", tmp_path / "cmp"
+    assert main(["eval", "rd", "--images", str(images), "--method", "gaussianimage", "--points", "30", "--steps", "10",
+                 "--qat-steps", "5", "--out", str(out), "--quiet", "--compare", str(cmp)]) == 0
+    pics = sorted((cmp / "gaussianimage").glob("*.png"))
+    assert [p.name for p in pics] == ["a_n30.png", "b_n30.png"]
+    with Image.open(pics[0]) as im:
+        assert im.size[0] == 5 * 96 + 4 * 4
+    assert main(["eval", "rd", "--images", str(images), "--method", "jpeg", "--out", str(out), "--quiet",
+                 "--compare", str(cmp)]) == 2
+    assert capsys.readouterr().err.count("splatpix: error:") == 1

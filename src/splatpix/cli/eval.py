@@ -49,6 +49,10 @@ def cmd_eval_rd(args: argparse.Namespace) -> int:
     options = None
     if args.method in registry.names():
         options = {"preset": args.preset, **codec_options(args, args.method)}
+        if args.compare:
+            options["compare_dir"] = str(Path(args.compare) / (args.label or args.method))
+    elif args.compare:
+        raise SplatpixError("--compare applies to the Gaussian codecs (a classical codec's pictures are its own files)")
     label = args.label or args.method
     curve = run_rd(args.images, args.method, args.out, points=args.points, jobs=args.jobs, limit=args.limit,
                    options=options, label=label, bar=not args.quiet)
@@ -128,6 +132,8 @@ def add_parsers(sub: Any) -> None:
     add_fit_options(e, codec=True)
     e.add_argument("--out", required=True, help="output folder (per-image JSON and the mean curve)")
     e.add_argument("--jobs", type=int, default=1, help="worker processes")
+    e.add_argument("--compare", metavar="DIR", help="also write, per image and point, DIR/LABEL/IMAGE_nN.png: the "
+                   "original | the decoded file | its error map | JPEG and WebP at the same bytes")
     e.add_argument("--limit", type=int, help="use only the first K images (sorted by name)")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_eval_rd)

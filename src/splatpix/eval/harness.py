@@ -50,13 +50,17 @@ def _baseline(codec: str) -> PointFn:
 def _gaussian_codec(method: str, options: dict[str, Any]) -> PointFn:
     opts = dict(options)
     preset = opts.pop("preset", None) or DEFAULT_CODEC_PRESET
+    compare_dir = opts.pop("compare_dir", None)
 
-    def run(img, point: float) -> dict[str, Any]:
+    def run(img, point: float, name: str = "image") -> dict[str, Any]:
         from ..codec.api import encode, encode_configs
 
         fit_cfg, qat_cfg, method_opts = encode_configs(method, preset, opts)
-        r = encode(img, int(point), method=method, fit_config=fit_cfg, qat_config=qat_cfg, options=method_opts,
-                   progress=False).report
+        res = encode(img, int(point), method=method, fit_config=fit_cfg, qat_config=qat_cfg, options=method_opts,
+                     progress=False)
+        r = res.report
+        if compare_dir is not None:
+            _write_compare(Path(compare_dir) / f"{name}_n{int(point)}.png", img, res.data, method, r)
         out = {"bpp": r["bpp"], "psnr": r["psnr"], "ms_ssim": r["ms_ssim"], "encoding_time": r["encode_seconds"],
                "decoding_time": r["decode_seconds"], "n_gaussians": r["n_gaussians"], "bytes": r["bytes"],
                "psnr_fit": r["psnr_fit"], "fit_steps": r["fit_steps"], "qat_steps": r["qat_steps"],
@@ -67,6 +71,25 @@ def _gaussian_codec(method: str, options: dict[str, Any]) -> PointFn:
         return out
 
     return run
+
+
+def _write_compare(path: Path, img: Any, data: bytes, method: str, report: dict[str, Any]) -> None:
+    """``eval rd --compare``: the original | the decoded file | its error map | JPEG and WebP at the same bytes."""
+    import numpy as np
+
+    from ..codec.decoding import decode_bytes_arrays
+    from ..io import save_image
+    from ..render.arrays import render_array
+    from .compare import ERROR_GAIN, classical_at_bytes, compare_image, error_map, to_rgb8
+
+    ref, dec = to_rgb8(img), to_rgb8(render_array(decode_bytes_arrays(data), clamp=True))
+    panels = [(f"original {ref.shape[1]}x{ref.shape[0]}", ref),
+              (f"splatpix {method}: {report['psnr']:.2f} dB, {report['bpp']:.3f} bpp", dec),
+              (f"|error| x{ERROR_GAIN:g}", error_map(dec, ref))]
+    for c in classical_at_bytes(img, len(data)):
+        panels.append((f"{c['codec'].upper()}: {c['psnr']:.2f} dB, {c['bpp']:.3f} bpp", c["image"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(compare_image(panels).transpose(2, 0, 1).astype(np.float64) / 255.0, path)
 
 
 def available_methods(options: dict[str, Any] | None = None) -> dict[str, tuple[PointFn, tuple[float, ...]]]:
@@ -82,6 +105,12 @@ def available_methods(options: dict[str, Any] | None = None) -> dict[str, tuple[
     for m in registry.names():
         methods[m] = (_gaussian_codec(m, options or {}), RD_N_POINTS)
     return methods
+
+
+def _gaussian_methods() -> tuple[str, ...]:
+    from ..codec import registry
+
+    return registry.names()
 
 
 def list_images(images_dir: str | os.PathLike[str], limit: int | None = None) -> list[Path]:
@@ -145,7 +174,7 @@ def _run_image(method: str, image: str, points: tuple[float, ...], out_dir: str,
             img = load_image(img_path)
             if img.shape[0] != 3:
                 raise SplatpixError(f"{img_path}: the RD harness needs RGB images, got {img.shape[0]} channels")
-        done[_point_key(p)] = fn(img, p)
+        done[_point_key(p)] = fn(img, p, img_path.stem) if method in _gaussian_methods() else fn(img, p)
         _write_image_file(path, label, img_path, points, done)
         if done_queue is not None:
             done_queue.put(float(done[_point_key(p)]["psnr"]))
