@@ -2,7 +2,7 @@
 
 * :mod:`.model`: ``fit``, ``render``, ``info``, ``demo``; :mod:`.codec`: ``encode``, ``decode``;
   :mod:`.eval`: ``eval rd|bdrate|plot``, ``bench kernel``; :mod:`.edit`: ``edit``, ``animate``;
-  :mod:`.simulate`: ``simulate``; :mod:`.view`: ``view``.
+  :mod:`.simulate`: ``simulate``; :mod:`.view`: ``view``; :mod:`.batch`: ``batch encode|fit``.
 * :mod:`.common`: exit codes, argument types, output checks; :mod:`.options`: the fit and codec option groups that
   several commands share.
 
@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 from .. import jit
 from ..errors import SplatpixError
-from . import codec, edit, model, simulate, view
+from . import batch, codec, edit, model, simulate, view
 from . import eval as eval_cmd
 from .common import EXIT_DIVERGED, EXIT_ERROR, EXIT_INTERNAL, positive_int
 
@@ -50,6 +50,7 @@ _GROUPS = (
     (model, ("fit", "render", "info", "demo")),
     (codec, ("encode", "decode")),
     (eval_cmd, ("bench", "eval")),
+    (batch, ("batch",)),
     (edit, ("edit", "animate")),
     (simulate, ("simulate",)),
     (view, ("view",)),

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SplatpixError
+from .batch import add_ray_options, ray_address
 from .common import report_path_ok, write_json
 from .options import add_codec_options, add_fit_options, codec_options
 
@@ -54,8 +55,12 @@ def cmd_eval_rd(args: argparse.Namespace) -> int:
     elif args.compare:
         raise SplatpixError("--compare applies to the Gaussian codecs (a classical codec's pictures are its own files)")
     label = args.label or args.method
+    address = ray_address(args)
+    if address is not None and args.jobs > 1:
+        raise SplatpixError("--jobs runs local processes; with --ray, Ray schedules the tasks (--threads CPUs each)")
     curve = run_rd(args.images, args.method, args.out, points=args.points, jobs=args.jobs, limit=args.limit,
-                   options=options, label=label, bar=not args.quiet)
+                   options=options, label=label, bar=not args.quiet, ray=address, threads=args.threads,
+                   retries=args.retries)
     for b, p in zip(curve.bpp, curve.psnr, strict=True):
         print(f"{label}: {b:.4f} bpp  {p:.2f} dB")
     print(f"mean curve -> {Path(args.out) / (label + '.json')}")
@@ -132,6 +137,7 @@ def add_parsers(sub: Any) -> None:
     add_fit_options(e, codec=True)
     e.add_argument("--out", required=True, help="output folder (per-image JSON and the mean curve)")
     e.add_argument("--jobs", type=int, default=1, help="worker processes")
+    add_ray_options(e)
     e.add_argument("--compare", metavar="DIR", help="also write, per image and point, DIR/LABEL/IMAGE_nN.png: the "
                    "original | the decoded file | its error map | JPEG and WebP at the same bytes")
     e.add_argument("--limit", type=int, help="use only the first K images (sorted by name)")

@@ -7,7 +7,9 @@ Layout of ``out_dir``::
 
 Resumable: a per-image file is rewritten (atomically) after every finished point, and points already in it
 are skipped on the next run. Parallel: images are distributed over ``jobs`` worker processes, each of which
-owns its images' files, so no two processes ever write the same file.
+owns its images' files, so no two processes ever write the same file; or, with ``ray``, every missing (image, point)
+is a Ray task and this process writes the files (:mod:`splatpix.batch`). ``out_dir/<label>.manifest.json`` records
+each point's status, bytes, PSNR, times and node.
 
 Methods (:func:`available_methods`): every classical codec of :mod:`.baselines` (points are target bpp values)
 and every registered codec method (:mod:`splatpix.codec.registry`; points are numbers of Gaussians). A method is a
@@ -206,12 +208,16 @@ class _Bar:
 
 
 def _run_parallel(args: list[tuple[Any, ...]], jobs: int, pb: _Bar,
-                  progress: Callable[[str], None] | None) -> list[str]:
-    """The images over ``jobs`` worker processes, the bar fed from a queue the workers write to."""
+                  progress: Callable[[str], None] | None, threads: int | None = None) -> list[str]:
+    """The images over ``jobs`` worker processes (each with ``threads`` numba/torch threads when given), the bar fed
+    from a queue the workers write to."""
     import queue as queue_mod
 
+    from ..batch.tasks import apply_threads
+
     ctx = multiprocessing.get_context("spawn")  # not fork: forking running torch/numba thread pools can deadlock
-    with ctx.Manager() as manager, ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as ex:
+    with ctx.Manager() as manager, ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=apply_threads,
+                                                       initargs=(threads,)) as ex:
         q = manager.Queue()
         futures = [ex.submit(_run_image, *a, done_queue=q) for a in args]
         files: list[str | None] = [None] * len(futures)
@@ -234,12 +240,19 @@ def _run_parallel(args: list[tuple[Any, ...]], jobs: int, pb: _Bar,
 def run_rd(images_dir: str | os.PathLike[str], method: str, out_dir: str | os.PathLike[str],
            points: Sequence[float] | None = None, jobs: int = 1, limit: int | None = None,
            progress: Callable[[str], None] | None = None, options: dict[str, Any] | None = None,
-           label: str | None = None, bar: bool = False) -> RDCurve:
+           label: str | None = None, bar: bool = False, ray: str | None = None, threads: int | None = None,
+           retries: int | None = None) -> RDCurve:
     """Run ``method`` on every image of ``images_dir`` at ``points``; returns (and writes) the mean curve.
 
     ``label`` names the run (its folder and curve file; default: the method name), e.g. for ablations. ``progress``
     gets a line per finished image; ``bar``: one progress bar (tqdm, on stderr) over images x points, with the ETA
-    and the mean PSNR of the points run so far (points already done by an earlier run count as done)."""
+    and the mean PSNR of the points run so far (points already done by an earlier run count as done).
+
+    ``ray``: run every missing (image, point) as a Ray task (:mod:`splatpix.batch`) on the cluster at that address,
+    or on a local Ray instance when it is ``""``; each task asks for ``threads`` CPUs (default 1), a task whose worker
+    died is resubmitted up to ``retries`` times, and a point that fails is recorded in the manifest while the others
+    go on. This process writes the same per-image files as the local path, after every finished point. Both paths
+    write ``out_dir/<label>.manifest.json`` (per point: status, bytes, PSNR, times, node)."""
     methods = available_methods(options)
     if method not in methods:
         raise SplatpixError(f"unknown or unavailable method {method!r}; available: {', '.join(sorted(methods))}")
@@ -254,15 +267,20 @@ def run_rd(images_dir: str | os.PathLike[str], method: str, out_dir: str | os.Pa
     args = [(method, str(im), pts, str(out_dir), options, label) for im in images]
     already = sum(sum(_point_key(p) in _read_done(Path(out_dir) / label / f"{im.stem}.json") for p in pts)
                   for im in images)
+    manifest = _rd_manifest(out_dir, method, label, pts, options, "ray" if ray is not None else "local")
     with _Bar(len(images) * len(pts), already, label, bar) as pb:
-        if jobs > 1:
-            files = _run_parallel(args, jobs, pb, progress)
+        if ray is not None:
+            files = _run_ray(method, images, pts, out_dir, options, label, pb, manifest, ray, threads, retries)
+        elif jobs > 1:
+            files = _run_parallel(args, jobs, pb, progress, threads)
         else:
             files = []
             for a in args:
                 files.append(_run_image(*a, done_queue=pb))
                 if progress:
                     progress(f"done {files[-1]}")
+    _record_points(manifest, images, pts, out_dir, label)
+    manifest.finish("complete", {"images": len(images), "points": len(pts)})
     curves = []
     for f in files:
         data = json.loads(Path(f).read_text())
@@ -274,3 +292,133 @@ def run_rd(images_dir: str | os.PathLike[str], method: str, out_dir: str | os.Pa
                       + (f" with {options}" if options else ""))
     save_curve(mean, Path(out_dir) / f"{label}.json")
     return mean
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The manifest and the Ray path (splatpix.batch)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _rd_manifest(out_dir: str | os.PathLike[str], method: str, label: str, pts: tuple[float, ...],
+                 options: dict[str, Any] | None, backend: str) -> Any:
+    from ..batch.manifest import Manifest
+
+    settings = json.loads(json.dumps({"method": method, "points": list(pts),
+                                      "options": {k: v for k, v in (options or {}).items() if k != "compare_dir"}}))
+    # the per-image files are the record of what is done (as without a manifest): a run with other options or points
+    # under the same label adds to them, so the manifest does not refuse it
+    return Manifest(Path(out_dir) / f"{label}.manifest.json", f"eval rd {label}", settings, backend,
+                    check_settings=False)
+
+
+def _point_name(image: Path, point: float) -> str:
+    return f"{image.name}@{point:g}"
+
+
+def _point_entry(image: Path, point: float, row: dict[str, Any]) -> dict[str, Any]:
+    return {"image": image.name, "point": point, "status": "ok", "bytes": row.get("bytes"), "bpp": row.get("bpp"),
+            "psnr": row.get("psnr"), "seconds": row.get("encoding_time"), "decoding_seconds": row.get("decoding_time")}
+
+
+def _record_points(manifest: Any, images: list[Path], pts: tuple[float, ...], out_dir: str | os.PathLike[str],
+                   label: str) -> None:
+    """Points finished (by this run's local path, or an earlier run) that the manifest does not hold yet."""
+    import socket
+
+    for im in images:
+        done = _read_done(Path(out_dir) / label / f"{im.stem}.json")
+        for p in pts:
+            key = _point_name(im, p)
+            if _point_key(p) in done and manifest.items.get(key, {}).get("status") != "ok":
+                manifest.items[key] = _point_entry(im, p, done[_point_key(p)]) | {"node": socket.gethostname()}
+
+
+def rd_point(method: str, options: dict[str, Any] | None, name: str, data: bytes, point: float,
+             compare: bool) -> Any:
+    """One (image, point) of ``eval rd --ray``, in a Ray worker: the image arrives as bytes, the row (and, with
+    ``compare``, the comparison picture) go back to the driver, which writes them."""
+    import tempfile
+
+    from ..batch.tasks import OK, Outcome, staged_image
+
+    with staged_image(name, data) as path, tempfile.TemporaryDirectory(prefix="splatpix-rd-") as cmp:
+        img = load_image(path)
+        if img.shape[0] != 3:
+            raise SplatpixError(f"{name}: the RD harness needs RGB images, got {img.shape[0]} channels")
+        opts = dict(options or {})
+        if compare:
+            opts["compare_dir"] = cmp
+        fn, _ = available_methods(opts)[method]
+        row = fn(img, point, path.stem) if method in _gaussian_methods() else fn(img, point)
+        files = {p.name: p.read_bytes() for p in Path(cmp).iterdir()} if compare else {}
+    if row.get("bytes") is None:
+        row_bytes = round(row["bpp"] * img.shape[1] * img.shape[2] / 8)
+    else:
+        row_bytes = row["bytes"]
+    record = {"point": point, "bytes": row_bytes, "bpp": row["bpp"], "psnr": row["psnr"],
+              "seconds": row["encoding_time"], "decoding_seconds": row["decoding_time"]}
+    return Outcome(OK, record, files, data=row)
+
+
+def _run_ray(method: str, images: list[Path], pts: tuple[float, ...], out_dir: str | os.PathLike[str],
+             options: dict[str, Any] | None, label: str, pb: _Bar, manifest: Any, address: str,
+             threads: int | None, retries: int | None) -> list[str]:
+    from ..batch.executors import RayCluster
+    from ..batch.runner import DEFAULT_RETRIES, Job, run_jobs
+    from ..batch.tasks import ERROR
+
+    compare_dir = (options or {}).get("compare_dir")
+    opts = {k: v for k, v in (options or {}).items() if k != "compare_dir"} or None
+    paths = {im: Path(out_dir) / label / f"{im.stem}.json" for im in images}
+    dones = {im: _read_done(paths[im]) for im in images}
+    earlier = {im: list(dones[im]) for im in images}
+    where: dict[str, tuple[Path, float]] = {}
+    jobs = []
+    for im in images:
+        for p in pts:
+            if _point_key(p) not in dones[im]:
+                key = _point_name(im, p)
+                where[key] = (im, p)
+                jobs.append(Job(key, rd_point, prepare=lambda im=im, p=p: (method, opts, im.name, im.read_bytes(), p,
+                                                                           compare_dir is not None)))
+    failed: list[tuple[str, str]] = []
+
+    def done(job: Job, outcome: Any) -> None:
+        im, p = where[job.key]
+        if outcome.status == ERROR:
+            failed.append((job.key, outcome.error or "failed"))
+            pb.tqdm.update(1)
+        else:
+            d = dones[im]
+            d[_point_key(p)] = outcome.data
+            new = [_point_key(q) for q in pts if _point_key(q) in d and _point_key(q) not in earlier[im]]
+            dones[im] = {k: d[k] for k in earlier[im] + new}  # the sequential run's order: earlier points, then new
+            _write_image_file(paths[im], label, im, pts, dones[im])
+            for name, data in outcome.files.items():
+                Path(compare_dir).mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(Path(compare_dir) / name, data)
+            pb.put(float(outcome.data["psnr"]))
+        manifest.record(job.key, {"image": im.name, "status": outcome.status, **outcome.record,
+                                  "error": outcome.error})
+
+    def stopped(running: list[Job]) -> None:
+        for job in running:
+            manifest.items[job.key] = {"image": where[job.key][0].name, "point": where[job.key][1],
+                                       "status": "interrupted", "attempts": job.attempts}
+        manifest.finish("interrupted", {})
+
+    executor = RayCluster(address or None, threads or 1)
+    try:
+        run_jobs(jobs, executor, done, retries=DEFAULT_RETRIES if retries is None else retries, on_stop=stopped)
+    finally:
+        executor.close()
+    for im in images:  # an image whose points were all done earlier still gets its file
+        if not paths[im].exists():
+            _write_image_file(paths[im], label, im, pts, dones[im])
+    if failed:
+        _record_points(manifest, images, pts, out_dir, label)
+        manifest.finish("failed", {"failed": len(failed)})
+        key, message = failed[0]
+        raise SplatpixError(f"{len(failed)} of {len(jobs)} points failed (first: {key}: {message}); the manifest "
+                            f"{manifest.path} has each error; a re-run retries them (the mean curve needs every point)")
+    return [str(paths[im]) for im in images]
