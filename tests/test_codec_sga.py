@@ -30,7 +30,7 @@ def encoded():
     img = ramp_image()
     rd = encode(img, 150, method="sga", fit_config=FIT, qat_config=QAT, progress=False)
     fixed = encode(img, 150, method="sga", fit_config=FIT, qat_config=QAT, progress=False,
-                   options=SGAConfig(tier_bits=(6, 6, 6)))
+                   options=SGAConfig(tier_bits=(6, 6, 6), colour="vq"))
     return img, rd, fixed
 
 
@@ -49,8 +49,15 @@ def test_round_trip_is_exact_and_tiers_are_signalled(encoded):
     assert fixed.report["tier_bits"] == [6, 6, 6]
     assert res.report["bpp"] == len(res.data) * 8 / (48 * 64)
     assert res.report["psnr"] > 20
+    # scalar colours by default, their bit depths chosen per channel and signalled; the residual VQ on request
+    assert q.codebooks is None and q.scalar_colours.bits == res.report["colour_bits"]
+    assert len(q.scalar_colours.bits) == 3
+    sections = bs.read_spix(res.data)[1]
+    assert bs.COLOUR_SCALAR in sections and bs.COLOUR_INDICES not in sections and bs.CODEBOOKS not in sections
+    qv, _ = unpack(fixed.data)
+    assert qv.scalar_colours is None and fixed.report["colour"] == "vq"
     # the colour codebook size follows the method unless given (QATConfig.vq_codebook None)
-    assert q.codebooks.shape == (2, SGA_VQ_CODEBOOK, 3) and res.report["vq_codebook"] == SGA_VQ_CODEBOOK == 16
+    assert qv.codebooks.shape == (2, SGA_VQ_CODEBOOK, 3) and fixed.report["vq_codebook"] == SGA_VQ_CODEBOOK == 16
 
 
 def test_colour_codebook_default_is_per_method():
@@ -65,7 +72,7 @@ def test_colour_codebook_default_is_per_method():
     assert unpack(gi.data)[0].codebooks.shape == (2, GI_VQ_CODEBOOK, 3) == (2, 8, 3)
     fitted = fit(img, fc, progress=False)
     sga8 = encode(img, 40, method="sga", fit_config=fc, qat_config=QATConfig(steps=5, vq_codebook=8), progress=False,
-                  fitted=fitted)
+                  fitted=fitted, options={"colour": "vq"})
     assert unpack(sga8.data)[0].codebooks.shape == (2, 8, 3) and sga8.report["vq_codebook"] == 8
     assert sga8.report["psnr_fit"] == fitted.psnr  # the given fit was quantised, not a new one
     alone = quantization_aware_finetune(fitted.gaussians, img, qc, progress=False)

@@ -28,6 +28,7 @@ from helpers import wave_image
 import splatpix
 from splatpix.codec import bitstream as bs
 from splatpix.codec.api import decode_bytes, unpack
+from splatpix.codec.colours import TRANSFORM_IDENTITY, TRANSFORM_YCOCG, ScalarColours
 from splatpix.codec.entropy import decode_categorical, encode_categorical
 from splatpix.codec.methods.gaussianimage import pack as pack_gaussianimage
 from splatpix.codec.methods.sga import pack_sga
@@ -232,9 +233,17 @@ def synthetic_sga(rng: np.random.Generator, n: int, c: int, fixed: bool, size: t
         m = tiers == t
         sym[m] = np.stack([symbol_stream(rng, int(m.sum()), 1 << b) for _ in range(3)], axis=1).reshape(-1, 3)
     scale, offset = _cov_params(rng, n_tiers)
-    idx, books = _colours(rng, n, c)
+    idx, books, sc = None, None, None
+    if rng.random() < 0.5:
+        idx, books = _colours(rng, n, c)
+    else:  # scalar colours: every bit depth, the transform for RGB
+        cbits = [int(b) for b in rng.integers(1, 17, c)]
+        csym = np.stack([symbol_stream(rng, n, 1 << b) for b in cbits], axis=1).reshape(n, c)
+        cscale, coffset = (rng.uniform(1e-3, 0.2, c).astype(np.float32), rng.normal(0, 1, c).astype(np.float32))
+        sc = ScalarColours(TRANSFORM_YCOCG if c == 3 else TRANSFORM_IDENTITY, cbits, cscale, coffset, csym)
     q = qcls(size=(h, w), channels=c, subdiv=subdiv, grid=grid, tier_k=k, thresholds=thresholds, tier_bits=bits,
-             cov_scale=scale, cov_offset=offset, cov_symbols=sym, colour_indices=idx, codebooks=books)
+             cov_scale=scale, cov_offset=offset, cov_symbols=sym, colour_indices=idx, codebooks=books,
+             scalar_colours=sc)
     return pack_sga(q, fixed_length=fixed, metadata={"synthetic": True}, cov_context_bits=int(rng.integers(0, 5)))
 
 
@@ -303,14 +312,14 @@ def mutations(data: bytes, rng: np.random.Generator, targets: Any) -> list[tuple
 
 
 def test_golden_files_decode_bit_for_bit(tmp_path):
-    items = [(name, (GOLDEN / name).read_bytes()) for name in ("gaussianimage.spix", "sga.spix")]
+    items = [(name, (GOLDEN / name).read_bytes()) for name in ("gaussianimage.spix", "sga.spix", "sga-scalar.spix")]
     results = run_node("spix", [d for _, d in items], tmp_path)
     for js, (label, data) in zip(results, items, strict=True):
         assert check_same(js, data, label)
         header = js.info["header"]  # readHeader: the same fields, cheaply
         assert {k: header[k] for k in ("width", "height", "channels", "methodId", "method", "n")} == \
                {k: js.info[k] for k in ("width", "height", "channels", "methodId", "method", "n")}
-        assert js.info["metadata"]["method"] == js.info["method"] == label.removesuffix(".spix")
+        assert js.info["metadata"]["method"] == js.info["method"] == label.removesuffix(".spix").removesuffix("-scalar")
 
 
 def test_real_encodes_of_both_methods(tmp_path):
@@ -319,7 +328,8 @@ def test_real_encodes_of_both_methods(tmp_path):
     qat = QATConfig(steps=5, optimizer="adam", lr=1e-3, log_every=5)
     items = []
     for method, c, fixed, opts in (("gaussianimage", 1, True, None), ("gaussianimage", 4, False, None),
-                                   ("sga", 1, False, {"tier_bits": (4, 5, 6)}), ("sga", 4, True, None)):
+                                   ("sga", 1, False, {"tier_bits": (4, 5, 6)}), ("sga", 4, True, None),
+                                   ("sga", 3, False, None), ("sga", 3, True, {"colour": "vq"})):
         res = splatpix.encode(wave_image(20, 28, c=c), 120, method=method, fit_config=fit, qat_config=qat,
                               fixed_length=fixed, progress=False, options=opts)
         items.append((f"{method} C={c} fixed={fixed}", res.data))
@@ -420,7 +430,7 @@ def test_metadata_like_python(tmp_path):
     assert 10 < accepted < len(items)
 
 
-@pytest.mark.parametrize("name", ["gaussianimage.spix", "sga.spix"])
+@pytest.mark.parametrize("name", ["gaussianimage.spix", "sga.spix", "sga-scalar.spix"])
 def test_corrupt_files_agree_with_python(name, tmp_path):
     data = (GOLDEN / name).read_bytes()
     rng = np.random.default_rng(3)

@@ -51,9 +51,12 @@ def main(out: Path = HERE) -> None:
     from splatpix.codec.qat import QATConfig  # noqa: PLC0415
 
     qat = QATConfig(steps=20, optimizer="adam", lr=1e-3, log_every=10)
-    for method in ("gaussianimage", "sga"):
-        res = splatpix.encode(img, 40, method=method, fit_config=fit, qat_config=qat, progress=False)
-        path = out / f"{method}.spix"
+    # sga.spix: the residual-VQ colours every sga file had before the scalar colours; sga-scalar.spix: the default
+    for name, method, options in (("gaussianimage", "gaussianimage", None), ("sga", "sga", {"colour": "vq"}),
+                                  ("sga-scalar", "sga", None)):
+        res = splatpix.encode(img, 40, method=method, fit_config=fit, qat_config=qat, options=options,
+                              progress=False)
+        path = out / f"{name}.spix"
         res.save(path)
         g = splatpix.decode(path)
         golden[path.name] = {"kind": "spix", "method": method, "sha256": file_digest(path),

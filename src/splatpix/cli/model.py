@@ -446,7 +446,8 @@ def _spix_info(path: str, args: argparse.Namespace) -> dict:
         "bytes": len(data), "bpp": len(data) * 8 / pixels,
         "sections_bytes": {bs.SECTION_NAMES[k]: len(v) for k, v in sections.items()},
         "bits_per_gaussian": len(data) * 8 / max(1, header.n_gaussians),
-        "colour_vq": list(q.codebooks.shape[:2]), "metadata": meta,
+        **({"colour_vq": list(q.codebooks.shape[:2])} if getattr(q, "codebooks", None) is not None else {}),
+        "metadata": meta,
     } | registry.by_id(header.method, path).info(q)
 
 

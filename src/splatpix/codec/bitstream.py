@@ -35,6 +35,7 @@ __all__ = [
     "COLOUR_INDICES",
     "COVARIANCE",
     "COV_QUANT_PARAMS",
+    "COLOUR_SCALAR",
     "COV_TIERS",
     "GRID_POSITIONS",
     "DEFAULT_MAX_FILE_BYTES",
@@ -81,6 +82,8 @@ GRID_POSITIONS = 7
 """Method ``sga``: grid-quantised centres coded as a set (order discarded)."""
 COV_TIERS = 8
 """Method ``sga``: the covariance tiers' definition and their quantisers."""
+COLOUR_SCALAR = 9
+"""Method ``sga``: scalar-quantised colours (transform, per-channel quantisers, symbols); replaces the residual VQ."""
 
 SECTION_NAMES = {
     POSITIONS: "POSITIONS",
@@ -91,6 +94,7 @@ SECTION_NAMES = {
     METADATA: "METADATA",
     GRID_POSITIONS: "GRID_POSITIONS",
     COV_TIERS: "COV_TIERS",
+    COLOUR_SCALAR: "COLOUR_SCALAR",
 }
 KNOWN_SECTIONS = frozenset(SECTION_NAMES)
 

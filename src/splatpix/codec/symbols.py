@@ -19,7 +19,7 @@ from . import bitstream as bs
 from .entropy import decode_categorical, encode_categorical, pack_fixed, unpack_fixed
 
 __all__ = ["MODE_ENTROPY", "MODE_FIXED", "bits_for", "chunks", "code", "colour_payloads", "read_chunks",
-           "read_colour_payloads", "require_sections", "uncode", "write_file"]
+           "read_colour_payloads", "require_sections", "uncode", "write_file", "write_sections"]
 
 MODE_FIXED = 0
 MODE_ENTROPY = 1
@@ -90,8 +90,13 @@ def write_file(header: bs.SpixHeader, sections: list[tuple[int, bytes]], indices
     """A method's ``.spix`` bytes: its own required ``sections`` (type, payload) in order, then ``COLOUR_INDICES``
     and ``CODEBOOKS`` (:func:`colour_payloads`) and, when ``metadata`` is not empty, the optional ``METADATA``."""
     col, books = colour_payloads(indices, codebooks, mode)
+    return write_sections(header, [*sections, (bs.COLOUR_INDICES, col), (bs.CODEBOOKS, books)], metadata)
+
+
+def write_sections(header: bs.SpixHeader, sections: list[tuple[int, bytes]], metadata: dict | None) -> bytes:
+    """``.spix`` bytes of the required ``sections`` (type, payload) in order and, when ``metadata`` is not empty,
+    the optional ``METADATA``."""
     framed = [(t, payload, False) for t, payload in sections]
-    framed += [(bs.COLOUR_INDICES, col, False), (bs.CODEBOOKS, books, False)]
     if metadata:
         framed.append((bs.METADATA, bs.encode_metadata(metadata), True))
     return bs.write_spix(header, framed)

@@ -10,7 +10,9 @@ What differs from the GaussianImage codec (:mod:`.gaussianimage`), each measurab
   unordered set; the order of the Gaussians, which the order-free sum does not need, is not paid for.
 * **Covariance** (:mod:`..tiers`): Cholesky parameters quantised per tier, a tier's bit depth chosen
   RD-aware; tiers are derived from the decoded positions (no per-Gaussian signalling).
-* **Colours**: GaussianImage's residual VQ, unchanged.
+* **Colours** (:mod:`..colours`): by default scalar quantised in YCoCg with an RD-aware bit depth per channel and
+  entropy coded (``COLOUR_SCALAR``); ``colour="vq"`` keeps GaussianImage's residual VQ (``COLOUR_INDICES`` and
+  ``CODEBOOKS``), which every file written before the scalar colours uses.
 
 Payloads (the byte layout is in docs/format.md, "Method sga"):
 
@@ -19,7 +21,8 @@ Payloads (the byte layout is in docs/format.md, "Method sga"):
   ``bits`` (u8), 3 float32 scales, 3 float32 offsets.
 * ``COVARIANCE``: policy byte, then for each tier ``t`` and Cholesky channel ``j`` a chunk (:mod:`..symbols`)
   with the symbols of tier ``t``'s Gaussians in file order.
-* ``COLOUR_INDICES``, ``CODEBOOKS``: as in :mod:`.gaussianimage`, in file order.
+* ``COLOUR_SCALAR`` (:func:`..colours.pack_scalar_colours`), or ``COLOUR_INDICES`` and ``CODEBOOKS`` as in
+  :mod:`.gaussianimage`; in file order. A file holds one of the two.
 
 This module is the format (numpy: what a decoder needs, no torch); the tier planning and the QAT state are in
 :mod:`.sga_qat`, imported when an encode starts.
@@ -40,6 +43,7 @@ from ...model.arrays import GaussianArrays
 from ...presets import STRUCTURE_RECIPE
 from .. import bitstream as bs
 from .. import symbols
+from ..colours import ScalarColours, pack_scalar_colours, unpack_scalar_colours
 from ..positions import decode_grid_points, encode_grid_points, grid_levels
 from ..quantized import dequant_uniform_rows, rvq_lookup
 from ..registry import CodecMethod, register
@@ -66,6 +70,7 @@ _MAX_SUBDIV = 64
 _MAX_TIERS = 8
 _MAX_K = 64
 _TIER = struct.Struct("<B3f3f")
+COLOUR_CODINGS = ("scalar", "vq")
 POLICY_CONDITIONAL = 2
 """``COVARIANCE`` policy of method sga: ``l21`` and ``l22`` coded in contexts of the ``l11`` symbol's top bits."""
 MAX_CONTEXT_BITS = 4
@@ -80,6 +85,9 @@ class SGAConfig:
     per tier (e.g. ``(6, 6, 6)``) or ``None`` to choose them RD-aware from ``tier_candidates``.
     ``cov_context_bits``: the widest ``l11`` context the encoder
     tries for ``l21``/``l22`` (0 = no context coding; each bit costs decode time: 1 + 2·2^bits chunks per tier).
+    ``colour``: ``"scalar"`` (YCoCg, a uniform quantiser per channel, entropy coded) or ``"vq"`` (GaussianImage's
+    residual VQ); ``colour_bits``: fixed bits per colour channel (e.g. ``(7, 6, 6)``) or ``None`` to choose them
+    RD-aware from ``colour_candidates``, jointly with the tiers' bits.
     """
 
     subdiv: int = 4
@@ -88,6 +96,9 @@ class SGAConfig:
     tier_bits: tuple[int, ...] | None = None
     tier_candidates: tuple[int, ...] = (3, 4, 5, 6, 7, 8)
     cov_context_bits: int = 2
+    colour: str = "scalar"
+    colour_bits: tuple[int, ...] | None = None
+    colour_candidates: tuple[int, ...] = (4, 5, 6, 7, 8, 9, 10)
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> SplatpixError:
@@ -110,6 +121,19 @@ class SGAConfig:
         if not cands or not all(is_int(b) and 1 <= b <= 16 for b in cands):
             raise bad(f"tier_candidates must be integers in [1, 16], got {self.tier_candidates!r}")
         self.tier_candidates = tuple(int(b) for b in cands)
+        if self.colour not in COLOUR_CODINGS:
+            raise bad(f"colour must be one of {', '.join(COLOUR_CODINGS)}, got {self.colour!r}")
+        if self.colour_bits is not None:
+            cb = tuple(self.colour_bits)
+            if not cb or not all(is_int(b) and 1 <= b <= 16 for b in cb):
+                raise bad(f"colour_bits must be integers in [1, 16] (one per channel), got {self.colour_bits!r}")
+            if self.colour != "scalar":
+                raise bad("colour_bits applies to colour='scalar' only")
+            self.colour_bits = tuple(int(b) for b in cb)
+        cands = tuple(self.colour_candidates)
+        if not cands or not all(is_int(b) and 1 <= b <= 16 for b in cands):
+            raise bad(f"colour_candidates must be integers in [1, 16], got {self.colour_candidates!r}")
+        self.colour_candidates = tuple(int(b) for b in cands)
 
 
 # ------------------------------------------------------------------------------------------ quantised model
@@ -122,7 +146,8 @@ class SGAQuantized:
     ``grid``: ``(N, 2)`` int64 grid coordinates (x, y) with ``subdiv`` steps per pixel; ``tier_k``,
     ``thresholds``: the tier definition (:func:`.tiers.assign_tiers`); ``tier_bits``, ``cov_scale``,
     ``cov_offset``: per tier, its bit depth and ``(3,)`` quantiser step/offset; ``cov_symbols``: ``(N, 3)``;
-    ``colour_indices``, ``codebooks``: the residual VQ as in :class:`~.quantize.QuantizedGaussians`; ``tiers``:
+    ``colour_indices``, ``codebooks``: the residual VQ as in :class:`~.quantize.QuantizedGaussians`, or ``None``
+    with ``scalar_colours`` (:class:`..colours.ScalarColours`) instead; ``tiers``:
     each Gaussian's tier, derived from ``grid`` when not given (the decoder passes the ones it derived).
     Construction validates everything (a decoder builds one from untrusted data).
     """
@@ -137,9 +162,10 @@ class SGAQuantized:
     cov_scale: np.ndarray
     cov_offset: np.ndarray
     cov_symbols: np.ndarray
-    colour_indices: np.ndarray
-    codebooks: np.ndarray
+    colour_indices: np.ndarray | None
+    codebooks: np.ndarray | None
     tiers: np.ndarray | None = field(default=None, repr=False)
+    scalar_colours: ScalarColours | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> SplatpixError:
@@ -174,6 +200,12 @@ class SGAQuantized:
         limit = np.asarray([1 << b for b in self.tier_bits], dtype=np.int64)[self.tiers]
         if n and (self.cov_symbols.min() < 0 or (self.cov_symbols >= limit[:, None]).any()):
             raise bad("covariance symbol outside its tier's range")
+        if (self.scalar_colours is None) == (self.codebooks is None or self.colour_indices is None):
+            raise bad("give either the residual VQ (indices and codebooks) or scalar colours")
+        if self.scalar_colours is not None:
+            if self.scalar_colours.symbols.shape != (n, self.channels):
+                raise bad("scalar colours do not match the Gaussians or the channel count")
+            return
         self.codebooks = np.ascontiguousarray(self.codebooks, dtype=np.float32)
         if self.codebooks.ndim != 3 or self.codebooks.shape[2] != self.channels or not np.isfinite(
                 self.codebooks).all():
@@ -195,7 +227,8 @@ class SGAQuantized:
         steps = np.array([lx - 1, ly - 1], dtype=np.float64)
         means = (self.grid.astype(np.float64) / steps).astype(np.float32)  # the grid was range-checked on construction
         cov = dequant_uniform_rows(self.cov_symbols, self.tiers, self.cov_scale, self.cov_offset)
-        colours = rvq_lookup(self.codebooks, self.colour_indices)
+        colours = self.scalar_colours.dequantize() if self.scalar_colours is not None else rvq_lookup(
+            self.codebooks, self.colour_indices)
         return GaussianArrays(means, cov, colours, "cholesky", self.size)
 
     def dequantize(self) -> Any:
@@ -318,8 +351,11 @@ def pack_sga(q: SGAQuantized, *, fixed_length: bool = False, metadata: dict[str,
     tier_def = bytes([q.tier_k, len(q.tier_bits)]) + np.asarray(q.thresholds, dtype="<u8").tobytes() + b"".join(
         _TIER.pack(b, *map(float, q.cov_scale[t]), *map(float, q.cov_offset[t])) for t, b in enumerate(q.tier_bits))
     cov = _pack_covariance(sym, tiers, q.tier_bits, mode, cov_context_bits)
-    return symbols.write_file(header, [(bs.GRID_POSITIONS, pos), (bs.COV_TIERS, tier_def), (bs.COVARIANCE, cov)],
-                              q.colour_indices[order], q.codebooks, mode, metadata)
+    sections = [(bs.GRID_POSITIONS, pos), (bs.COV_TIERS, tier_def), (bs.COVARIANCE, cov)]
+    if q.scalar_colours is not None:
+        sections.append((bs.COLOUR_SCALAR, pack_scalar_colours(q.scalar_colours.take(order), mode)))
+        return symbols.write_sections(header, sections, metadata)
+    return symbols.write_file(header, sections, q.colour_indices[order], q.codebooks, mode, metadata)
 
 
 def unpack_sections(header: bs.SpixHeader, sections: dict[int, bytes], source: str) -> SGAQuantized:
@@ -328,8 +364,11 @@ def unpack_sections(header: bs.SpixHeader, sections: dict[int, bytes], source: s
     def bad(msg: str) -> SplatpixError:
         return SplatpixError(f"{source}: corrupt .spix file: {msg}")
 
-    symbols.require_sections(
-        sections, (bs.GRID_POSITIONS, bs.COV_TIERS, bs.COVARIANCE, bs.COLOUR_INDICES, bs.CODEBOOKS), source)
+    scalar = bs.COLOUR_SCALAR in sections
+    if scalar and (bs.COLOUR_INDICES in sections or bs.CODEBOOKS in sections):
+        raise bad("both scalar colours and colour indices")
+    symbols.require_sections(sections, (bs.GRID_POSITIONS, bs.COV_TIERS, bs.COVARIANCE) + (
+        () if scalar else (bs.COLOUR_INDICES, bs.CODEBOOKS)), source)
     n, c, h, w = header.n_gaussians, header.channels, header.height, header.width
 
     p = sections[bs.GRID_POSITIONS]
@@ -359,11 +398,12 @@ def unpack_sections(header: bs.SpixHeader, sections: dict[int, bytes], source: s
     tiers = assign_tiers(grid, thresholds, k)
 
     sym = _unpack_covariance(memoryview(sections[bs.COVARIANCE]), tiers, bits, source)
-    idx, books = symbols.read_colour_payloads(sections, n, c, source)
+    sc = unpack_scalar_colours(sections[bs.COLOUR_SCALAR], n, c, source) if scalar else None
+    idx, books = (None, None) if scalar else symbols.read_colour_payloads(sections, n, c, source)
     try:
         return SGAQuantized(size=(h, w), channels=c, subdiv=subdiv, grid=grid, tier_k=k, thresholds=thresholds,
                             tier_bits=bits, cov_scale=np.asarray(scales), cov_offset=np.asarray(offsets),
-                            cov_symbols=sym, colour_indices=idx, codebooks=books, tiers=tiers)
+                            cov_symbols=sym, colour_indices=idx, codebooks=books, tiers=tiers, scalar_colours=sc)
     except SplatpixError as e:
         raise bad(str(e)) from None
 
@@ -380,8 +420,14 @@ def _pack(q: SGAQuantized, *, fixed_length: bool = False, metadata: dict[str, An
 
 
 def _info(q: SGAQuantized) -> dict[str, Any]:
-    return {"grid_subdiv": q.subdiv, "tier_bits": q.tier_bits,
-            "tier_counts": np.bincount(q.tiers, minlength=len(q.tier_bits)).tolist()}
+    out = {"grid_subdiv": q.subdiv, "tier_bits": q.tier_bits,
+           "tier_counts": np.bincount(q.tiers, minlength=len(q.tier_bits)).tolist()}
+    if q.scalar_colours is not None:
+        out.update(colour="scalar", colour_bits=q.scalar_colours.bits,
+                   colour_transform="ycocg" if q.scalar_colours.transform else "none")
+    else:
+        out["colour"] = "vq"
+    return out
 
 
 METHOD = register(CodecMethod(

@@ -20,9 +20,10 @@ export const CODEBOOKS = 5;
 export const METADATA = 6;
 export const GRID_POSITIONS = 7;
 export const COV_TIERS = 8;
+export const COLOUR_SCALAR = 9;
 export const SECTION_NAMES = {
   1: 'POSITIONS', 2: 'COVARIANCE', 3: 'COV_QUANT_PARAMS', 4: 'COLOUR_INDICES', 5: 'CODEBOOKS', 6: 'METADATA',
-  7: 'GRID_POSITIONS', 8: 'COV_TIERS',
+  7: 'GRID_POSITIONS', 8: 'COV_TIERS', 9: 'COLOUR_SCALAR',
 };
 const FLAG_OPTIONAL = 0x01;
 const KNOWN_FLAGS = FLAG_OPTIONAL;

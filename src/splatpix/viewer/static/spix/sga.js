@@ -1,9 +1,13 @@
-// Method 1, sga: grid positions coded as a set, covariance tiers derived from them, residual-VQ colours.
+// Method 1, sga: grid positions coded as a set, covariance tiers derived from them, scalar (COLOUR_SCALAR) or
+// residual-VQ colours.
 // Mirrors splatpix/codec/methods/sga.py (unpack_sections, _unpack_covariance, the checks of SGAQuantized and
 // its dequantize()); byte layout: docs/format.md, "Section payloads of the structure-guided codec (method 1,
 // sga)". Every per-Gaussian attribute is in the order in which GRID_POSITIONS decodes the centres.
 
-import { CODEBOOKS, COLOUR_INDICES, COVARIANCE, COV_TIERS, GRID_POSITIONS, requireSections, u32 } from './container.js';
+import { readScalarColours } from './colours.js';
+import {
+  CODEBOOKS, COLOUR_INDICES, COLOUR_SCALAR, COVARIANCE, COV_TIERS, GRID_POSITIONS, requireSections, u32,
+} from './container.js';
 import { allocate, corrupt } from './errors.js';
 import { decodeGridPoints } from './positions.js';
 import { dequantRows } from './quantize.js';
@@ -19,7 +23,11 @@ const MAX_CONTEXT_BITS = 4;
 
 /** The float32 model of an sga file's sections: {means, cov, colours}. */
 export function decodeSga(header, sections) {
-  requireSections(sections, [GRID_POSITIONS, COV_TIERS, COVARIANCE, COLOUR_INDICES, CODEBOOKS]);
+  const scalar = sections.has(COLOUR_SCALAR);
+  if (scalar && (sections.has(COLOUR_INDICES) || sections.has(CODEBOOKS))) {
+    throw corrupt('both scalar colours and colour indices');
+  }
+  requireSections(sections, [GRID_POSITIONS, COV_TIERS, COVARIANCE, ...(scalar ? [] : [COLOUR_INDICES, CODEBOOKS])]);
   const { n, channels, width, height } = header;
   const p = sections.get(GRID_POSITIONS);
   if (p.length < 1 || p[0] < 1 || p[0] > MAX_SUBDIV) {
@@ -31,11 +39,12 @@ export function decodeSga(header, sections) {
   const def = readTiers(sections.get(COV_TIERS));
   const tiers = assignTiers(grid, n, def.thresholds, def.k);
   const symbols = readCovariance(sections.get(COVARIANCE), tiers, def.bits);
-  const colour = readColourPayloads(sections, n, channels);
+  const colours = scalar ? readScalarColours(sections.get(COLOUR_SCALAR), n, channels)
+    : rvqLookup(readColourPayloads(sections, n, channels), n, channels);
   return {
     means: gridMeans(grid, n, lx, ly),
     cov: dequantRows(symbols, tiers, def.scale, def.offset, n),
-    colours: rvqLookup(colour, n, channels),
+    colours,
   };
 }
 
