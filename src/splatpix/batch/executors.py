@@ -56,10 +56,12 @@ class Inline:
         self.pending = job
 
     def wait(self, timeout: float) -> list[Finished]:
-        job, self.pending = self.pending, None
+        job = self.pending
         if job is None:
             return []
-        return [(job, execute(job.func, job.args, self.threads), None)]
+        outcome = execute(job.func, job.args, self.threads)  # an interrupt leaves it pending: running() names it
+        self.pending = None
+        return [(job, outcome, None)]
 
     def running(self) -> list[Job]:
         return [self.pending] if self.pending is not None else []
@@ -170,7 +172,7 @@ class RayCluster:
                 if address:
                     ray.init(address=address, **kw)
                 else:
-                    ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, **kw)
+                    ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False, **kw)
             except Exception as e:  # ConnectionError, a bad address, ...
                 where = f"the Ray cluster at {address}" if address else "a local Ray instance"
                 raise SplatpixError(f"cannot start or reach {where}: {str(e).strip().splitlines()[0] if str(e) else e}"

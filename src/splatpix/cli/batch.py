@@ -36,6 +36,11 @@ def add_ray_options(p: argparse.ArgumentParser) -> None:
 def ray_address(args: argparse.Namespace) -> str | None:
     """``--ray``'s address (``""``: a local instance; ``None``: no Ray), refusing a folder taken for an address."""
     address = getattr(args, "ray", None)
+    if getattr(args, "out_dir", "") is None:  # batch's OUT_DIR (optional only so that this can be said)
+        if address and os.path.isdir(address):
+            raise SplatpixError(f"--ray took the folder {address!r} for its address: put --ray after the folders, or "
+                                "write --ray=ADDRESS")
+        raise SplatpixError("the following arguments are required: OUT_DIR")
     if address and os.path.isdir(address):
         raise SplatpixError(f"--ray took the folder {address!r} for its address: put --ray after the folders, or "
                             "write --ray=ADDRESS")
@@ -81,6 +86,7 @@ def cmd_batch_encode(args: argparse.Namespace) -> int:
     from .codec import encode_settings
     from .options import codec_options
 
+    address = ray_address(args)
     if (args.gaussians is None) == (args.bpp is None):
         raise SplatpixError("give exactly one of --gaussians N or --bpp B")
     if args.gaussians is not None and args.gaussians <= 0:
@@ -88,7 +94,6 @@ def cmd_batch_encode(args: argparse.Namespace) -> int:
     if args.bpp is not None and not args.bpp > 0:
         raise SplatpixError(f"--bpp must be positive, got {args.bpp}")
     encode_settings(args)  # the options' errors now, not once per image
-    address = ray_address(args)
     task_options = {"method": args.method, "preset": args.preset, "options": codec_options(args, args.method),
                     "gaussians": args.gaussians, "bpp": args.bpp, "fixed_length": args.fixed_length,
                     "max_pixels": args.max_pixels}
@@ -101,21 +106,12 @@ def cmd_batch_encode(args: argparse.Namespace) -> int:
 def cmd_batch_fit(args: argparse.Namespace) -> int:
     from ..batch.folder import executor_for, run_folder
     from ..batch.tasks import fit_image
-    from .common import option
-    from .model import _GAINER_ONLY, _gainer_train_config, fit_config
+    from .model import check_fit_options
 
+    address = ray_address(args)
     for name in ("resume", "checkpoint", "checkpoint_every", "compare", "ply"):
         setattr(args, name, None)
-    if args.model == "gainer":
-        _gainer_train_config(args)  # the options' errors now, not once per image
-    else:
-        for name in _GAINER_ONLY:
-            if getattr(args, name, None) is not None:
-                raise SplatpixError(f"{option(name)} applies only to --model gainer")
-        if args.psnr is not None and args.gaussians is not None:
-            raise SplatpixError("--psnr chooses N: give it without -n")
-        fit_config(args, (64, 64))
-    address = ray_address(args)
+    check_fit_options(args)  # the options' errors now, not once per image
     summary = run_folder("fit", args.in_dir, args.out_dir, fit_image, args, _settings(args),
                          executor_for(address, args.jobs, args.threads), retries=args.retries, limit=args.limit,
                          bar=not args.quiet)
@@ -139,8 +135,8 @@ def _copy_options(src: argparse.ArgumentParser, dst: argparse.ArgumentParser) ->
 
 def _folders_and_run(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("in_dir", metavar="IN_DIR", help="folder of images (.png, .jpg, .jpeg)")
-    p.add_argument("out_dir", metavar="OUT_DIR", help=f"output folder: {what}, NAME.report.json per image and "
-                   "manifest.json (resumable: finished images are skipped)")
+    p.add_argument("out_dir", metavar="OUT_DIR", nargs="?", help=f"output folder: {what}, NAME.report.json per "
+                   "image and manifest.json (resumable: finished images are skipped)")
     p.add_argument("--jobs", type=positive_int, default=1, help="local worker processes (without --ray; default 1)")
     add_ray_options(p)
     p.add_argument("--limit", type=positive_int, help="only the first K images (sorted by name)")

@@ -36,7 +36,8 @@ from .common import (
 from .common import diverged as diverged_error
 from .options import add_fit_options
 
-__all__ = ["add_parsers", "cmd_demo", "cmd_fit", "cmd_info", "cmd_render", "fit_config", "render_to", "run_fit"]
+__all__ = ["add_parsers", "check_fit_options", "cmd_demo", "cmd_fit", "cmd_info", "cmd_render", "fit_config",
+           "render_to", "run_fit"]
 
 
 _FIT_FIELDS = ("lr", "optimizer", "lr_decay_every", "param", "seed", "log_every", "backend", "init", "init_scale",
@@ -186,6 +187,20 @@ def cmd_fit(args: argparse.Namespace) -> int:
     print(f"{args.image}: {report['n_gaussians']} Gaussians, {report['steps']} steps in {report['seconds']:.1f} s: "
           f"PSNR {report['psnr']:.2f} dB{ms_txt} -> {args.output}")
     return 0
+
+
+def check_fit_options(args: argparse.Namespace) -> None:
+    """The option errors ``fit`` would stop at, before any image is read (``batch fit`` checks a folder's options
+    once): those of the other model kind, the preset, the config values."""
+    if getattr(args, "model", "gaussianimage") == "gainer":
+        _gainer_train_config(args)
+        return
+    for name in _GAINER_ONLY:
+        if getattr(args, name, None) is not None:
+            raise SplatpixError(f"{option(name)} applies only to --model gainer")
+    if getattr(args, "psnr", None) is not None and args.gaussians is not None:
+        raise SplatpixError("--psnr chooses N: give it without -n and --resume")
+    fit_config(args, (64, 64))
 
 
 def _check_gainer_preset(name: str | None) -> None:
