@@ -64,14 +64,16 @@ def test_gaussian_aggregate_matches_reference(mean):
 def test_compact_grid_matches_reference():
     gen = torch.Generator().manual_seed(4)
     n, lev, f, u = 30, 3, 2, 50
-    rows = torch.randint(0, u, (n, lev, 4), generator=gen).to(torch.int32)
+    per = u // lev  # level l's rows are [l per, (l + 1) per), as the plan numbers them
+    rows = (torch.randint(0, per, (n, lev, 4), generator=gen) + per * torch.arange(lev)[:, None]).to(torch.int32)
     cw = torch.rand((n, lev, 4), generator=gen)
     table = torch.randn((u, f), generator=gen).requires_grad_(True)
-    out = compact_grid(rows.numpy(), cw.numpy(), table)
     ref = compact_grid_reference(rows, cw, table)
-    torch.testing.assert_close(out, ref)
     g = torch.randn_like(ref)
-    torch.testing.assert_close(torch.autograd.grad(out, table, g)[0], torch.autograd.grad(ref, table, g)[0])
+    want = torch.autograd.grad(ref, table, g)[0]
+    out = compact_grid(rows.numpy(), cw.numpy(), table)
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(torch.autograd.grad(out, table, g)[0], want)
 
 
 def test_grid_corners_reproduce_the_hash_grid():
@@ -117,3 +119,86 @@ def test_plan_with_a_separate_mask_model():
     plan = FrozenPlan(f, q)
     tables = [plan.gather_table(f.grid.table), plan.gather_table(f.mask_grid.table)]
     torch.testing.assert_close(plan.forward(f, tables), f(q), rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+def _train_cfg(**kw):
+    from splatpix.gainer import GainerTrainConfig
+
+    base = {"model": gainer_config(n_gaussians=96), "steps": 12, "batch": 0, "log_every": 3, "knn_every": 1,
+            "lr_milestones": (0.5,)}
+    base.update(kw)
+    return GainerTrainConfig(**base)
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_plan_engine_trains_as_the_field_engine(channels):
+    """With the neighbours recomputed every step, the fast path is the general path up to float rounding."""
+    from helpers import gainer_image
+
+    from splatpix.gainer import fit_gainer
+
+    img = gainer_image(channels, 12, 14)
+    fast = fit_gainer(img, _train_cfg(engine="plan"), progress=False)
+    slow = fit_gainer(img, _train_cfg(engine="field"), progress=False)
+    pf, ps = dict(fast.field.named_parameters()), dict(slow.field.named_parameters())
+    assert pf.keys() == ps.keys()
+    for k in pf:
+        torch.testing.assert_close(pf[k], ps[k], rtol=1e-3, atol=1e-5, msg=k)
+    assert abs(fast.psnr_float - slow.psnr_float) < 1e-2
+    assert all("psnr_8bit" in e for e in fast.history)
+    assert "seconds_per_step" in fast.history[-1]
+
+
+def test_plan_engine_resume_equals_uninterrupted(tmp_path):
+    from helpers import gainer_image
+
+    from splatpix.gainer import fit_gainer
+    from splatpix.gainer.checkpoint import load_checkpoint
+
+    img = gainer_image(3, 12, 14)
+    cfg = _train_cfg(engine="plan", knn_every=4, log_every=4)
+    full = fit_gainer(img, cfg, progress=False)
+    ck = tmp_path / "run.ckpt"
+    part = fit_gainer(img, cfg, progress=False, checkpoint_path=ck, callback=lambda s, i: s >= 8)
+    assert part.steps == 8 and load_checkpoint(ck).step == 8
+    resumed = fit_gainer(img, progress=False, resume=ck)
+    for (k, a), (_, b) in zip(full.field.named_parameters(), resumed.field.named_parameters(), strict=True):
+        assert torch.equal(a.detach(), b.detach()), k
+
+
+def test_plan_engine_refuses_what_it_cannot_run():
+    from helpers import gainer_image
+
+    from splatpix.errors import SplatpixError
+    from splatpix.gainer import fit_gainer
+
+    with pytest.raises(SplatpixError, match="plan engine"):
+        fit_gainer(gainer_image(3, 8, 8), _train_cfg(engine="plan", batch=16), progress=False)
+
+
+def test_batched_mlp_matches_the_module():
+    from torch import nn
+
+    from splatpix.errors import SplatpixError
+    from splatpix.gainer.batched_mlp import BatchedMLP
+
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 5), nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3))
+    x = torch.randn(50, 6, requires_grad=True)
+    run = BatchedMLP(mlp)
+    g = torch.randn(50, 3)
+    for _ in range(2):  # the buffers are reused
+        y = run(x)
+        ref = torch.sigmoid(mlp(x))
+        torch.testing.assert_close(y, ref)
+        got = torch.autograd.grad(y, [x, *mlp.parameters()], g)
+        want = torch.autograd.grad(ref, [x, *mlp.parameters()], g)
+        for a, b in zip(got, want, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    stale = run(x)
+    run(x)
+    with pytest.raises(SplatpixError, match="newer forward"):
+        stale.sum().backward()

@@ -49,11 +49,15 @@ from ..errors import SplatpixError
 from ..metrics import psnr, psnr_rgba
 from ..presets import GAINER_PRESETS
 from ..train.guard import DivergenceGuard
+from .batched_mlp import BatchedMLP
 from .checkpoint import Checkpoint, image_digest, load_checkpoint, save_checkpoint
 from .field import GainerConfig, GainerField, initial_cov_params, random_means
 from .hashgrid import HashGridConfig
+from .plan import FrozenPlan
 
-__all__ = ["PRESETS", "GainerResult", "GainerTrainConfig", "fit_gainer"]
+__all__ = ["ENGINES", "PRESETS", "GainerResult", "GainerTrainConfig", "fit_gainer", "uses_plan"]
+
+ENGINES = ("auto", "plan", "field")
 
 
 def _is_pos(x: object) -> bool:
@@ -78,6 +82,8 @@ class GainerTrainConfig:
     seed: int = 0
     log_every: int = 100
     checkpoint_every: int = 0  # call the checkpoint callback every this many steps (0 = only at the end)
+    engine: str = "auto"  # "plan" (frozen-means fast path), "field" (the general path) or "auto"
+    knn_every: int = 1000  # the plan's neighbour lists are recomputed every this many steps (0 = never)
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> SplatpixError:
@@ -103,6 +109,10 @@ class GainerTrainConfig:
             raise bad(f"log_every must be an integer >= 1, got {self.log_every!r}")
         if not is_int(self.checkpoint_every) or self.checkpoint_every < 0:
             raise bad(f"checkpoint_every must be an integer >= 0, got {self.checkpoint_every!r}")
+        if self.engine not in ENGINES:
+            raise bad(f"unknown engine {self.engine!r}; use one of {', '.join(ENGINES)}")
+        if not is_int(self.knn_every) or self.knn_every < 0:
+            raise bad(f"knn_every must be an integer >= 0, got {self.knn_every!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GainerTrainConfig:
@@ -146,7 +156,9 @@ class GainerResult:
     ``psnr`` (8-bit rounded) and ``psnr_float`` of the native-size render (for RGBA: the colour channels where the
     image is visible, alpha > 0, and ``psnr_alpha`` the alpha channel's; the whole image otherwise), the training
     ``seconds``, the ``steps`` applied, ``history`` of logged
-    ``{step, seconds, loss, psnr}`` (``psnr`` of the step's batch, float), ``diverged`` and ``message``."""
+    ``{step, seconds, loss, psnr, psnr_8bit, seconds_per_step}`` (``psnr`` of the step's batch, float;
+    ``psnr_8bit`` of its prediction rounded to 8 bits; the mean seconds per step since the previous entry),
+    ``diverged`` and ``message``."""
 
     field: GainerField
     psnr: float
@@ -184,8 +196,11 @@ def _loss(pred: Tensor, target: Tensor, beta: float) -> Tensor:
     return F.smooth_l1_loss(pred[mask, :3], target[mask, :3], beta=beta) + alpha
 
 
-def _psnr_from(pred: Tensor, target: Tensor) -> float:
-    err = float(((pred.detach().clamp(0, 1) - target) ** 2).mean())
+def _psnr_from(pred: Tensor, target: Tensor, quantize: bool = False) -> float:
+    p = pred.detach().clamp(0, 1)
+    if quantize:
+        p = torch.round(p * 255.0) / 255.0
+    err = float(((p - target) ** 2).mean())
     return math.inf if err == 0 else 10.0 * math.log10(1.0 / err)
 
 
@@ -201,6 +216,16 @@ def _resume_config(ck: Checkpoint, cfg: GainerTrainConfig | None) -> GainerTrain
         raise SplatpixError(f"cannot resume with a different training config ({', '.join(diff)} differ from the "
                             f"checkpoint's; only {', '.join(free)} may change)")
     return cfg
+
+
+def uses_plan(cfg: GainerTrainConfig, n_pixels: int, device: torch.device | str = "cpu") -> bool:
+    """Whether :func:`fit_gainer` runs the frozen-means fast path (:mod:`.plan`): frozen means, full-image steps,
+    the CPU, and ``engine`` ``"auto"`` or ``"plan"`` (``"plan"`` where these do not hold is an error)."""
+    ok = (not cfg.model.trainable_means and (cfg.batch == 0 or cfg.batch >= n_pixels)
+          and torch.device(device).type == "cpu")
+    if cfg.engine == "plan" and not ok:
+        raise SplatpixError("the plan engine needs frozen means, full-image steps (batch 0) and the CPU")
+    return ok and cfg.engine != "field"
 
 
 def _lr_factor(step: int, milestones: list[int], gamma: float) -> float:
@@ -256,8 +281,41 @@ def fit_gainer(
     n_pix = h * w
     gen = torch.Generator().manual_seed(int(cfg.seed))
 
+    if ck is not None:
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(ck.params[name].to(device))
+
+    # the frozen-means fast path: neighbours, grid corners and the compact tables computed once (module docstring)
+    plan = FrozenPlan(model, coords) if uses_plan(cfg, n_pix, device) else None
+    grids = {"grid.table": model.grid} if plan is None else {
+        name: g for name, g in (("grid.table", model.grid), ("mask_grid.table", model.mask_grid)) if g is not None}
+    tables = {} if plan is None else {name: torch.nn.Parameter(plan.gather_table(g.table))
+                                      for name, g in grids.items()}
+    runners = [] if plan is None else [BatchedMLP(m) for m in (model.mlp, model.mask_mlp) if m is not None]
+
+    def forward() -> Tensor:
+        if plan is None:
+            return model(q)
+        agg = plan.aggregate(model.cov_params, plan.gaussian_features(list(tables.values())))
+        if len(runners) == 1:
+            return runners[0](agg)
+        d = mcfg.feature_dim
+        return torch.cat((runners[0](agg[:, :d]), runners[1](agg[:, d:])), 1)
+
+    def sync_tables() -> None:
+        for name, t in tables.items():
+            plan.scatter_table(t, grids[name].table)
+
+    def trained() -> dict[str, Tensor]:
+        """The trained tensors by the field's parameter names (the compact tables under their grids' names)."""
+        out = {name: p for name, p in model.named_parameters() if p.requires_grad and name not in tables}
+        out.update(tables)
+        return out
+
     nets = ("grid.", "mlp.", "mask_grid.", "mask_mlp.")
-    groups = [{"params": [p for name, p in model.named_parameters() if name.startswith(nets)], "lr": cfg.lr},
+    net_params = [p for name, p in model.named_parameters() if name.startswith(nets) and name not in tables]
+    groups = [{"params": [*tables.values(), *net_params], "lr": cfg.lr},
               {"params": [model.cov_params], "lr": cfg.lr_cov}]
     if mcfg.trainable_means:
         groups.append({"params": [model.means], "lr": cfg.lr_means})
@@ -269,15 +327,15 @@ def fit_gainer(
         opt = torch.optim.Adam(groups)
     milestones = sorted({max(1, int(round(m * cfg.steps))) for m in cfg.lr_milestones})
 
-    params = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    params = trained()
     start, adam_step, seconds0 = 0, 0, 0.0
     history: list[dict[str, float]] = []
     if ck is not None:
         with torch.no_grad():
-            for name, p in model.named_parameters():
-                p.copy_(ck.params[name].to(device))
             for name, p in params.items():
                 m1, m2 = ck.moments[name]
+                if name in tables:  # the full table's moments: only the compact rows can be non-zero
+                    m1, m2 = plan.gather_table(m1), plan.gather_table(m2)
                 opt.state[p] = {"step": torch.tensor(float(ck.adam_step), dtype=torch.float32, device=device),
                                 "exp_avg": m1.to(device).clone(), "exp_avg_sq": m2.to(device).clone()}
         try:
@@ -292,7 +350,15 @@ def fit_gainer(
         moments = {}
         for name, p in params.items():
             st = opt.state.get(p, {})
-            moments[name] = (st.get("exp_avg", torch.zeros_like(p)), st.get("exp_avg_sq", torch.zeros_like(p)))
+            m1, m2 = st.get("exp_avg", torch.zeros_like(p)), st.get("exp_avg_sq", torch.zeros_like(p))
+            if name in tables:
+                full1, full2 = torch.zeros_like(grids[name].table), torch.zeros_like(grids[name].table)
+                plan.scatter_table(m1, full1)
+                plan.scatter_table(m2, full2)
+                m1, m2 = full1, full2
+            moments[name] = (m1, m2)
+        if tables:
+            sync_tables()
         save_checkpoint(checkpoint_path, Checkpoint(
             step=step, adam_step=adam_step, seconds=seconds,
             params={k: v.detach() for k, v in model.named_parameters()}, moments=moments, rng_state=rng_state,
@@ -321,17 +387,28 @@ def fit_gainer(
                 q, tgt = coords[sel], colours[sel]
             else:
                 q, tgt = coords, colours
-            pred = model(q)
+            if plan is not None and cfg.knn_every and k > start and k % cfg.knn_every == 0:
+                plan.refresh_neighbours(model)
+            pred = forward()
             loss = _loss(pred, tgt, cfg.smooth_l1_beta)
             loss_value = float(loss.detach())
             if not guard.record(loss_value, k, params):
                 break
             if k % cfg.log_every == 0:
-                p_batch = _psnr_from(pred[:, :3] if c == 4 else pred, tgt[:, :3] if c == 4 else tgt)
-                entry = {"step": k, "seconds": time.perf_counter() - t0, "loss": loss_value, "psnr": p_batch}
+                pc, tc = (pred[:, :3], tgt[:, :3]) if c == 4 else (pred, tgt)
+                p_batch = _psnr_from(pc, tc)
+                now = time.perf_counter() - t0
+                entry = {"step": k, "seconds": now, "loss": loss_value, "psnr": p_batch,
+                         "psnr_8bit": _psnr_from(pc, tc, quantize=True)}
+                if history and k > history[-1]["step"]:
+                    per_step = (now - history[-1]["seconds"]) / (k - history[-1]["step"])
+                    entry["seconds_per_step"] = per_step
                 history.append(entry)
                 if bar is not None:
-                    bar.set_postfix(psnr=f"{p_batch:.2f}", refresh=False)
+                    post = {"psnr": f"{p_batch:.2f}"}
+                    if "seconds_per_step" in entry:
+                        post["s/step"] = f"{entry['seconds_per_step']:.3f}"
+                    bar.set_postfix(post, refresh=False)
                 if callback is not None and callback(k, dict(entry)) is True:
                     stopped = True
                     message = f"stopped by callback at step {k}"
@@ -348,6 +425,8 @@ def fit_gainer(
                 if checkpoint_path is not None:
                     write_checkpoint(k + 1, gen.get_state(), time.perf_counter() - t0)
                 if checkpoint is not None:
+                    if tables:
+                        sync_tables()
                     checkpoint(k + 1, model)
         else:
             guard.step = cfg.steps
@@ -360,6 +439,8 @@ def fit_gainer(
     message = guard.message or message
     if diverged or stopped:
         guard.restore(params)
+    if tables:
+        sync_tables()
     model._index = None  # parameters may have been restored: rebuild the neighbour index on next use
     if checkpoint_path is not None and not diverged:
         write_checkpoint(good_step, rng_state, seconds)
