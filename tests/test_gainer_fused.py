@@ -202,3 +202,14 @@ def test_batched_mlp_matches_the_module():
     run(x)
     with pytest.raises(SplatpixError, match="newer forward"):
         stale.sum().backward()
+
+
+def test_gainer_mlp_arch_saves_and_loads(tmp_path):
+    from splatpix.gainer import load_gainer, save_gainer
+
+    f = randomised(mlp_arch="gainer", mlp_hidden=8)
+    assert [m.out_features for m in f.mlp if isinstance(m, torch.nn.Linear)] == [8, 15, 8, 8, 3]
+    save_gainer(f, tmp_path / "g.safetensors")
+    g = load_gainer(tmp_path / "g.safetensors")
+    assert g.cfg.mlp_arch == "gainer"
+    torch.testing.assert_close(g.render(), f.render())

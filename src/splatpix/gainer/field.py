@@ -46,7 +46,7 @@ from ..errors import SplatpixError
 from .aggregate import aggregate
 from .hashgrid import HashGrid, HashGridConfig
 from .knn import MAX_K, KnnIndex, knn
-from .mlp import decode, seeded_mlps
+from .mlp import MLP_ARCHS, decode, seeded_mlps
 
 __all__ = ["AGGREGATIONS", "ALPHA_MODELS", "RADIUS_MODES", "GainerConfig", "GainerField", "initial_cov_params",
            "random_means"]
@@ -76,7 +76,8 @@ class GainerConfig:
     ``radius`` is the absolute radius (normalised units) used when ``radius_mode="absolute"``.
     ``alpha_model`` (RGBA only, module docstring) defaults to ``"separate"``, which trains better colour and alpha
     than ``"head"`` for more time and a larger file (docs/results.md, ``benchmarks/gainer/gainer_alpha.py``).
-    ``mlp_layers`` is the number of hidden layers of width ``mlp_hidden``.
+    ``mlp_layers`` is the number of hidden layers of width ``mlp_hidden`` (``mlp_arch="plain"``);
+    ``mlp_arch="gainer"`` is the decoder of GaINeR's code (:func:`.mlp.make_mlp`).
     """
 
     n_gaussians: int = 20_000
@@ -91,6 +92,7 @@ class GainerConfig:
     channels: int = 3
     trainable_means: bool = False
     alpha_model: str = "separate"
+    mlp_arch: str = "plain"
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> SplatpixError:
@@ -126,6 +128,8 @@ class GainerConfig:
             raise bad(f"trainable_means must be True or False, got {self.trainable_means!r}")
         if self.alpha_model not in ALPHA_MODELS:
             raise bad(f"unknown alpha_model {self.alpha_model!r}; use one of {', '.join(ALPHA_MODELS)}")
+        if self.mlp_arch not in MLP_ARCHS:
+            raise bad(f"unknown mlp_arch {self.mlp_arch!r}; use one of {', '.join(MLP_ARCHS)}")
 
     @property
     def feature_dim(self) -> int:
@@ -210,7 +214,7 @@ class GainerField(nn.Module):
         self.means = nn.Parameter(m.contiguous(), requires_grad=cfg.trainable_means)
         self.cov_params = nn.Parameter(c.contiguous())
         self.mlp, self.mask_mlp = seeded_mlps(cfg.feature_dim, cfg.mlp_hidden, cfg.mlp_layers, cfg.colour_outputs,
-                                              cfg.separate_mask, seed)
+                                              cfg.separate_mask, seed, cfg.mlp_arch)
         if baked_features is None:
             self.grid: HashGrid | None = HashGrid(cfg.hashgrid, seed=seed)
             self.mask_grid: HashGrid | None = HashGrid(cfg.hashgrid, seed=seed + 1) if cfg.separate_mask else None

@@ -3,7 +3,8 @@
 A GaINeR model file is a safetensors file with float32 tensors ``means`` ``(N, 2)``, ``cov_params`` ``(N, 3)``,
 ``features`` ``(N, D)`` (the baked per-Gaussian features; the hash grid is not stored; ``(N, 2 D)`` for RGBA with a
 separate mask model, whose MLP is stored as ``mask_mlp.<i>.*``) and the MLP's
-``mlp.<i>.weight`` / ``mlp.<i>.bias`` (``nn.Sequential`` indices: layer ``j`` is module ``2 j``), and one metadata key,
+``mlp.<i>.weight`` / ``mlp.<i>.bias`` (``nn.Sequential`` indices; with ``mlp_arch="plain"`` layer ``j`` is module
+``2 j``), and one metadata key,
 ``"splatpix"``, holding a JSON object::
 
     {"format": "splatpix-gainer", "format_version": 1, "kind": "gainer", "height": 512, "width": 768,
@@ -27,6 +28,7 @@ from ..errors import SplatpixError
 from ..io.files import atomic_write
 from ..model.container import ContainerReader, write_container
 from .field import GainerConfig, GainerField
+from .mlp import make_mlp
 
 __all__ = ["GAINER_FORMAT", "GAINER_FORMAT_VERSION", "export_ply", "load_gainer", "read_gainer_metadata",
            "save_gainer"]
@@ -40,17 +42,9 @@ PathLike = str | os.PathLike[str]
 
 
 def mlp_shapes(cfg: GainerConfig, prefix: str, outputs: int) -> dict[str, tuple[int, ...]]:
-    """Parameter shapes of an MLP ``D -> hidden x layers -> outputs`` (``nn.Sequential`` names under ``prefix``)."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    width = cfg.feature_dim
-    for j in range(cfg.mlp_layers):
-        shapes[f"{prefix}.{2 * j}.weight"] = (cfg.mlp_hidden, width)
-        shapes[f"{prefix}.{2 * j}.bias"] = (cfg.mlp_hidden,)
-        width = cfg.mlp_hidden
-    j = cfg.mlp_layers
-    shapes[f"{prefix}.{2 * j}.weight"] = (outputs, width)
-    shapes[f"{prefix}.{2 * j}.bias"] = (outputs,)
-    return shapes
+    """Parameter shapes of the config's MLP with ``outputs`` outputs (``nn.Sequential`` names under ``prefix``)."""
+    mlp = make_mlp(cfg.feature_dim, cfg.mlp_hidden, cfg.mlp_layers, outputs, cfg.mlp_arch)
+    return {f"{prefix}.{k}": tuple(v.shape) for k, v in mlp.state_dict().items()}
 
 
 def _expected_shapes(cfg: GainerConfig) -> dict[str, tuple[int, ...]]:

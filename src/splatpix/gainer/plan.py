@@ -113,9 +113,10 @@ def _transpose(idx: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 class FrozenPlan:
     """The precomputed neighbours and hash-grid corners of a field with frozen means at ``coords`` ``(P, 2)``
-    (normalised pixel centres; module docstring). ``field`` must be unbaked, on the CPU, with frozen means."""
+    (normalised pixel centres; module docstring). ``field`` must be unbaked, on the CPU, with frozen means; the
+    neighbour lists use ``radius`` (default: the field's current acceptance radii)."""
 
-    def __init__(self, field: GainerField, coords: Tensor) -> None:
+    def __init__(self, field: GainerField, coords: Tensor, radius: Tensor | None = None) -> None:
         if field.baked or field.cfg.trainable_means:
             raise SplatpixError("a frozen plan needs an unbaked field with frozen means")
         if field.means.device.type != "cpu":
@@ -136,7 +137,7 @@ class FrozenPlan:
         self.means = np.ascontiguousarray(means[self.perm].numpy())
         if self.q.shape[0] * self.k >= 1 << 62:
             raise SplatpixError("too many pixel-neighbour pairs")
-        self.refresh_neighbours(field)
+        self.refresh_neighbours(field, radius)
         self.grid_cfg = field.cfg.hashgrid
         slots, self.cw = grid_corners(self.means, self.grid_cfg)
         self.rows = np.empty(slots.shape, dtype=np.int32)
@@ -159,9 +160,10 @@ class FrozenPlan:
         """Accepted pixel-neighbour pairs."""
         return int(self.pairs.shape[0])
 
-    def refresh_neighbours(self, field: GainerField) -> None:
-        """Recompute the pixels' neighbour lists from the field's current acceptance radii."""
-        radius = field.knn_radius()
+    def refresh_neighbours(self, field: GainerField, radius: Tensor | None = None) -> None:
+        """Recompute the pixels' neighbour lists from ``radius`` ``(N,)`` (default: the field's current acceptance
+        radii)."""
+        radius = field.knn_radius() if radius is None else radius.detach().to(torch.float32)
         index = KnnIndex(field.means.detach().to(torch.float32), radius)
         idx, _ = index.query(torch.from_numpy(self.q), self.k)
         valid = idx >= 0

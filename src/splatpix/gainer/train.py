@@ -13,6 +13,15 @@
   GaINeR's code trains a whole second model on the mask) or one MLP with 4 outputs (``"head"``). The colour
   channels are supervised only at pixels with alpha > 0.5 (GaINeR's sampling mask), the alpha channel at every
   pixel; the loss is the sum of the two means.
+* Engine (``engine``): with frozen means and full-image steps on the CPU, ``"auto"`` (and ``"plan"``) runs the
+  frozen-means fast path (:mod:`.plan`: each pixel's neighbour list, the transposed lists and every mean's hash-grid
+  corners computed once; the fused kernels of :mod:`.fused`; Adam on the compact table, which is exactly Adam on
+  the full table in this configuration; the MLP as batched matrix products, :mod:`.batched_mlp`). Its neighbour
+  lists come from the initial acceptance radii and are recomputed from the current ones every ``knn_every`` steps
+  (0, the default: never; GaINeR's code rebuilds its index every 1000 steps), so its steps equal the general
+  path's only while the lists are current (with ``knn_every = 1``, up to float rounding; tested). A resumed run
+  recomputes the lists at its first step, which is exact when ``knn_every`` is 0 or the resume step is below or a
+  multiple of it. ``"field"`` always runs the general path (:meth:`.field.GainerField.forward`).
 * NaN guard: if the loss or a parameter becomes non-finite, training stops, the parameters of the last step with a
   finite loss are restored, and the result has ``diverged=True`` and a message.
 * Checkpoints and resume: with ``checkpoint_path``, a resumable checkpoint (:mod:`splatpix.gainer.checkpoint`: the
@@ -83,7 +92,7 @@ class GainerTrainConfig:
     log_every: int = 100
     checkpoint_every: int = 0  # call the checkpoint callback every this many steps (0 = only at the end)
     engine: str = "auto"  # "plan" (frozen-means fast path), "field" (the general path) or "auto"
-    knn_every: int = 1000  # the plan's neighbour lists are recomputed every this many steps (0 = never)
+    knn_every: int = 0  # the plan's neighbour lists are recomputed every this many steps (0 = never)
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> SplatpixError:
@@ -281,13 +290,17 @@ def fit_gainer(
     n_pix = h * w
     gen = torch.Generator().manual_seed(int(cfg.seed))
 
+    radius0 = model.knn_radius()  # the initial covariances' acceptance radii
     if ck is not None:
         with torch.no_grad():
             for name, p in model.named_parameters():
                 p.copy_(ck.params[name].to(device))
 
     # the frozen-means fast path: neighbours, grid corners and the compact tables computed once (module docstring)
-    plan = FrozenPlan(model, coords) if uses_plan(cfg, n_pix, device) else None
+    plan = None
+    if uses_plan(cfg, n_pix, device):  # neighbours of the initial radii until the first refresh (resume: exact)
+        first = cfg.knn_every == 0 or (ck.step if ck is not None else 0) < cfg.knn_every
+        plan = FrozenPlan(model, coords, radius0 if first else None)
     grids = {"grid.table": model.grid} if plan is None else {
         name: g for name, g in (("grid.table", model.grid), ("mask_grid.table", model.mask_grid)) if g is not None}
     tables = {} if plan is None else {name: torch.nn.Parameter(plan.gather_table(g.table))
