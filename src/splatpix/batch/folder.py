@@ -121,6 +121,15 @@ def run_folder(kind: str, in_dir: str | os.PathLike[str], out_dir: str | os.Path
     """Run ``task(name, image bytes, task_options)`` (:func:`~.tasks.encode_image` or :func:`~.tasks.fit_image`)
     for every image of ``in_dir`` not yet finished in ``out_dir``, on ``executor`` (:func:`executor_for`);
     ``settings`` (JSON) are the options the manifest keeps. Returns the summary (the manifest is written)."""
+    try:
+        return _run_folder(kind, in_dir, out_dir, task, task_options, settings, executor, retries, limit, bar)
+    finally:
+        executor.close()  # also when the folder is refused before any job ran (a Ray instance started for the run)
+
+
+def _run_folder(kind: str, in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
+                task: Callable[..., Outcome], task_options: Any, settings: dict[str, Any], executor: Any,
+                retries: int, limit: int | None, bar: bool) -> BatchSummary:
     from ..eval.harness import list_images
 
     t0 = time.perf_counter()
@@ -164,10 +173,7 @@ def run_folder(kind: str, in_dir: str | os.PathLike[str], out_dir: str | os.Path
             summary.seconds = time.perf_counter() - t0
             manifest.finish("interrupted", summary.as_dict())
 
-        try:
-            run_jobs(todo, executor, done, retries=retries, on_stop=stopped)
-        finally:
-            executor.close()
+        run_jobs(todo, executor, done, retries=retries, on_stop=stopped)
     summary.seconds = time.perf_counter() - t0
     manifest.finish("failed" if summary.failed else "complete", summary.as_dict())
     return summary
