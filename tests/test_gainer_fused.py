@@ -213,3 +213,12 @@ def test_gainer_mlp_arch_saves_and_loads(tmp_path):
     g = load_gainer(tmp_path / "g.safetensors")
     assert g.cfg.mlp_arch == "gainer"
     torch.testing.assert_close(g.render(), f.render())
+
+
+@pytest.mark.parametrize("aggregation", ["sum", "mean"])
+def test_render_fused_forward_equals_the_reference_path(aggregation):
+    f = randomised(aggregation=aggregation).bake()
+    fast = f.render(10, 14, (0.1, 0.0, 0.9, 0.8))
+    f.backend = "reference"
+    slow = f.render(10, 14, (0.1, 0.0, 0.9, 0.8))
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-6)

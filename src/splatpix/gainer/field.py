@@ -44,6 +44,7 @@ from torch import Tensor, nn
 from ..checks import is_int, is_number
 from ..errors import SplatpixError
 from .aggregate import aggregate
+from .fused import aggregate_forward
 from .hashgrid import HashGrid, HashGridConfig
 from .knn import MAX_K, KnnIndex, knn
 from .mlp import MLP_ARCHS, decode, seeded_mlps
@@ -379,9 +380,16 @@ class GainerField(nn.Module):
         feats = self.gaussian_features()
         chunk = max(1, int(chunk))
         out = torch.empty((h * w, self.channels), dtype=torch.float32, device=dev)
+        fast = (dev.type == "cpu" and self.backend != "reference" and feats.dtype == torch.float32
+                and self.means.dtype == torch.float32)
         for s in range(0, h * w, chunk):
             q = grid[s : s + chunk]
-            out[s : s + chunk] = self.decode(self.features(q, feats)).to(torch.float32)
+            if fast:  # the fused forward kernel (weights and aggregation in one pass)
+                idx, _ = self.neighbours(q)
+                agg = aggregate_forward(q, idx, self.means, self.cov_params, feats, self.cfg.aggregation == "mean")
+            else:
+                agg = self.features(q, feats)
+            out[s : s + chunk] = self.decode(agg).to(torch.float32)
         return out.T.reshape(self.channels, h, w).contiguous()
 
     def extra_repr(self) -> str:

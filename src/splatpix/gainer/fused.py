@@ -28,7 +28,8 @@ from torch import Tensor
 from ..errors import SplatpixError
 from ..jit import njit, prange
 
-__all__ = ["compact_grid", "compact_grid_reference", "gaussian_aggregate", "gaussian_aggregate_reference"]
+__all__ = ["aggregate_forward", "compact_grid", "compact_grid_reference", "gaussian_aggregate",
+           "gaussian_aggregate_reference"]
 
 MEAN_EPS = 1e-12
 _F = np.float32
@@ -205,6 +206,22 @@ def gaussian_aggregate(q: np.ndarray, idx: np.ndarray, means: np.ndarray, cov_pa
     if feats.shape[0] != means.shape[0] or cov_params.shape != (means.shape[0], 3):
         raise SplatpixError(f"aggregation needs (N, 3) cov_params and (N, D) feats for {means.shape[0]} means")
     return _GaussianAggregate.apply(cov_params, feats, q, idx, means, starts, pairs, bool(mean))
+
+
+def aggregate_forward(q: Tensor, idx: Tensor, means: Tensor, cov_params: Tensor, feats: Tensor,
+                      mean: bool = False) -> Tensor:
+    """``(P, D)`` aggregate of :func:`gaussian_aggregate` without gradients (rendering): float32 CPU tensors,
+    ``idx`` ``(P, K)`` of any integer type (``-1`` = none)."""
+    qn = _f32(q)
+    ia = np.ascontiguousarray(idx.numpy(), dtype=np.int32)
+    f = _f32(feats)
+    p_n, k_n = ia.shape
+    out = np.empty((p_n, f.shape[1]), dtype=np.float32)
+    if p_n:
+        w = np.empty((p_n, k_n), dtype=np.float32)
+        wsum = np.empty(p_n, dtype=np.float32)
+        _agg_forward(qn, ia, _f32(means), _geo(_f32(cov_params)), f, bool(mean), w, wsum, out)
+    return torch.from_numpy(out)
 
 
 # ------------------------------------------------------------------------------------------ compact hash grid
