@@ -22,7 +22,7 @@ from splatpix.model.files import load_model
 train_mod = importlib.import_module("splatpix.gainer.train")
 
 H, W, N = 16, 24, 64
-TINY = ["-n", str(N), "--batch", "0", "--quiet"]
+TINY = ["--preset", "small", "-n", str(N), "--batch", "0", "--quiet"]
 
 
 def _write_image(path, alpha: bool = False):
@@ -52,7 +52,7 @@ def test_fit_writes_model_report_and_ply(fitted):
         assert key in rep, key
     assert rep["steps"] == 50 and rep["n_gaussians"] == N and rep["model"] == "gainer"
     assert rep["model_bytes"] == fitted["model"].stat().st_size
-    assert rep["config"]["model"]["k"] == 8 and rep["config"]["batch"] == 0  # cpu preset's K, our batch
+    assert rep["config"]["model"]["k"] == 8 and rep["config"]["batch"] == 0  # the small preset's K, our batch
     assert m.meta["extra"]["fit"]["steps"] == 50
     lines = fitted["ply"].read_text().splitlines()
     assert lines[0] == "ply" and f"element vertex {N}" in lines

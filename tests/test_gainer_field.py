@@ -261,9 +261,10 @@ def test_invalid_train_config(kw):
 
 
 def test_presets():
-    cpu = GainerTrainConfig.preset("cpu")
+    cpu = GainerTrainConfig.preset("small")
     paper = GainerTrainConfig.preset("paper", steps=10)
     assert cpu.model.n_gaussians == 20_000 and cpu.model.k == 8 and cpu.model.hashgrid.log2_table_size == 16
+    assert GainerTrainConfig.preset("balanced").batch == 0
     assert paper.model.n_gaussians == 500_000 and paper.model.k == 16 and paper.steps == 10
     assert paper.model.hashgrid.log2_table_size == 21
     with pytest.raises(SplatpixError):

@@ -92,13 +92,14 @@ def test_encode_configs_follow_the_preset_then_the_method_then_the_options() -> 
 
 
 def test_gainer_presets_come_from_the_presets_module() -> None:
-    cpu = GainerTrainConfig.preset("cpu")
-    assert (cpu.model.n_gaussians, cpu.model.k, cpu.model.hashgrid.log2_table_size, cpu.steps, cpu.batch) == (
-        20_000, 8, 16, 2000, 1 << 13)
+    small = GainerTrainConfig.preset("small")
+    assert (small.model.n_gaussians, small.model.k, small.model.hashgrid.log2_table_size, small.steps,
+            small.batch) == (20_000, 8, 16, 2000, 1 << 13)
     paper = GainerTrainConfig.preset("paper")
     assert (paper.model.n_gaussians, paper.model.k, paper.model.hashgrid.log2_table_size,
             paper.model.hashgrid.max_resolution, paper.steps, paper.batch) == (500_000, 16, 21, 8192, 30_000, 0)
-    assert set(GAINER_PRESETS) == {"cpu", "paper"}
+    assert paper.model.mlp_arch == "gainer"
+    assert set(GAINER_PRESETS) == {"balanced", "paper-cpu", "paper", "small"}
 
 
 def test_the_same_options_give_the_same_file_in_the_api_the_cli_and_the_harness(tmp_path) -> None:

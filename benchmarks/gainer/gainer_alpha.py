@@ -53,8 +53,8 @@ def main() -> None:
     mask = alpha > 0.5
     runs = []
     for mode in ("head", "separate"):
-        base = GainerTrainConfig.preset("cpu")
-        cfg = GainerTrainConfig.preset("cpu", steps=args.steps, model=replace(base.model, alpha_model=mode))
+        base = GainerTrainConfig.preset("small")
+        cfg = GainerTrainConfig.preset("small", steps=args.steps, model=replace(base.model, alpha_model=mode))
         res = fit_gainer(img, cfg, progress=False)
         field = res.field.bake()
         out = field.render()

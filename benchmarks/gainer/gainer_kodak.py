@@ -50,11 +50,11 @@ VARIANTS = {
 
 def run_gainer(img: torch.Tensor, variant: str, eval_every: int, repeats: int, steps: int | None,
                save_to: Path | None = None) -> dict:
-    base = GainerTrainConfig.preset("cpu")
+    base = GainerTrainConfig.preset("small")
     over = {"model": replace(base.model, **VARIANTS[variant]), "log_every": eval_every}
     if steps is not None:
         over["steps"] = steps
-    cfg = GainerTrainConfig.preset("cpu", **over)
+    cfg = GainerTrainConfig.preset("small", **over)
     curve: list[dict] = []
     excluded = [0.0]
 

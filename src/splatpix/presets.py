@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CODEC_PRESETS", "DEFAULT_CODEC_METHOD", "DEFAULT_CODEC_PRESET", "DEFAULT_FIT_PRESET", "DEMO_FIT",
-           "FIT_COMMAND", "FIT_PRESETS", "GAINER_PRESETS", "RD_BPP_POINTS", "RD_N_POINTS", "STRUCTURE_RECIPE",
-           "preset_gaussians"]
+__all__ = ["CODEC_PRESETS", "DEFAULT_CODEC_METHOD", "DEFAULT_CODEC_PRESET", "DEFAULT_FIT_PRESET",
+           "DEFAULT_GAINER_PRESET", "DEMO_FIT", "FIT_COMMAND", "FIT_PRESETS", "GAINER_PRESETS", "RD_BPP_POINTS",
+           "RD_N_POINTS", "STRUCTURE_RECIPE", "preset_gaussians"]
 
 CODEC_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # the CPU schedule every codec number of docs/results.md used: Adam, the learning rate halved at half-way
@@ -78,15 +78,30 @@ DEMO_FIT: dict[str, Any] = {"n_gaussians": 4000, "steps": 1500}
 """``splatpix demo``: a short fit of the bundled sample image (the ``balanced`` preset's recipe at this size)."""
 
 GAINER_PRESETS: dict[str, dict[str, Any]] = {
-    # 20k Gaussians, K 8, table 2^16, 2000 steps of 2^13-pixel batches (~40 passes over a 768x512 image)
-    "cpu": {"model": {"n_gaussians": 20_000, "k": 8, "hashgrid": {"log2_table_size": 16}},
-            "steps": 2000, "lr": 1e-2, "batch": 1 << 13},
-    # GaINeR's configuration: 500k Gaussians, K 16, table 2^21, resolution 16..8192, 30k full-image steps, lr 1e-3
-    "paper": {"model": {"n_gaussians": 500_000, "k": 16, "hashgrid": {"log2_table_size": 21, "max_resolution": 8192}},
+    # the default: GaINeR's means, table and resolutions with K 8 (the paper's ablation: as good as 16) and the plain
+    # MLP 32 -> 64 -> 64 -> 3, full-image steps, Adam 3e-2, 160 steps (a few minutes on 2 CPU cores)
+    "balanced": {"model": {"n_gaussians": 500_000, "k": 8,
+                           "hashgrid": {"log2_table_size": 21, "max_resolution": 8192}},
+                 "steps": 160, "lr": 3e-2, "lr_cov": 1e-3, "batch": 0},
+    # GaINeR's model (500k frozen random means, K 16, 16 levels x 2 features, 16..8192, table 2^21, the decoder of
+    # its code) on a CPU schedule: full-image steps, Adam 3e-2 (x0.33 at 50/75/90 %), 500 steps
+    "paper-cpu": {"model": {"n_gaussians": 500_000, "k": 16, "mlp_arch": "gainer",
+                            "hashgrid": {"log2_table_size": 21, "max_resolution": 8192}},
+                  "steps": 500, "lr": 3e-2, "lr_cov": 1e-3, "batch": 0},
+    # GaINeR's configuration: the model above, 30k full-image steps, lr 1e-3
+    "paper": {"model": {"n_gaussians": 500_000, "k": 16, "mlp_arch": "gainer",
+                        "hashgrid": {"log2_table_size": 21, "max_resolution": 8192}},
               "steps": 30_000, "lr": 1e-3, "lr_cov": 1e-3, "batch": 0},
+    # small and fast (formerly "cpu"): 20k Gaussians, K 8, table 2^16, 2000 steps of 2^13-pixel batches
+    "small": {"model": {"n_gaussians": 20_000, "k": 8, "hashgrid": {"log2_table_size": 16}},
+              "steps": 2000, "lr": 1e-2, "batch": 1 << 13},
 }
 """GaINeR training presets (:meth:`splatpix.gainer.GainerTrainConfig.preset`): fields of ``GainerTrainConfig``, with
-``model`` (and its ``hashgrid``) as nested fields of ``GainerConfig`` / ``HashGridConfig``."""
+``model`` (and its ``hashgrid``) as nested fields of ``GainerConfig`` / ``HashGridConfig``. The measurements behind
+them: docs/results.md, "GaINeR"."""
+
+DEFAULT_GAINER_PRESET = "balanced"
+"""The preset of ``splatpix fit --model gainer`` when none is named."""
 
 RD_N_POINTS: tuple[int, ...] = (800, 1000, 3000, 5000, 7000, 9000)
 """The RD harness's default points of the Gaussian codecs: GaussianImage's numbers of Gaussians on Kodak."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import SplatpixError
 from ..io.images import DEFAULT_MAX_PIXELS
-from ..presets import DEFAULT_FIT_PRESET, DEMO_FIT, GAINER_PRESETS
+from ..presets import DEFAULT_FIT_PRESET, DEFAULT_GAINER_PRESET, DEMO_FIT, GAINER_PRESETS
 from .common import (
     add_budget,
     add_common,
@@ -237,7 +237,7 @@ def _gainer_train_config(args: argparse.Namespace):
             over["checkpoint_every"] = args.checkpoint_every
         return replace(saved, **over), ck
     _check_gainer_preset(args.preset)
-    base = GainerTrainConfig.preset(args.preset or "cpu")
+    base = GainerTrainConfig.preset(args.preset or DEFAULT_GAINER_PRESET)
     model_over: dict = {}
     if args.gaussians is not None:
         model_over["n_gaussians"] = args.gaussians
@@ -258,7 +258,7 @@ def _gainer_train_config(args: argparse.Namespace):
         over["checkpoint_every"] = 500 if args.checkpoint_every is None else args.checkpoint_every
     elif args.checkpoint_every is not None:
         raise SplatpixError("--checkpoint-every needs --checkpoint PATH")
-    return GainerTrainConfig.preset(args.preset or "cpu", **over), None
+    return GainerTrainConfig.preset(args.preset or DEFAULT_GAINER_PRESET, **over), None
 
 
 def run_fit_gainer(image_path: str, model_path: str, args: argparse.Namespace, report_path: str | None) -> dict:
@@ -281,7 +281,8 @@ def run_fit_gainer(image_path: str, model_path: str, args: argparse.Namespace, r
     field = res.field.bake()
     report = res.report()
     report["config"]["model"]["channels"] = field.channels
-    report.update(image=str(image_path), model="gainer", preset=None if args.resume else (args.preset or "cpu"))
+    report.update(image=str(image_path), model="gainer",
+                  preset=None if args.resume else (args.preset or DEFAULT_GAINER_PRESET))
     if args.resume:
         report["resumed_from"] = str(args.resume)
     save_gainer(field, model_path, extra={"fit": {k: report[k] for k in (
@@ -526,8 +527,9 @@ def add_parsers(sub: Any) -> None:
                    help="the Gaussian fit: fast, balanced (the default), quality (the best measured recipe: "
                    "structure-guided init, colour solve, relocation, per-parameter rates, Adam 1e-2; 500 / 2000 / "
                    "6000 steps, one Gaussian per 64 / 32 / 12 pixels unless -n is given) or gaussianimage-paper "
-                   "(GaussianImage: random init, Adan 1e-3, 50 000 steps, N = 70 000); --model gainer: cpu (the "
-                   "default) or paper")
+                   "(GaussianImage: random init, Adan 1e-3, 50 000 steps, N = 70 000); --model gainer: balanced (the "
+                   "default: 500k Gaussians, K 8, 160 full-image steps), paper-cpu (GaINeR's model, 500 steps), paper "
+                   "(GaINeR's 30k steps) or small (20k Gaussians, pixel batches; formerly cpu)")
     g.add_argument("--k", type=int, default=None, help="neighbours per query (default: the preset's)")
     g.add_argument("--batch", type=int, default=None, help="pixels per step, 0 = whole image (default: the preset's)")
     g.add_argument("--aggregation", choices=("sum", "mean"), default=None,

@@ -33,9 +33,11 @@
   rate of step ``k`` is the base rate times ``lr_gamma`` to the number of milestones ``<= k`` (as
   ``MultiStepLR``), so it is a function of the step alone.
 
-Presets (:meth:`GainerTrainConfig.preset`, defined in :data:`splatpix.presets.GAINER_PRESETS`): ``"cpu"`` (20k
-Gaussians, K = 8, table 2^16, 2000 steps of 2^13-pixel batches, i.e. ~40 passes over a 768x512 image, lr 1e-2) and
-``"paper"`` (500k Gaussians, K = 16, table 2^21, resolution 16..8192, 30k full-image steps, lr 1e-3, as GaINeR).
+Presets (:meth:`GainerTrainConfig.preset`, defined in :data:`splatpix.presets.GAINER_PRESETS`): ``"balanced"`` (the
+CLI's default: 500k Gaussians, K = 8, table 2^21, resolution 16..8192, the plain MLP, 160 full-image steps, lr 3e-2),
+``"paper-cpu"`` (GaINeR's model: K = 16 and the decoder of its code, 500 full-image steps, lr 3e-2), ``"paper"``
+(GaINeR's model and schedule: 30k full-image steps, lr 1e-3) and ``"small"`` (formerly ``"cpu"``: 20k Gaussians,
+K = 8, table 2^16, 2000 steps of 2^13-pixel batches, lr 1e-2).
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ def _is_pos(x: object) -> bool:
 @dataclass
 class GainerTrainConfig:
     """Training options; ``model`` is the field's :class:`GainerConfig` (its ``channels`` is set from the image).
-    Defaults are the ``"cpu"`` preset's schedule with the default model."""
+    Defaults are the ``"small"`` preset's schedule with the default model."""
 
     model: GainerConfig = field(default_factory=GainerConfig)
     steps: int = 2000
@@ -140,7 +142,7 @@ class GainerTrainConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> GainerTrainConfig:
-        """``"cpu"`` or ``"paper"`` (module docstring), with field overrides (``model=`` replaces the model)."""
+        """A preset of :data:`PRESETS` (module docstring), with field overrides (``model=`` replaces the model)."""
         if name not in PRESETS:
             raise SplatpixError(f"unknown GaINeR preset {name!r}; use one of {', '.join(sorted(PRESETS))}")
         try:
