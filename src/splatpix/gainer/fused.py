@@ -72,7 +72,8 @@ def _agg_forward(q, idx, means, geo, feats, mean, w_out, wsum_out, out):
     for p in prange(p_n):
         qx = q[p, 0]
         qy = q[p, 1]
-        acc = np.zeros(d_n, dtype=np.float32)
+        for d in range(d_n):
+            out[p, d] = _F(0.0)
         ws = _F(0.0)
         for k in range(k_n):
             i = idx[p, k]
@@ -85,15 +86,12 @@ def _agg_forward(q, idx, means, geo, feats, mean, w_out, wsum_out, out):
             w_out[p, k] = w
             ws += w
             for d in range(d_n):
-                acc[d] += w * feats[i, d]
+                out[p, d] += w * feats[i, d]
         wsum_out[p] = ws
         if mean:
             inv = _F(1.0) / max(ws, _F(MEAN_EPS))
             for d in range(d_n):
-                out[p, d] = acc[d] * inv
-        else:
-            for d in range(d_n):
-                out[p, d] = acc[d]
+                out[p, d] *= inv
 
 
 @njit(parallel=True)
@@ -125,7 +123,8 @@ def _agg_backward(q, starts, pairs, k_n, means, geo, feats, w, gs, gwsum, mean, 
         ga = _F(0.0)
         gc = _F(0.0)
         gb = _F(0.0)
-        acc = np.zeros(d_n, dtype=np.float32)
+        for d in range(d_n):
+            g_feats[i, d] = _F(0.0)
         for j in range(starts[i], starts[i + 1]):
             pk = pairs[j]
             p = pk // k_n
@@ -134,7 +133,7 @@ def _agg_backward(q, starts, pairs, k_n, means, geo, feats, w, gs, gwsum, mean, 
             for d in range(d_n):
                 gp = gs[p, d]
                 gw += gp * feats[i, d]
-                acc[d] += wk * gp
+                g_feats[i, d] += wk * gp
             if mean:
                 gw += gwsum[p]
             z1 = (q[p, 0] - mx) * ia
@@ -143,8 +142,6 @@ def _agg_backward(q, starts, pairs, k_n, means, geo, feats, w, gs, gwsum, mean, 
             ga += t * (z1 * z1 - c * ib * z1 * z2)
             gc += t * (z1 * z2 * ib)
             gb += t * (z2 * z2)
-        for d in range(d_n):
-            g_feats[i, d] = acc[d]
         g_cov[i, 0] = ga
         g_cov[i, 1] = gc
         g_cov[i, 2] = gb
