@@ -66,6 +66,8 @@ def test_ray_fit_equals_local(tmp_path, cluster):
             tl, tr = (load_file(str(d / f"{stem}.safetensors")) for d in dirs)
             assert tl.keys() == tr.keys() and all((tl[k] == tr[k]).all() for k in tl)  # the same tensors
             rl, rr = (json.loads((d / f"{stem}.report.json").read_text()) for d in dirs)
+            # a model file's metadata holds its fit time, so its size can differ by a few bytes
+            assert abs(rl.pop("model_bytes", 0) - rr.pop("model_bytes", 0)) < 32
             assert without_times(rl) == without_times(rr)
 
 
