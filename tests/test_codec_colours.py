@@ -168,6 +168,11 @@ def test_fixed_colour_bits_and_config_checks():
     res = encode(img, 80, method="sga", fit_config=FIT, qat_config=QAT, progress=False,
                  options={"colour_bits": (5, 4, 4), "tier_bits": (6, 6, 6)})
     assert unpack(res.data)[0].scalar_colours.bits == [5, 4, 4] == res.report["colour_bits"]
+    # one fixed, the other chosen: the fixed one is kept as given
+    res = encode(img, 80, method="sga", fit_config=FIT, qat_config=QAT, progress=False, options={"colour_bits": (3, 2, 2)})
+    assert res.report["colour_bits"] == [3, 2, 2]
+    res = encode(img, 80, method="sga", fit_config=FIT, qat_config=QAT, progress=False, options={"tier_bits": (2, 2, 2)})
+    assert res.report["tier_bits"] == [2, 2, 2] and len(res.report["colour_bits"]) == 3
     with pytest.raises(SplatpixError, match="one bit depth per channel"):
         encode(img, 80, method="sga", fit_config=FIT, qat_config=QAT, progress=False, options={"colour_bits": (5, 4)})
     with pytest.raises(SplatpixError, match="colour must be one of"):

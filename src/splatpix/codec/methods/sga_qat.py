@@ -146,7 +146,8 @@ def plan_bits(g: Gaussians, image: Tensor, sga: SGAConfig, colour_bits: float,
     n_cov = 0 if fixed_cov else sga.n_tiers
     start_col = [7] + [6] * (g.channels - 1) if colour_transform(g.channels) else [7] * g.channels
     start = ([] if fixed_cov else [6] * sga.n_tiers) + (col_bits or start_col)
-    cands = [sga.tier_candidates] * n_cov + [sga.colour_candidates] * g.channels
+    cands = [sga.tier_candidates] * n_cov + ([(b,) for b in col_bits] if col_bits else
+                                             [sga.colour_candidates] * g.channels)
     cov_cache: dict[tuple[int, ...], tuple[Tensor, float]] = {}
     col_cache: dict[tuple[int, ...], tuple[Tensor, float]] = {}
 
