@@ -222,3 +222,23 @@ def test_render_fused_forward_equals_the_reference_path(aggregation):
     f.backend = "reference"
     slow = f.render(10, 14, (0.1, 0.0, 0.9, 0.8))
     torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ring_index_equals_brute_force(seed):
+    from splatpix.gainer.knn import knn_bruteforce
+    from splatpix.gainer.knn_rings import RingIndex
+
+    gen = torch.Generator().manual_seed(seed)
+    n = 300
+    means = torch.rand((n, 2), generator=gen)
+    means[:20] = means[20:40]  # duplicates: ties broken by the lower index
+    radius = 0.02 + 0.2 * torch.rand(n, generator=gen) ** 4  # mostly small, a few large
+    if seed == 2:
+        radius[:] = 0.01  # many queries with fewer than k neighbours
+    q = torch.rand((500, 2), generator=gen) * 1.4 - 0.2  # some outside the means' box
+    q[:20] = means[:20]
+    for k in (1, 5, 16):
+        got = RingIndex(means, radius).query(q, k)
+        want = knn_bruteforce(q, means, radius, k)
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])

@@ -27,9 +27,11 @@ Covariances are full 2x2 in normalised coordinates, ``Sigma = L L^T`` with the C
 ``L = [[exp(a), 0], [c, exp(b)]]`` stored as ``cov_params = (a, c, b)`` (log-diagonal + off-diagonal), so every
 parameter value gives a valid covariance. GaINeR's code uses a diagonal covariance (``c = 0``).
 
-The KNN index (:class:`~splatpix.gainer.knn.KnnIndex`) is cached and rebuilt only when the means or the radii
-changed (in ``"relative"`` mode the radii follow the covariances, so during training, when the covariances move,
-it is rebuilt each step; with baked, unedited models it is built once).
+The KNN index (:class:`~splatpix.gainer.knn_rings.RingIndex`, a ring search over a grid of the means; exact, as
+:class:`~splatpix.gainer.knn.KnnIndex`, and much faster when trained radii spread widely) is cached and rebuilt
+only when the means or the radii changed (in ``"relative"`` mode the radii follow the covariances, so during
+training on the general path, when the covariances move, it is rebuilt each step; with baked, unedited models it
+is built once).
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ from ..errors import SplatpixError
 from .aggregate import aggregate
 from .fused import aggregate_forward
 from .hashgrid import HashGrid, HashGridConfig
-from .knn import MAX_K, KnnIndex, knn
+from .knn import MAX_K, knn
+from .knn_rings import RingIndex
 from .mlp import MLP_ARCHS, decode, seeded_mlps
 
 __all__ = ["AGGREGATIONS", "ALPHA_MODELS", "RADIUS_MODES", "GainerConfig", "GainerField", "initial_cov_params",
@@ -227,7 +230,7 @@ class GainerField(nn.Module):
             self.grid = None
             self.mask_grid = None
             self.register_buffer("baked_features", f)
-        self._index: KnnIndex | None = None
+        self._index: RingIndex | None = None
         self.backend = "auto"  # aggregation backend: "auto" | "numba" | "reference" (splatpix.gainer.aggregate)
         self.meta: dict[str, Any] = {}  # a loaded file's metadata
 
@@ -327,7 +330,7 @@ class GainerField(nn.Module):
         q = queries.detach().to(torch.float32)
         on_cpu = q.device.type == "cpu" and means.device.type == "cpu"
         if on_cpu and self._index is None:
-            self._index = KnnIndex(means, radius)
+            self._index = RingIndex(means, radius)
         return knn(q, means, radius, self.cfg.k, index=self._index if on_cpu else None)
 
     def features(self, queries: Tensor, gaussian_features: Tensor | None = None) -> Tensor:

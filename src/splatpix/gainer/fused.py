@@ -163,8 +163,9 @@ def _f32(t: Tensor) -> np.ndarray:
 class _GaussianAggregate(torch.autograd.Function):
     @staticmethod
     def forward(ctx, cov_params: Tensor, feats: Tensor, q: np.ndarray, idx: np.ndarray, means: np.ndarray,
-                starts: np.ndarray, pairs: np.ndarray, mean: bool) -> tuple[Tensor, Tensor]:
-        geo = _geo(_f32(cov_params))
+                starts: np.ndarray, pairs: np.ndarray, mean: bool, perm: np.ndarray | None) -> tuple[Tensor, Tensor]:
+        cov = _f32(cov_params)
+        geo = _geo(cov if perm is None else cov[perm])
         f = _f32(feats)
         p_n, k_n = idx.shape
         w = np.empty((p_n, k_n), dtype=np.float32)
@@ -174,6 +175,7 @@ class _GaussianAggregate(torch.autograd.Function):
             _agg_forward(q, idx, means, geo, f, mean, w, wsum, out)
         ctx.arrays = (q, idx, means, starts, pairs, geo, f, w, wsum, out)
         ctx.mean = mean
+        ctx.perm = perm
         wt = torch.from_numpy(w)
         ctx.mark_non_differentiable(wt)
         return torch.from_numpy(out), wt
@@ -191,18 +193,24 @@ class _GaussianAggregate(torch.autograd.Function):
         g_feats = np.empty_like(f)
         g_cov = np.empty((f.shape[0], 3), dtype=np.float32)
         _agg_backward(q, starts, pairs, idx.shape[1], means, geo, f, w, gs, gwsum, ctx.mean, g_feats, g_cov)
-        return torch.from_numpy(g_cov), torch.from_numpy(g_feats), None, None, None, None, None, None
+        if ctx.perm is not None:  # back to the caller's order of the covariances
+            g_field = np.empty_like(g_cov)
+            g_field[ctx.perm] = g_cov
+            g_cov = g_field
+        return torch.from_numpy(g_cov), torch.from_numpy(g_feats), None, None, None, None, None, None, None
 
 
 def gaussian_aggregate(q: np.ndarray, idx: np.ndarray, means: np.ndarray, cov_params: Tensor, feats: Tensor,
-                       starts: np.ndarray, pairs: np.ndarray, mean: bool = False) -> tuple[Tensor, Tensor]:
+                       starts: np.ndarray, pairs: np.ndarray, mean: bool = False,
+                       perm: np.ndarray | None = None) -> tuple[Tensor, Tensor]:
     """``(agg (P, D), w (P, K))`` of the module docstring by the numba kernels; differentiable w.r.t.
     ``cov_params`` ``(N, 3)`` and ``feats`` ``(N, D)`` (float32 CPU tensors). ``q`` ``(P, 2)`` float32, ``idx``
     ``(P, K)`` int32, ``means`` ``(N, 2)`` float32 and the transposed lists ``starts`` ``(N + 1,)`` / ``pairs``
-    (``p * K + k``, ascending ``p`` within a Gaussian) are the frozen plan's numpy arrays."""
-    if feats.shape[0] != means.shape[0] or cov_params.shape != (means.shape[0], 3):
+    (``p * K + k``, ascending ``p`` within a Gaussian) are the frozen plan's numpy arrays. With ``perm``, the
+    Gaussian ``i`` of the other arrays has the covariance ``cov_params[perm[i]]`` (and its gradient goes there)."""
+    if feats.shape[0] != means.shape[0] or tuple(cov_params.shape) != (means.shape[0], 3):
         raise SplatpixError(f"aggregation needs (N, 3) cov_params and (N, D) feats for {means.shape[0]} means")
-    return _GaussianAggregate.apply(cov_params, feats, q, idx, means, starts, pairs, bool(mean))
+    return _GaussianAggregate.apply(cov_params, feats, q, idx, means, starts, pairs, bool(mean), perm)
 
 
 def aggregate_forward(q: Tensor, idx: Tensor, means: Tensor, cov_params: Tensor, feats: Tensor,

@@ -134,6 +134,7 @@ class FrozenPlan:
         self.perm = torch.argsort(key, stable=True)
         self.inv_perm = torch.empty_like(self.perm)
         self.inv_perm[self.perm] = torch.arange(self.n)
+        self.perm_np = np.ascontiguousarray(self.perm.numpy())
         self.means = np.ascontiguousarray(means[self.perm].numpy())
         if self.q.shape[0] * self.k >= 1 << 62:
             raise SplatpixError("too many pixel-neighbour pairs")
@@ -193,8 +194,8 @@ class FrozenPlan:
     def aggregate(self, cov_params: Tensor, feats: Tensor) -> Tensor:
         """``(P, baked_dim)`` aggregated features at the plan's pixels, from the field's ``(N, 3)`` covariance
         parameters (in the field's order) and the plan-ordered features of :meth:`gaussian_features`."""
-        agg, _ = gaussian_aggregate(self.q, self.idx, self.means, cov_params[self.perm], feats, self.starts,
-                                    self.pairs, self.mean)
+        agg, _ = gaussian_aggregate(self.q, self.idx, self.means, cov_params, feats, self.starts, self.pairs,
+                                    self.mean, self.perm_np)
         return agg
 
     def forward(self, field: GainerField, tables: list[Tensor]) -> Tensor:
