@@ -167,7 +167,8 @@ def test_harness_runs_sga_with_a_label(tmp_path):
     d.mkdir()
     Image.open(sample_image_path()).crop((0, 0, 64, 48)).save(d / "a.png")
     curve = harness.run_rd(d, "sga", tmp_path / "rd", points=(60, 120), label="sga-fixed",
-                           options={"steps": 60, "qat_steps": 20, "tier_bits": [6, 6, 6], "vq_codebook": 16})
+                           options={"steps": 60, "qat_steps": 20, "tier_bits": [6, 6, 6], "vq_codebook": 16,
+                                    "colour": "vq"})
     assert len(curve) == 2 and curve.name == "sga-fixed"
     per = json.loads((tmp_path / "rd" / "sga-fixed" / "a.json").read_text())
     assert [r["tier_bits"] for r in per["per_point"].values()] == [[6, 6, 6]] * 2

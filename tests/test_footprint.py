@@ -112,7 +112,7 @@ def test_cli_footprint_weight(tmp_path, capsys):
     assert json.loads(rep.read_text())["config"]["footprint_weight"] == 0.02
     assert main(["encode", str(tmp_path / "in.png"), "-o", str(tmp_path / "o.spix"), "-n", "50", "--steps", "10",
                  "--qat-steps", "5", "--method", "sga", "--footprint-weight", "0.02", "--report", str(rep),
-                 "--vq-codebook", "16", "--quiet"]) == 0
+                 "--colour", "vq", "--vq-codebook", "16", "--quiet"]) == 0
     report = json.loads(rep.read_text())
     assert report["fit_config"]["footprint_weight"] == 0.02 and report["vq_codebook"] == 16
     from splatpix.codec.api import unpack

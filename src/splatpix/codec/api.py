@@ -198,6 +198,8 @@ def encode(image: Tensor, n_gaussians: int, *, method: str = DEFAULT_CODEC_METHO
             "lr_cov_scale", "relocate_every", "relocate_fraction", "lr_means_ref_n", "footprint_weight")},
         **prepared.report,
     }
+    if report.get("colour") == "scalar":  # no residual VQ in the file
+        del report["vq_stages"], report["vq_codebook"]
     result = EncodeResult(data=data, quantized=qat.quantized, report=report)
     if fitted.diverged or qat.diverged:  # the last good state is a complete, valid file: hand it over with the error
         msg = (f"encoding failed during quantisation-aware fine-tuning: {qat.message}" if qat.diverged else

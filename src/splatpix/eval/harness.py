@@ -67,7 +67,7 @@ def _gaussian_codec(method: str, options: dict[str, Any]) -> PointFn:
                "decoding_time": r["decode_seconds"], "n_gaussians": r["n_gaussians"], "bytes": r["bytes"],
                "psnr_fit": r["psnr_fit"], "fit_steps": r["fit_steps"], "qat_steps": r["qat_steps"],
                "fit_seconds": r["fit_seconds"]}
-        for k in ("tier_bits", "tier_thresholds", "vq_stages", "vq_codebook"):
+        for k in ("tier_bits", "tier_thresholds", "vq_stages", "vq_codebook", "colour", "colour_bits"):
             if k in r:
                 out[k] = r[k]
         return out
