@@ -46,7 +46,7 @@ from torch import Tensor, nn
 from ..checks import is_int, is_number
 from ..errors import SplatpixError
 from .aggregate import aggregate
-from .fused import aggregate_forward
+from .fused import aggregate_forward, covariance_terms
 from .hashgrid import HashGrid, HashGridConfig
 from .knn import MAX_K, knn
 from .knn_rings import RingIndex
@@ -385,11 +385,20 @@ class GainerField(nn.Module):
         out = torch.empty((h * w, self.channels), dtype=torch.float32, device=dev)
         fast = (dev.type == "cpu" and self.backend != "reference" and feats.dtype == torch.float32
                 and self.means.dtype == torch.float32)
+        if fast:  # once per render: the index (rebuilt if stale), the kernels' arrays
+            means = self.means.detach()
+            radius = self.knn_radius()
+            if self._index is None:
+                self._index = RingIndex(means, radius)
+            elif self._index.is_stale(means, radius):
+                self._index.rebuild(means, radius)
+            arrays = (means.numpy(), feats.detach().numpy(), covariance_terms(self.cov_params))
         for s in range(0, h * w, chunk):
             q = grid[s : s + chunk]
-            if fast:  # the fused forward kernel (weights and aggregation in one pass)
-                idx, _ = self.neighbours(q)
-                agg = aggregate_forward(q, idx, self.means, self.cov_params, feats, self.cfg.aggregation == "mean")
+            if fast:  # the ring-search KNN and the fused forward kernel (weights and aggregation in one pass)
+                idx, _ = self._index.query(q, self.cfg.k)
+                agg = aggregate_forward(q, idx, arrays[0], None, arrays[1], self.cfg.aggregation == "mean",
+                                        geo=arrays[2])
             else:
                 agg = self.features(q, feats)
             out[s : s + chunk] = self.decode(agg).to(torch.float32)

@@ -28,7 +28,7 @@ from torch import Tensor
 from ..errors import SplatpixError
 from ..jit import njit, prange
 
-__all__ = ["aggregate_forward", "compact_grid", "compact_grid_reference", "gaussian_aggregate",
+__all__ = ["aggregate_forward", "compact_grid", "covariance_terms", "compact_grid_reference", "gaussian_aggregate",
            "gaussian_aggregate_reference"]
 
 MEAN_EPS = 1e-12
@@ -156,8 +156,15 @@ def _geo(cov_params: np.ndarray) -> np.ndarray:
     return g
 
 
-def _f32(t: Tensor) -> np.ndarray:
+def _f32(t: Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(t, np.ndarray):
+        return np.ascontiguousarray(t, dtype=np.float32)
     return np.ascontiguousarray(t.detach().numpy(), dtype=np.float32)
+
+
+def covariance_terms(cov_params: Tensor) -> np.ndarray:
+    """``(N, 3)`` float32 ``(exp(-a), c, exp(-b))`` of ``(N, 3)`` covariance parameters (what the kernels read)."""
+    return _geo(_f32(cov_params))
 
 
 class _GaussianAggregate(torch.autograd.Function):
@@ -213,10 +220,11 @@ def gaussian_aggregate(q: np.ndarray, idx: np.ndarray, means: np.ndarray, cov_pa
     return _GaussianAggregate.apply(cov_params, feats, q, idx, means, starts, pairs, bool(mean), perm)
 
 
-def aggregate_forward(q: Tensor, idx: Tensor, means: Tensor, cov_params: Tensor, feats: Tensor,
-                      mean: bool = False) -> Tensor:
-    """``(P, D)`` aggregate of :func:`gaussian_aggregate` without gradients (rendering): float32 CPU tensors,
-    ``idx`` ``(P, K)`` of any integer type (``-1`` = none)."""
+def aggregate_forward(q: Tensor, idx: Tensor, means: Tensor | np.ndarray, cov_params: Tensor | np.ndarray,
+                      feats: Tensor | np.ndarray, mean: bool = False, *, geo: np.ndarray | None = None) -> Tensor:
+    """``(P, D)`` aggregate of :func:`gaussian_aggregate` without gradients (rendering): float32 CPU tensors or
+    arrays, ``idx`` ``(P, K)`` of any integer type (``-1`` = none); ``geo`` (:func:`covariance_terms` of
+    ``cov_params``) saves recomputing it for every chunk of a render."""
     qn = _f32(q)
     ia = np.ascontiguousarray(idx.numpy(), dtype=np.int32)
     f = _f32(feats)
@@ -225,7 +233,8 @@ def aggregate_forward(q: Tensor, idx: Tensor, means: Tensor, cov_params: Tensor,
     if p_n:
         w = np.empty((p_n, k_n), dtype=np.float32)
         wsum = np.empty(p_n, dtype=np.float32)
-        _agg_forward(qn, ia, _f32(means), _geo(_f32(cov_params)), f, bool(mean), w, wsum, out)
+        g = _geo(_f32(cov_params)) if geo is None else geo
+        _agg_forward(qn, ia, _f32(means), g, f, bool(mean), w, wsum, out)
     return torch.from_numpy(out)
 
 

@@ -33,7 +33,7 @@ from ..jit import njit, prange
 from .field import GainerField
 from .fused import compact_grid, gaussian_aggregate
 from .hashgrid import HashGridConfig, _cell, _slot
-from .knn import KnnIndex
+from .knn_rings import RingIndex
 
 __all__ = ["FrozenPlan", "grid_corners"]
 
@@ -165,7 +165,7 @@ class FrozenPlan:
         """Recompute the pixels' neighbour lists from ``radius`` ``(N,)`` (default: the field's current acceptance
         radii)."""
         radius = field.knn_radius() if radius is None else radius.detach().to(torch.float32)
-        index = KnnIndex(field.means.detach().to(torch.float32), radius)
+        index = RingIndex(field.means.detach().to(torch.float32), radius)
         idx, _ = index.query(torch.from_numpy(self.q), self.k)
         valid = idx >= 0
         idx = torch.where(valid, self.inv_perm[idx.clamp(min=0)], idx)  # in the plan's order
