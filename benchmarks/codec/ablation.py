@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import sys
 import time
@@ -27,7 +28,8 @@ import numpy as np
 from splatpix.codec.api import encode, encode_configs
 from splatpix.eval.bdrate import bd_psnr, bd_rate
 from splatpix.io import load_image
-from splatpix.train.loop import fit
+from splatpix.model.files import load_model, save_model
+from splatpix.train.loop import FitResult, fit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py
 from common import KODAK, append_row, load_rows, machine, today, write_json  # noqa: E402
@@ -83,6 +85,24 @@ def summarise(rows: list[dict], variants: list[str]) -> dict[str, Any]:
     return out
 
 
+def cached_fit(img: Any, fc: Any, name: str, key: str, cache: str | None) -> FitResult:
+    """``fit(img, fc)``, or the fit stored in ``cache`` under the hash of its config (a model file of ours)."""
+    if cache is None:
+        return fit(img, fc, progress=False)
+    stem = Path(cache) / f"{Path(name).stem}_{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    side = stem.with_suffix(".json")
+    if side.exists():
+        info = json.loads(side.read_text())
+        return FitResult(gaussians=load_model(stem.with_suffix(".safetensors")), psnr=info["psnr"],
+                         psnr_float=info["psnr_float"], ms_ssim=None, seconds=info["seconds"], steps=info["steps"],
+                         n_gaussians=fc.n_gaussians, config=fc)
+    res = fit(img, fc, progress=False)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    save_model(res.gaussians, stem.with_suffix(".safetensors"))
+    write_json(side, {"psnr": res.psnr, "psnr_float": res.psnr_float, "seconds": res.seconds, "steps": res.steps})
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kodak", default=str(KODAK))
@@ -91,6 +111,10 @@ def main() -> None:
     ap.add_argument("--method", default="sga")
     ap.add_argument("--variant", nargs="+", action="append", required=True, metavar="NAME [KEY=VALUE ...]")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--also", nargs="*", default=[], help="more results files whose rows join the summary (runs "
+                                                          "split across processes)")
+    ap.add_argument("--fit-cache", default=None, help="folder of fitted models (safetensors + JSON) reused across "
+                                                      "runs")
     args = ap.parse_args()
     variants = parse_variants(args.variant)
     out = Path(args.out)
@@ -110,7 +134,7 @@ def main() -> None:
                 key = json.dumps(dataclasses.asdict(fc), sort_keys=True, default=str)
                 t0 = time.perf_counter()
                 if key not in fits:
-                    fits[key] = fit(img, fc, progress=False)
+                    fits[key] = cached_fit(img, fc, name, key, args.fit_cache)
                 fit_s = time.perf_counter() - t0
                 t1 = time.perf_counter()
                 res = encode(img, n, method=args.method, fit_config=fc, qat_config=qc, options=mo,
@@ -121,7 +145,10 @@ def main() -> None:
                        "fit_seconds": fit_s, "tier_bits": r.get("tier_bits"), "colour_bits": r.get("colour_bits"),
                        "date": today()}
                 append_row(out, data, row)
-    data["summary"] = summarise(data["rows"], list(variants))
+    rows = list(data["rows"])
+    for extra in args.also:
+        rows += json.loads(Path(extra).read_text())["rows"]
+    data["summary"] = summarise(rows, list(variants))
     data["machine"] = machine()
     write_json(out, data)
     print(json.dumps(data["summary"], indent=1))

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ...checks import is_int
+from ...checks import is_int, is_number
 from ...errors import SplatpixError
 from ...model.arrays import GaussianArrays
 from ...presets import STRUCTURE_RECIPE
@@ -87,7 +87,8 @@ class SGAConfig:
     tries for ``l21``/``l22`` (0 = no context coding; each bit costs decode time: 1 + 2·2^bits chunks per tier).
     ``colour``: ``"scalar"`` (YCoCg, a uniform quantiser per channel, entropy coded) or ``"vq"`` (GaussianImage's
     residual VQ); ``colour_bits``: fixed bits per colour channel (e.g. ``(7, 6, 6)``) or ``None`` to choose them
-    RD-aware from ``colour_candidates``, jointly with the tiers' bits.
+    RD-aware from ``colour_candidates``, jointly with the tiers' bits, each colour bit counted ``colour_rate_weight``
+    times in that search (an encoder setting, not stored in the file; why: docs/notes/2026-12-04-sga-scalar-colour.md).
     """
 
     subdiv: int = 4
@@ -98,7 +99,8 @@ class SGAConfig:
     cov_context_bits: int = 2
     colour: str = "scalar"
     colour_bits: tuple[int, ...] | None = None
-    colour_candidates: tuple[int, ...] = (4, 5, 6, 7, 8, 9, 10)
+    colour_candidates: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+    colour_rate_weight: float = 3.0
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> SplatpixError:
@@ -134,6 +136,9 @@ class SGAConfig:
         if not cands or not all(is_int(b) and 1 <= b <= 16 for b in cands):
             raise bad(f"colour_candidates must be integers in [1, 16], got {self.colour_candidates!r}")
         self.colour_candidates = tuple(int(b) for b in cands)
+        if not is_number(self.colour_rate_weight) or not 0 < self.colour_rate_weight <= 100:
+            raise bad(f"colour_rate_weight must be a number in (0, 100], got {self.colour_rate_weight!r}")
+        self.colour_rate_weight = float(self.colour_rate_weight)
 
 
 # ------------------------------------------------------------------------------------------ quantised model

@@ -160,9 +160,11 @@ def plan_bits(g: Gaussians, image: Tensor, sga: SGAConfig, colour_bits: float,
             deq, sym = ptq_colours(colours, cb)
             col_cache[cb] = (deq, sum(ideal_code_length_bits(sym[:, j], 1 << b) for j, b in enumerate(cb)))
         (cov, r_cov), (col, r_col) = cov_cache[tb], col_cache[cb]
-        return render_sse(cov, col), r_cov + r_col
+        return render_sse(cov, col), r_cov + sga.colour_rate_weight * r_col
 
-    _, r_start = evaluate(start)
+    evaluate(start)
+    tb0 = tuple(sga.tier_bits) if fixed_cov else tuple(start[:n_cov])
+    r_start = cov_cache[tb0][1] + col_cache[tuple(start[n_cov:])][1]  # lambda from the unweighted rate
     bits, rd = rd_bit_search(evaluate, start, cands, g.n, pos_bits / max(g.n, 1) + r_start / max(g.n, 1))
     info.update(rd)
     tier_bits = list(sga.tier_bits) if fixed_cov else bits[:n_cov]
