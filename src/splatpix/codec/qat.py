@@ -44,7 +44,7 @@ from ..render import render
 from ..train.footprint import footprint_penalty
 from ..train.guard import DivergenceGuard
 from ..train.losses import clamped_mse
-from ..train.optim import Adan
+from ..train.optim import Adam, Adan
 from .methods.gaussianimage_qat import GaussianImageState
 
 __all__ = ["QATConfig", "QATResult", "quantization_aware_finetune"]
@@ -197,8 +197,7 @@ def quantization_aware_finetune(
     with torch.no_grad():  # the quantisers' initial state is naive post-training quantisation
         psnr_ptq = psnr(render(state.fake_quantized(), height, width, clamp=True), target)
     params = list(state.tensors().values())
-    opt: torch.optim.Optimizer = Adan(params, lr=cfg.lr) if cfg.optimizer == "adan" else torch.optim.Adam(
-        params, lr=cfg.lr)
+    opt: torch.optim.Optimizer = Adan(params, lr=cfg.lr) if cfg.optimizer == "adan" else Adam(params, lr=cfg.lr)
 
     guard = DivergenceGuard(state.tensors(), what="QAT", kept="state")
     history: list[dict[str, float]] = []

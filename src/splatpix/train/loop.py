@@ -71,7 +71,7 @@ from .footprint import footprint_penalty
 from .geometry import GeometryLoss
 from .guard import DivergenceGuard
 from .losses import clamped_mse
-from .optim import Adan
+from .optim import Adam, Adan
 from .relocate import relocate
 
 __all__ = ["FitConfig", "FitInterrupted", "FitResult", "fit"]
@@ -255,7 +255,7 @@ def fit(
     if cfg.optimizer == "adan":
         opt: torch.optim.Optimizer = Adan(params, lr=cfg.lr)
     else:
-        opt = torch.optim.Adam(params, lr=cfg.lr)
+        opt = Adam(params, lr=cfg.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_decay_every, gamma=cfg.lr_decay)
 
     # last good parameters: those whose render gave a finite loss (initially the initial parameters)

@@ -1,7 +1,13 @@
 """Optimisers used for fitting.
 
 :class:`Adan` is the Adaptive Nesterov momentum optimiser of Xie et al. (2022), "Adan: Adaptive Nesterov
-Momentum Algorithm for Faster Optimizing Deep Models", which GaussianImage trains with.
+Momentum Algorithm for Faster Optimizing Deep Models", which GaussianImage trains with. :class:`Adam` is
+``torch.optim.Adam``'s CPU update (single-tensor, no weight decay, no AMSGrad), bit for bit (tested).
+
+Both derive from :class:`PlainOptimizer`: ``torch.optim.Optimizer`` whose parameter-group and gradient-reset methods
+are not wrapped to disable TorchDynamo. torch's are, and the first call of such a wrapper imports ``torch._dynamo``:
+2.5-6 s on this 2-core machine, once per process, which was the largest fixed cost of a ``splatpix fit`` or
+``encode`` (docs/notes/2026-12-04-sga-scalar-colour.md). An LR scheduler accepts these optimisers as any other.
 """
 
 from __future__ import annotations
@@ -13,7 +19,84 @@ import torch
 from torch import Tensor
 
 
-class Adan(torch.optim.Optimizer):
+class PlainOptimizer(torch.optim.Optimizer):
+    """``torch.optim.Optimizer`` with :meth:`add_param_group` and :meth:`zero_grad` as plain methods (see the module
+    docs): the same checks and defaults for the groups; gradients set to ``None``."""
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, but got {type(param_group)}")
+        params = param_group["params"]
+        param_group["params"] = [params] if isinstance(params, Tensor) else list(params)
+        for p in param_group["params"]:
+            if not isinstance(p, Tensor) or not p.is_leaf:
+                raise ValueError("can only optimise leaf tensors")
+        for name, default in self.defaults.items():
+            param_group.setdefault(name, default)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in param_group["params"]):
+            raise ValueError("some parameters appear in more than one parameter group")
+        self.param_groups.append(param_group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    if set_to_none:
+                        p.grad = None
+                    else:
+                        p.grad.detach_().zero_()
+
+
+class Adam(PlainOptimizer):
+    """Adam (Kingma & Ba 2015) as ``torch.optim.Adam(params, lr, betas, eps)`` computes it on the CPU, the same
+    operations in the same order (``exp_avg.lerp_``, ``exp_avg_sq.mul_().addcmul_()``, float bias corrections,
+    ``addcdiv_``), so its steps are bit-identical to torch's (tests)."""
+
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        if not lr >= 0.0:
+            raise ValueError(f"invalid learning rate {lr}")
+        if not eps >= 0.0:
+            raise ValueError(f"invalid eps {eps}")
+        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"invalid betas {betas}: need two values in [0, 1)")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps))
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr = group["lr"]
+            b1, b2 = group["betas"]
+            eps = group["eps"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad
+                if grad.is_sparse:
+                    raise RuntimeError("Adam does not support sparse gradients")
+                state = self.state[p]
+                if len(state) == 0:  # torch keeps the step as a float32 tensor: the same values as a float here
+                    state["step"] = torch.tensor(0.0)
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["step"] += 1
+                k = float(state["step"].item())
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.lerp_(grad, 1 - b1)
+                v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+                bc1 = 1 - b1**k
+                bc2 = 1 - b2**k
+                denom = (v.sqrt() / bc2**0.5).add_(eps)
+                p.addcdiv_(m, denom, value=-(lr / bc1))
+        return loss
+
+
+class Adan(PlainOptimizer):
     r"""Adan: adaptive Nesterov momentum (Xie et al. 2022).
 
     With gradient ``g_k`` at step ``k = 1, 2, ...`` (``g_0 := g_1``, so the first difference is zero), the
