@@ -228,7 +228,7 @@ def hashgrid_reference(
 
 
 @njit(cache=NUMBA_CACHE, inline="always")
-def _cell(x, n):
+def cell_fraction(x, n):
     """Clamped coordinate -> (cell, fraction, clamp derivative) on a level with n cells (float32 maths)."""
     inside = x >= _F(0.0) and x <= _F(1.0)  # False for NaN
     if x < _F(0.0):
@@ -245,7 +245,7 @@ def _cell(x, n):
 
 
 @njit(cache=NUMBA_CACHE, inline="always")
-def _slot(ix, iy, n, dense, mask):
+def corner_slot(ix, iy, n, dense, mask):
     if dense:
         return iy * (n + 1) + ix
     return (ix ^ (iy * np.int64(PRIME_Y))) & mask
@@ -262,18 +262,18 @@ def _forward_kernel(points, table, res, dense, out):
         for lev in range(n_lev):
             n = res[lev]
             d = dense[lev]
-            cx, tx, _ = _cell(x, n)
-            cy, ty, _ = _cell(y, n)
+            cx, tx, _ = cell_fraction(x, n)
+            cy, ty, _ = cell_fraction(y, n)
             ux = _F(1.0) - tx
             uy = _F(1.0) - ty
             w00 = ux * uy
             w10 = tx * uy
             w01 = ux * ty
             w11 = tx * ty
-            s00 = _slot(cx, cy, n, d, mask)
-            s10 = _slot(cx + 1, cy, n, d, mask)
-            s01 = _slot(cx, cy + 1, n, d, mask)
-            s11 = _slot(cx + 1, cy + 1, n, d, mask)
+            s00 = corner_slot(cx, cy, n, d, mask)
+            s10 = corner_slot(cx + 1, cy, n, d, mask)
+            s01 = corner_slot(cx, cy + 1, n, d, mask)
+            s11 = corner_slot(cx + 1, cy + 1, n, d, mask)
             o = lev * n_feat
             for f in range(n_feat):
                 out[p, o + f] = (w00 * table[lev, s00, f] + w10 * table[lev, s10, f]
@@ -291,18 +291,18 @@ def _grad_table_kernel(points, grad_out, res, dense, grad_table):
         d = dense[lev]
         o = lev * n_feat
         for p in range(n_pts):
-            cx, tx, _ = _cell(points[p, 0], n)
-            cy, ty, _ = _cell(points[p, 1], n)
+            cx, tx, _ = cell_fraction(points[p, 0], n)
+            cy, ty, _ = cell_fraction(points[p, 1], n)
             ux = _F(1.0) - tx
             uy = _F(1.0) - ty
             w00 = ux * uy
             w10 = tx * uy
             w01 = ux * ty
             w11 = tx * ty
-            s00 = _slot(cx, cy, n, d, mask)
-            s10 = _slot(cx + 1, cy, n, d, mask)
-            s01 = _slot(cx, cy + 1, n, d, mask)
-            s11 = _slot(cx + 1, cy + 1, n, d, mask)
+            s00 = corner_slot(cx, cy, n, d, mask)
+            s10 = corner_slot(cx + 1, cy, n, d, mask)
+            s01 = corner_slot(cx, cy + 1, n, d, mask)
+            s11 = corner_slot(cx + 1, cy + 1, n, d, mask)
             for f in range(n_feat):
                 g = grad_out[p, o + f]
                 grad_table[lev, s00, f] += w00 * g
@@ -324,14 +324,14 @@ def _grad_points_kernel(points, table, grad_out, res, dense, grad_points):
         for lev in range(n_lev):
             n = res[lev]
             d = dense[lev]
-            cx, tx, _ = _cell(x, n)
-            cy, ty, _ = _cell(y, n)
+            cx, tx, _ = cell_fraction(x, n)
+            cy, ty, _ = cell_fraction(y, n)
             ux = _F(1.0) - tx
             uy = _F(1.0) - ty
-            s00 = _slot(cx, cy, n, d, mask)
-            s10 = _slot(cx + 1, cy, n, d, mask)
-            s01 = _slot(cx, cy + 1, n, d, mask)
-            s11 = _slot(cx + 1, cy + 1, n, d, mask)
+            s00 = corner_slot(cx, cy, n, d, mask)
+            s10 = corner_slot(cx + 1, cy, n, d, mask)
+            s01 = corner_slot(cx, cy + 1, n, d, mask)
+            s11 = corner_slot(cx + 1, cy + 1, n, d, mask)
             o = lev * n_feat
             ax = _F(0.0)
             ay = _F(0.0)
@@ -345,8 +345,8 @@ def _grad_points_kernel(points, table, grad_out, res, dense, grad_points):
                 ay += g * (ux * (f01 - f00) + tx * (f11 - f10))
             gx += _F(n) * ax
             gy += _F(n) * ay
-        _, _, in_x = _cell(x, 1)
-        _, _, in_y = _cell(y, 1)
+        _, _, in_x = cell_fraction(x, 1)
+        _, _, in_y = cell_fraction(y, 1)
         grad_points[p, 0] = gx if in_x else _F(0.0)  # select, so a NaN point gets 0, as torch.clamp
         grad_points[p, 1] = gy if in_y else _F(0.0)
 

@@ -41,7 +41,7 @@ from torch import Tensor
 from ..errors import SplatpixError
 from ..jit import NUMBA_CACHE
 
-__all__ = ["MAX_K", "KnnIndex", "knn", "knn_bruteforce"]
+__all__ = ["MAX_K", "KnnIndex", "check_gaussians", "check_k", "check_points", "knn", "knn_bruteforce"]
 
 MAX_K = 256
 DEFAULT_CHUNK_ELEMENTS = 1 << 22  # query-Gaussian pairs per brute-force chunk
@@ -69,7 +69,7 @@ def _as_tensor(x, name: str) -> Tensor:
     return x.detach()
 
 
-def _check_k(k) -> int:
+def check_k(k) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise SplatpixError(f"k must be an integer, got {k!r}")
     k = int(k)
@@ -78,7 +78,7 @@ def _check_k(k) -> int:
     return k
 
 
-def _check_points(x, name: str) -> Tensor:
+def check_points(x, name: str) -> Tensor:
     x = _as_tensor(x, name)
     if x.dim() != 2 or x.shape[1] != 2:
         raise SplatpixError(f"{name} must have shape (M, 2), got {tuple(x.shape)}")
@@ -88,8 +88,8 @@ def _check_points(x, name: str) -> Tensor:
     return x
 
 
-def _check_gaussians(means, radius) -> tuple[Tensor, Tensor]:
-    means = _check_points(means, "means")
+def check_gaussians(means, radius) -> tuple[Tensor, Tensor]:
+    means = check_points(means, "means")
     radius = _as_tensor(radius, "radius")
     if radius.dim() == 0:
         radius = radius.expand(means.shape[0])
@@ -118,9 +118,9 @@ def knn_bruteforce(
     ``(dist2, index)`` (ties to the lower index), missing neighbours as ``-1`` / ``+inf``. Inputs are converted
     to float32. At most ``chunk_elements`` query-Gaussian pairs are materialised at once.
     """
-    k = _check_k(k)
-    means, radius = _check_gaussians(means, radius)
-    queries = _check_points(queries, "queries")
+    k = check_k(k)
+    means, radius = check_gaussians(means, radius)
+    queries = check_points(queries, "queries")
     if queries.device != means.device:
         raise SplatpixError(f"queries are on {queries.device} but means are on {means.device}")
     dev = means.device
@@ -291,7 +291,7 @@ class KnnIndex:
 
     def rebuild(self, means: Tensor, radius: Tensor | float) -> None:
         """Re-index ``(means, radius)`` (after means or radii changed); increments :attr:`version`."""
-        m, r = _check_gaussians(means, radius)
+        m, r = check_gaussians(means, radius)
         self._means_t = m.cpu().clone().contiguous()
         self._radius_t = r.cpu().clone().contiguous()
         self._means = np.ascontiguousarray(self._means_t.numpy())
@@ -302,7 +302,7 @@ class KnnIndex:
     def is_stale(self, means: Tensor, radius: Tensor | float) -> bool:
         """Whether ``(means, radius)`` differ from what the index was built from (an O(N) comparison)."""
         try:
-            m, r = _check_gaussians(means, radius)
+            m, r = check_gaussians(means, radius)
         except SplatpixError:
             return True
         if m.shape != self._means_t.shape:
@@ -354,8 +354,8 @@ class KnnIndex:
 
         The ``k`` nearest accepted Gaussians (``|x - mu_i|^2 <= r_i^2`` in float32) sorted by ``(dist2, index)``,
         missing ones as ``-1`` / ``+inf``."""
-        k = _check_k(k)
-        q = _check_points(queries, "queries")
+        k = check_k(k)
+        q = check_points(queries, "queries")
         dev = q.device
         qn = np.ascontiguousarray(q.cpu().numpy())
         p = qn.shape[0]
@@ -378,7 +378,7 @@ def knn(
     rebuilt in place when it is stale for these means and radii, a temporary one otherwise. Anything else uses
     :func:`knn_bruteforce`, where ``index`` is not used. Both give identical results.
     """
-    k = _check_k(k)
+    k = check_k(k)
     q = _as_tensor(queries, "queries")
     m = _as_tensor(means, "means")
     r = _as_tensor(radius, "radius")

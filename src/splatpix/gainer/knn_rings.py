@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from ..jit import njit, prange
-from .knn import _check_gaussians, _check_k, _check_points
+from .knn import check_gaussians, check_k, check_points
 
 __all__ = ["RingIndex"]
 
@@ -122,7 +122,7 @@ class RingIndex:
         """Re-index ``(means, radius)``; increments :attr:`version`."""
         cell_factor = self.cell_factor
         self.version += 1
-        m, r = _check_gaussians(means, radius)
+        m, r = check_gaussians(means, radius)
         self._means_t = m.cpu().clone().contiguous()
         self._radius_t = r.cpu().clone().contiguous()
         self._means = np.ascontiguousarray(self._means_t.numpy())
@@ -148,7 +148,7 @@ class RingIndex:
     def is_stale(self, means: Tensor, radius: Tensor | float) -> bool:
         """Whether ``(means, radius)`` differ from what the index was built from."""
         try:
-            m, r = _check_gaussians(means, radius)
+            m, r = check_gaussians(means, radius)
         except Exception:  # noqa: BLE001 - any invalid input is "stale" (the caller re-validates)
             return True
         if m.shape != self._means_t.shape:
@@ -157,8 +157,8 @@ class RingIndex:
 
     def query(self, queries: Tensor, k: int) -> tuple[Tensor, Tensor]:
         """``(idx, dist2)`` ``(P, k)`` int64 / float32 on ``queries``' device, as :func:`.knn.knn`."""
-        k = _check_k(k)
-        q = _check_points(queries, "queries")
+        k = check_k(k)
+        q = check_points(queries, "queries")
         dev = q.device
         qn = np.ascontiguousarray(q.cpu().numpy())
         p = qn.shape[0]

@@ -32,7 +32,7 @@ from ..errors import SplatpixError
 from ..jit import njit, prange
 from .field import GainerField
 from .fused import compact_grid, gaussian_aggregate
-from .hashgrid import HashGridConfig, _cell, _slot
+from .hashgrid import HashGridConfig, cell_fraction, corner_slot
 from .knn_rings import RingIndex
 
 __all__ = ["FrozenPlan", "grid_corners"]
@@ -48,18 +48,18 @@ def _corners(points, res, dense, mask, slots, weights):
         for lev in range(n_lev):
             n = res[lev]
             d = dense[lev]
-            cx, tx, _ = _cell(x, n)
-            cy, ty, _ = _cell(y, n)
+            cx, tx, _ = cell_fraction(x, n)
+            cy, ty, _ = cell_fraction(y, n)
             ux = np.float32(1.0) - tx
             uy = np.float32(1.0) - ty
             weights[p, lev, 0] = ux * uy
             weights[p, lev, 1] = tx * uy
             weights[p, lev, 2] = ux * ty
             weights[p, lev, 3] = tx * ty
-            slots[p, lev, 0] = _slot(cx, cy, n, d, mask)
-            slots[p, lev, 1] = _slot(cx + 1, cy, n, d, mask)
-            slots[p, lev, 2] = _slot(cx, cy + 1, n, d, mask)
-            slots[p, lev, 3] = _slot(cx + 1, cy + 1, n, d, mask)
+            slots[p, lev, 0] = corner_slot(cx, cy, n, d, mask)
+            slots[p, lev, 1] = corner_slot(cx + 1, cy, n, d, mask)
+            slots[p, lev, 2] = corner_slot(cx, cy + 1, n, d, mask)
+            slots[p, lev, 3] = corner_slot(cx + 1, cy + 1, n, d, mask)
 
 
 @njit()
