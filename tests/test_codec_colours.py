@@ -110,7 +110,8 @@ def test_payload_refusals_are_one_line_errors():
 @pytest.fixture(scope="module")
 def scalar_encode():
     img = ramp_image()
-    return img, encode(img, 120, method="sga", fit_config=FIT, qat_config=QAT, progress=False)
+    return img, encode(img, 120, method="sga", fit_config=FIT, qat_config=QAT, progress=False,
+                       options={"colour": "scalar"})
 
 
 def test_scalar_colour_file_round_trip_and_corruptions(scalar_encode):
@@ -147,7 +148,8 @@ def test_scalar_colours_beat_the_vq_at_equal_fit(scalar_encode):
 
     fc = FitConfig(**{**FIT.__dict__, "n_gaussians": 120, "param": "cholesky"})
     fitted = fit(img, fc, progress=False)
-    a = encode(img, 120, method="sga", fit_config=fc, qat_config=QAT, progress=False, fitted=fitted)
+    a = encode(img, 120, method="sga", fit_config=fc, qat_config=QAT, progress=False, fitted=fitted,
+               options={"colour": "scalar"})
     b = encode(img, 120, method="sga", fit_config=fc, qat_config=QAT, progress=False, fitted=fitted,
                options={"colour": "vq"})
     assert a.report["psnr"] > b.report["psnr"]
@@ -157,7 +159,7 @@ def test_scalar_colours_beat_the_vq_at_equal_fit(scalar_encode):
 def test_other_channel_counts_use_no_transform(channels):
     img = ramp_image()
     img = img[:1] if channels == 1 else torch.cat([img, img[:1]], 0)
-    res = encode(img, 80, method="sga", fit_config=FIT, qat_config=QAT, progress=False)
+    res = encode(img, 80, method="sga", fit_config=FIT, qat_config=QAT, progress=False, options={"colour": "scalar"})
     q, _ = unpack(res.data)
     assert q.scalar_colours.transform == TRANSFORM_IDENTITY and len(q.scalar_colours.bits) == channels
     assert torch.equal(render(decode_bytes(res.data), clamp=True), render(res.quantized.dequantize(), clamp=True))
@@ -166,20 +168,43 @@ def test_other_channel_counts_use_no_transform(channels):
 def test_fixed_colour_bits_and_config_checks():
     img = ramp_image()
     res = encode(img, 80, method="sga", fit_config=FIT, qat_config=QAT, progress=False,
-                 options={"colour_bits": (5, 4, 4), "tier_bits": (6, 6, 6)})
+                 options={"colour": "scalar", "colour_bits": (5, 4, 4), "tier_bits": (6, 6, 6)})
     assert unpack(res.data)[0].scalar_colours.bits == [5, 4, 4] == res.report["colour_bits"]
     # one fixed, the other chosen: the fixed one is kept as given
-    res = encode(img, 80, method="sga", fit_config=FIT, qat_config=QAT, progress=False, options={"colour_bits": (3, 2, 2)})
+    res = encode(img, 80, method="sga", fit_config=FIT, qat_config=QAT, progress=False, options={"colour": "scalar",
+                                                                                           "colour_bits": (3, 2, 2)})
     assert res.report["colour_bits"] == [3, 2, 2]
-    res = encode(img, 80, method="sga", fit_config=FIT, qat_config=QAT, progress=False, options={"tier_bits": (2, 2, 2)})
+    res = encode(img, 80, method="sga", fit_config=FIT, qat_config=QAT, progress=False, options={"colour": "scalar",
+                                                                                           "tier_bits": (2, 2, 2)})
     assert res.report["tier_bits"] == [2, 2, 2] and len(res.report["colour_bits"]) == 3
     with pytest.raises(SplatpixError, match="one bit depth per channel"):
-        encode(img, 80, method="sga", fit_config=FIT, qat_config=QAT, progress=False, options={"colour_bits": (5, 4)})
+        encode(img, 80, method="sga", fit_config=FIT, qat_config=QAT, progress=False,
+               options={"colour": "scalar", "colour_bits": (5, 4)})
     with pytest.raises(SplatpixError, match="colour must be one of"):
         SGAConfig(colour="jpeg")
-    with pytest.raises(SplatpixError, match="applies to colour='scalar' only"):
+    with pytest.raises(SplatpixError, match="applies to colour='scalar' or 'auto' only"):
         SGAConfig(colour="vq", colour_bits=(6, 6, 6))
     with pytest.raises(SplatpixError, match="colour_bits must be"):
         SGAConfig(colour_bits=(0, 6, 6))
     with pytest.raises(SplatpixError, match="residual VQ"):
-        encode(img, 80, method="sga", fit_config=FIT, qat_config=QATConfig(steps=5, vq_codebook=32), progress=False)
+        encode(img, 80, method="sga", fit_config=FIT, qat_config=QATConfig(steps=5, vq_codebook=32), progress=False,
+               options={"colour": "scalar"})
+
+
+def test_auto_keeps_the_cheaper_coding_of_the_two():
+    """``colour="auto"`` (the default) fine-tunes and codes both colour codings and keeps the one with the smaller
+    SSE + lambda * bits; scalar colours fine-tune shorter and slower (SCALAR_QAT_*)."""
+    from splatpix.codec.methods.sga_qat import SCALAR_QAT_LR, SCALAR_QAT_STEPS
+
+    img = ramp_image()
+    res = encode(img, 100, method="sga", fit_config=FIT, qat_config=QAT, progress=False)
+    alts = res.report["alternatives"]
+    assert [a["colour"] for a in alts] == ["scalar", "vq"]
+    best = min(alts, key=lambda a: a["cost"])
+    assert res.report["colour"] == best["colour"] and res.report["bytes"] == best["bytes"] == len(res.data)
+    assert (unpack(res.data)[0].scalar_colours is not None) == (best["colour"] == "scalar")
+    if best["colour"] == "scalar":
+        assert res.report["qat_config"]["steps"] == round(QAT.steps * SCALAR_QAT_STEPS)
+        assert res.report["qat_config"]["lr"] == QAT.lr * SCALAR_QAT_LR
+    else:
+        assert res.report["qat_config"]["steps"] == QAT.steps

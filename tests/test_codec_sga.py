@@ -28,7 +28,7 @@ QAT = QATConfig(steps=60, optimizer="adam", lr=1e-3, log_every=30)
 @pytest.fixture(scope="module")
 def encoded():
     img = ramp_image()
-    rd = encode(img, 150, method="sga", fit_config=FIT, qat_config=QAT, progress=False)
+    rd = encode(img, 150, method="sga", fit_config=FIT, qat_config=QAT, progress=False, options={"colour": "scalar"})
     fixed = encode(img, 150, method="sga", fit_config=FIT, qat_config=QAT, progress=False,
                    options=SGAConfig(tier_bits=(6, 6, 6), colour="vq"))
     return img, rd, fixed
@@ -49,7 +49,7 @@ def test_round_trip_is_exact_and_tiers_are_signalled(encoded):
     assert fixed.report["tier_bits"] == [6, 6, 6]
     assert res.report["bpp"] == len(res.data) * 8 / (48 * 64)
     assert res.report["psnr"] > 20
-    # scalar colours by default, their bit depths chosen per channel and signalled; the residual VQ on request
+    # scalar colours (here), their bit depths chosen per channel and signalled; the residual VQ on request
     assert q.codebooks is None and q.scalar_colours.bits == res.report["colour_bits"]
     assert len(q.scalar_colours.bits) == 3
     sections = bs.read_spix(res.data)[1]

@@ -143,6 +143,7 @@ def main() -> None:
                 row = {"variant": vname, "image": name, "n_gaussians": n, "bpp": r["bpp"], "psnr": r["psnr"],
                        "psnr_fit": r["psnr_fit"], "bytes": r["bytes"], "qat_seconds": time.perf_counter() - t1,
                        "fit_seconds": fit_s, "tier_bits": r.get("tier_bits"), "colour_bits": r.get("colour_bits"),
+                       "colour": r.get("colour"), "alternatives": r.get("alternatives"),
                        "date": today()}
                 append_row(out, data, row)
     rows = list(data["rows"])

@@ -98,11 +98,11 @@ def add_codec_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cov-context-bits", type=int, help="widest l11 context for coding l21/l22 (0 = none; default 2)")
     g.add_argument("--tier-bits", type=int, nargs="+",
                    help="fixed covariance bits per tier, e.g. 6 6 6 (default: chosen RD-aware per image)")
-    g.add_argument("--colour", choices=("scalar", "vq"),
-                   help="colour coding: scalar (YCoCg, a quantiser per channel, entropy coded; the default) or vq "
-                        "(GaussianImage's residual VQ)")
+    g.add_argument("--colour", choices=("auto", "scalar", "vq"),
+                   help="colour coding: scalar (YCoCg, a quantiser per channel, entropy coded), vq (GaussianImage's "
+                        "residual VQ) or auto (the default: both fine-tuned and coded, the better kept)")
     g.add_argument("--colour-bits", type=int, nargs="+",
-                   help="fixed bits per colour channel with --colour scalar, e.g. 7 6 6 (default: chosen RD-aware "
+                   help="fixed bits per colour channel of the scalar coding, e.g. 7 6 6 (default: chosen RD-aware "
                         "per image)")
 
 

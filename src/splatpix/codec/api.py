@@ -173,11 +173,18 @@ def encode(image: Tensor, n_gaussians: int, *, method: str = DEFAULT_CODEC_METHO
         qc = dataclasses.replace(qc, footprint_weight=fc.footprint_weight)
     if qc.vq_codebook is None:  # the method's colour codebook size
         qc = dataclasses.replace(qc, vq_codebook=m.vq_codebook)
-    prepared = m.prepare(fitted.gaussians, image, qc, opts)
-    qat = quantization_aware_finetune(fitted.gaussians, image, qc, progress=progress, make_state=prepared.make_state)
-    meta: dict[str, Any] = {"encoder": f"splatpix {__version__}", "method": method, "fit_steps": fitted.steps,
-                            "fixed_length": fixed_length, **prepared.metadata, "qat_steps": qat.steps}
-    data = m.pack(qat.quantized, fixed_length=fixed_length, metadata=meta, options=opts)
+    top = m.prepare(fitted.gaussians, image, qc, opts)
+    tried = []
+    for cand in top.alternatives or [top]:
+        qc_c = dataclasses.replace(qc, **cand.qat_overrides) if cand.qat_overrides else qc
+        qat_c = quantization_aware_finetune(fitted.gaussians, image, qc_c, progress=progress,
+                                            make_state=cand.make_state)
+        meta_c: dict[str, Any] = {"encoder": f"splatpix {__version__}", "method": method, "fit_steps": fitted.steps,
+                                  "fixed_length": fixed_length, **cand.metadata, "qat_steps": qat_c.steps}
+        data_c = m.pack(qat_c.quantized, fixed_length=fixed_length, metadata=meta_c, options=opts)
+        sse = 10 ** (-qat_c.psnr / 10) * image.numel()  # of the dequantised model's (clamped, float) render
+        tried.append((sse + top.select_lambda * 8 * len(data_c), cand, qc_c, qat_c, meta_c, data_c))
+    _, prepared, qc, qat, meta, data = min(tried, key=lambda t: t[0])
     encode_seconds = time.perf_counter() - t0
     td = time.perf_counter()
     g = decode_bytes(data)
@@ -196,8 +203,13 @@ def encode(image: Tensor, n_gaussians: int, *, method: str = DEFAULT_CODEC_METHO
         "fit_config": {k: fc.__dict__[k] for k in (
             "init", "colour_solve_init", "colour_solve_every", "geo_weight", "steps", "lr", "optimizer",
             "lr_cov_scale", "relocate_every", "relocate_fraction", "lr_means_ref_n", "footprint_weight")},
+        "psnr_ptq": qat.psnr_ptq, "qat_config": {"steps": qc.steps, "lr": qc.lr, "optimizer": qc.optimizer},
         **prepared.report,
     }
+    if len(tried) > 1:  # the alternatives the encoder compared (e.g. sga's colour codings)
+        report["alternatives"] = [{**{k: c.report.get(k) for k in ("colour", "colour_bits", "tier_bits")},
+                                   "bytes": len(d), "psnr_dequantised": q.psnr, "cost": j}
+                                  for j, c, _, q, _, d in tried]
     if report.get("colour") == "scalar":  # no residual VQ in the file
         del report["vq_stages"], report["vq_codebook"]
     result = EncodeResult(data=data, quantized=qat.quantized, report=report)

@@ -20,11 +20,18 @@ __all__ = ["CodecMethod", "Prepared", "by_id", "get", "ids", "names", "register"
 @dataclass
 class Prepared:
     """What a method derives from the fitted model before QAT: ``make_state(g, qat_config, device)`` builds its
-    QAT state; ``report`` and ``metadata`` are added to the encode report and to the file's metadata."""
+    QAT state; ``report`` and ``metadata`` are added to the encode report and to the file's metadata;
+    ``qat_overrides``: :class:`~splatpix.codec.qat.QATConfig` fields this state fine-tunes with instead.
+
+    ``alternatives``: when not empty, the encoder runs each (QAT and packing) and keeps the one with the smallest
+    ``SSE + select_lambda * bits`` (the others' ``make_state`` is then unused)."""
 
     make_state: Callable[..., Any]
     report: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    qat_overrides: dict[str, Any] = field(default_factory=dict)
+    alternatives: list[Prepared] = field(default_factory=list)
+    select_lambda: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ _MAX_SUBDIV = 64
 _MAX_TIERS = 8
 _MAX_K = 64
 _TIER = struct.Struct("<B3f3f")
-COLOUR_CODINGS = ("scalar", "vq")
+COLOUR_CODINGS = ("auto", "scalar", "vq")
 POLICY_CONDITIONAL = 2
 """``COVARIANCE`` policy of method sga: ``l21`` and ``l22`` coded in contexts of the ``l11`` symbol's top bits."""
 MAX_CONTEXT_BITS = 4
@@ -85,8 +85,9 @@ class SGAConfig:
     per tier (e.g. ``(6, 6, 6)``) or ``None`` to choose them RD-aware from ``tier_candidates``.
     ``cov_context_bits``: the widest ``l11`` context the encoder
     tries for ``l21``/``l22`` (0 = no context coding; each bit costs decode time: 1 + 2·2^bits chunks per tier).
-    ``colour``: ``"scalar"`` (YCoCg, a uniform quantiser per channel, entropy coded) or ``"vq"`` (GaussianImage's
-    residual VQ); ``colour_bits``: fixed bits per colour channel (e.g. ``(7, 6, 6)``) or ``None`` to choose them
+    ``colour``: ``"scalar"`` (YCoCg, a uniform quantiser per channel, entropy coded), ``"vq"`` (GaussianImage's
+    residual VQ) or ``"auto"`` (both are fine-tuned and coded, the file keeps the one with the smaller
+    ``SSE + lambda * bits``, ``lambda`` the bit-depth search's); ``colour_bits``: fixed bits per colour channel (e.g. ``(7, 6, 6)``) or ``None`` to choose them
     RD-aware from ``colour_candidates``, jointly with the tiers' bits, each colour bit counted ``colour_rate_weight``
     times in that search (an encoder setting, not stored in the file; why: docs/notes/2026-12-04-sga-scalar-colour.md).
     """
@@ -97,7 +98,7 @@ class SGAConfig:
     tier_bits: tuple[int, ...] | None = None
     tier_candidates: tuple[int, ...] = (3, 4, 5, 6, 7, 8)
     cov_context_bits: int = 2
-    colour: str = "scalar"
+    colour: str = "auto"
     colour_bits: tuple[int, ...] | None = None
     colour_candidates: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
     colour_rate_weight: float = 3.0
@@ -129,8 +130,8 @@ class SGAConfig:
             cb = tuple(self.colour_bits)
             if not cb or not all(is_int(b) and 1 <= b <= 16 for b in cb):
                 raise bad(f"colour_bits must be integers in [1, 16] (one per channel), got {self.colour_bits!r}")
-            if self.colour != "scalar":
-                raise bad("colour_bits applies to colour='scalar' only")
+            if self.colour == "vq":
+                raise bad("colour_bits applies to colour='scalar' or 'auto' only")
             self.colour_bits = tuple(int(b) for b in cb)
         cands = tuple(self.colour_candidates)
         if not cands or not all(is_int(b) and 1 <= b <= 16 for b in cands):

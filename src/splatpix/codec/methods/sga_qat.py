@@ -3,6 +3,7 @@ QAT state; the format is :mod:`.sga`."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -171,8 +172,16 @@ def plan_bits(g: Gaussians, image: Tensor, sga: SGAConfig, colour_bits: float,
     return thresholds, tier_bits, bits[n_cov:], info
 
 
+SCALAR_QAT_STEPS = 0.2
+SCALAR_QAT_LR = 0.1
+"""Scalar colours fine-tune for this fraction of the QAT config's steps at this multiple of its learning rate:
+their post-training quantisation is already close to what QAT reaches, and QAT's first steps at the VQ's rate cost
+more than a decibel that the rest of the run does not win back (docs/notes/2026-12-04-sga-scalar-colour.md)."""
+
+
 def prepare(g: Gaussians, image: Tensor, qat_config: Any, options: SGAConfig) -> Prepared:
-    """Plan the covariance tiers of the fitted ``g`` (RD-aware bit depths unless fixed) and build the QAT state."""
+    """Plan the covariance tiers (and scalar colours') bit depths for the fitted ``g`` (RD-aware unless fixed) and
+    build the QAT state; with ``colour="auto"``, one of each colour coding, for the encoder to keep the better."""
     target = image.detach().float()
 
     def render_sse(cov: Tensor, colours: Tensor) -> float:
@@ -183,14 +192,25 @@ def prepare(g: Gaussians, image: Tensor, qat_config: Any, options: SGAConfig) ->
     k = qat_config.vq_codebook if qat_config.vq_codebook is not None else SGA_VQ_CODEBOOK
     if options.colour == "scalar" and (k != SGA_VQ_CODEBOOK or qat_config.vq_stages != 2):
         raise SplatpixError("vq_codebook and vq_stages set the residual VQ colours: use them with colour 'vq' "
-                            "(--colour vq)")
+                            "or 'auto' (--colour vq|auto)")
     colour_bits = qat_config.vq_stages * math.log2(max(k, 2))
-    thresholds, bits, col_bits, tier_info = plan_bits(g, target, options, colour_bits, render_sse)
-    report: dict[str, Any] = {"tier_bits": bits, "tier_thresholds": thresholds, "tier_planning": tier_info,
-                              "sga_config": config_dict(options), "colour": options.colour}
-    metadata: dict[str, Any] = {"tier_bits": bits, "subdiv": options.subdiv}
-    if col_bits is not None:
-        report["colour_bits"] = metadata["colour_bits"] = col_bits
-    return Prepared(
-        make_state=lambda g_, c_, d_: SGAState(g_, c_, d_, options, thresholds, bits, col_bits),
-        report=report, metadata=metadata)
+
+    def one(colour: str) -> Prepared:
+        opts = dataclasses.replace(options, colour=colour, colour_bits=options.colour_bits if colour == "scalar"
+                                   else None)
+        thresholds, bits, col_bits, tier_info = plan_bits(g, target, opts, colour_bits, render_sse)
+        report: dict[str, Any] = {"tier_bits": bits, "tier_thresholds": thresholds, "tier_planning": tier_info,
+                                  "sga_config": config_dict(options), "colour": colour}
+        metadata: dict[str, Any] = {"tier_bits": bits, "subdiv": options.subdiv}
+        overrides: dict[str, Any] = {}
+        if col_bits is not None:
+            report["colour_bits"] = metadata["colour_bits"] = col_bits
+            overrides = {"steps": round(qat_config.steps * SCALAR_QAT_STEPS), "lr": qat_config.lr * SCALAR_QAT_LR}
+        return Prepared(make_state=lambda g_, c_, d_: SGAState(g_, c_, d_, opts, thresholds, bits, col_bits),
+                        report=report, metadata=metadata, qat_overrides=overrides,
+                        select_lambda=float(tier_info.get("lambda", 0.0)))
+
+    if options.colour != "auto":
+        return one(options.colour)
+    scalar, vq = one("scalar"), one("vq")
+    return Prepared(make_state=scalar.make_state, alternatives=[scalar, vq], select_lambda=scalar.select_lambda)
