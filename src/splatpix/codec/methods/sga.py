@@ -87,9 +87,10 @@ class SGAConfig:
     tries for ``l21``/``l22`` (0 = no context coding; each bit costs decode time: 1 + 2·2^bits chunks per tier).
     ``colour``: ``"scalar"`` (YCoCg, a uniform quantiser per channel, entropy coded), ``"vq"`` (GaussianImage's
     residual VQ) or ``"auto"`` (both are fine-tuned and coded, the file keeps the one with the smaller
-    ``SSE + lambda * bits``, ``lambda`` the bit-depth search's); ``colour_bits``: fixed bits per colour channel (e.g. ``(7, 6, 6)``) or ``None`` to choose them
-    RD-aware from ``colour_candidates``, jointly with the tiers' bits, each colour bit counted ``colour_rate_weight``
-    times in that search (an encoder setting, not stored in the file; why: docs/notes/2026-12-04-sga-scalar-colour.md).
+    ``SSE + lambda * bits``, ``lambda`` the bit-depth search's); ``colour_bits``: fixed bits per colour channel
+    (e.g. ``(7, 6, 6)``) or ``None`` to choose them RD-aware from ``colour_candidates``, jointly with the tiers'
+    bits, each colour bit counted ``colour_rate_weight`` times in that search (an encoder setting, not stored in the
+    file; why: docs/notes/2026-12-04-sga-scalar-colour.md).
     """
 
     subdiv: int = 4
