@@ -38,6 +38,23 @@ class PlainOptimizer(torch.optim.Optimizer):
             raise ValueError("some parameters appear in more than one parameter group")
         self.param_groups.append(param_group)
 
+    @staticmethod
+    def _closure_loss(closure: Callable[[], float] | None) -> float | None:
+        if closure is None:
+            return None
+        with torch.enable_grad():
+            return closure()
+
+    def _with_grads(self) -> Iterable[tuple[dict[str, Any], Tensor, Tensor, dict[str, Any]]]:
+        """``(group, param, grad, state)`` of every parameter with a (dense) gradient."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+                yield group, p, p.grad, self.state[p]
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         for group in self.param_groups:
             for p in group["params"]:
@@ -65,34 +82,22 @@ class Adam(PlainOptimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            lr = group["lr"]
+        loss = self._closure_loss(closure)
+        for group, p, grad, state in self._with_grads():
             b1, b2 = group["betas"]
-            eps = group["eps"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = p.grad
-                if grad.is_sparse:
-                    raise RuntimeError("Adam does not support sparse gradients")
-                state = self.state[p]
-                if len(state) == 0:  # torch keeps the step as a float32 tensor: the same values as a float here
-                    state["step"] = torch.tensor(0.0)
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
-                k = float(state["step"].item())
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.lerp_(grad, 1 - b1)
-                v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-                bc1 = 1 - b1**k
-                bc2 = 1 - b2**k
-                denom = (v.sqrt() / bc2**0.5).add_(eps)
-                p.addcdiv_(m, denom, value=-(lr / bc1))
+            if len(state) == 0:  # torch keeps the step as a float32 tensor: the same values as a float here
+                state["step"] = torch.tensor(0.0)
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["step"] += 1
+            k = float(state["step"].item())
+            m, v = state["exp_avg"], state["exp_avg_sq"]
+            m.lerp_(grad, 1 - b1)
+            v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+            bc1 = 1 - b1**k
+            bc2 = 1 - b2**k
+            denom = (v.sqrt() / bc2**0.5).add_(group["eps"])
+            p.addcdiv_(m, denom, value=-(group["lr"] / bc1))
         return loss
 
 
@@ -142,52 +147,42 @@ class Adan(PlainOptimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
+        loss = self._closure_loss(closure)
+        for group, p, grad, state in self._with_grads():
             lr = group["lr"]
             b1, b2, b3 = group["betas"]
             eps = group["eps"]
             wd = group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = p.grad
-                if grad.is_sparse:
-                    raise RuntimeError("Adan does not support sparse gradients")
-                state = self.state[p]
-                if len(state) == 0:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_diff"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["prev_grad"] = grad.clone()
-                state["step"] += 1
-                k = state["step"]
-                m, v, n = state["exp_avg"], state["exp_avg_diff"], state["exp_avg_sq"]
-                prev = state["prev_grad"]
+            if len(state) == 0:
+                state["step"] = 0
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_diff"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["prev_grad"] = grad.clone()
+            state["step"] += 1
+            k = state["step"]
+            m, v, n = state["exp_avg"], state["exp_avg_diff"], state["exp_avg_sq"]
+            prev = state["prev_grad"]
 
-                diff = grad - prev
-                m.mul_(b1).add_(grad, alpha=1.0 - b1)
-                v.mul_(b2).add_(diff, alpha=1.0 - b2)
-                nesterov = grad + b2 * diff
-                n.mul_(b3).addcmul_(nesterov, nesterov, value=1.0 - b3)
+            diff = grad - prev
+            m.mul_(b1).add_(grad, alpha=1.0 - b1)
+            v.mul_(b2).add_(diff, alpha=1.0 - b2)
+            nesterov = grad + b2 * diff
+            n.mul_(b3).addcmul_(nesterov, nesterov, value=1.0 - b3)
 
-                bc1 = 1.0 - b1**k
-                bc2 = 1.0 - b2**k
-                bc3 = 1.0 - b3**k
-                denom = (n / bc3).sqrt_().add_(eps)
-                update = (m / bc1).add_(v, alpha=b2 / bc2).div_(denom)
+            bc1 = 1.0 - b1**k
+            bc2 = 1.0 - b2**k
+            bc3 = 1.0 - b3**k
+            denom = (n / bc3).sqrt_().add_(eps)
+            update = (m / bc1).add_(v, alpha=b2 / bc2).div_(denom)
 
-                if group["no_prox"]:
-                    if wd != 0.0:
-                        p.mul_(1.0 - lr * wd)
-                    p.add_(update, alpha=-lr)
-                else:
-                    p.add_(update, alpha=-lr)
-                    if wd != 0.0:
-                        p.div_(1.0 + lr * wd)
-                prev.copy_(grad)
+            if group["no_prox"]:
+                if wd != 0.0:
+                    p.mul_(1.0 - lr * wd)
+                p.add_(update, alpha=-lr)
+            else:
+                p.add_(update, alpha=-lr)
+                if wd != 0.0:
+                    p.div_(1.0 + lr * wd)
+            prev.copy_(grad)
         return loss
