@@ -5,7 +5,8 @@ Runs :func:`splatpix.gainer.fit_gainer` (the real training loop) for ``--steps``
 after the first ``--warmup`` steps. The set-up (the frozen plan: neighbour lists, grid corners, the compact table)
 is reported apart, from the start to the first step. Peak memory is the process's high-water mark (``VmHWM``)
 at the last step. The load average of the machine at the start and at the end is recorded (2 shared cores: a
-loaded machine gives pessimistic times).
+loaded machine gives pessimistic times), and the process's CPU seconds per step (user + system, over the timed
+steps): divided by the threads, that is about the wall time of a step on otherwise idle cores.
 
 Usage::
 
@@ -18,11 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+
+import torch
 
 from splatpix import load_image
 from splatpix.gainer import GainerTrainConfig, fit_gainer
@@ -66,13 +70,19 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     first: list[float] = []
 
+    cpu: list[tuple[int, float]] = []
+
     def cb(step: int, info: dict) -> None:
         if step == 0:
             first.append(time.perf_counter() - t_start - info["seconds"])
         hwm.append(vm_hwm_gb())
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        cpu.append((step, ru.ru_utime + ru.ru_stime))
 
     res = fit_gainer(img, cfg, progress=False, callback=cb)
     per = [e["seconds_per_step"] for e in res.history if "seconds_per_step" in e][args.warmup:]
+    (s0, c0), (s1, c1) = cpu[args.warmup], cpu[-1]
+    cpu_per_step = (c1 - c0) / max(s1 - s0, 1)
     run = {
         "label": args.label or args.preset, "date": today(), "machine": machine(), "image": Path(args.image).name,
         "preset": args.preset, "n_gaussians": cfg.model.n_gaussians, "k": cfg.model.k, "engine": args.engine,
@@ -80,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         "setup_seconds": first[0] if first else None, "steps": len(per),
         "step_seconds_median": statistics.median(per) if per else None,
         "step_seconds_min": min(per) if per else None, "step_seconds": per,
+        "cpu_seconds_per_step": cpu_per_step, "threads": torch.get_num_threads(),
         "peak_memory_gb_training": hwm[-1] if hwm else None, "peak_memory_gb_total": vm_hwm_gb(),
         "psnr_after": res.psnr, "loadavg_start": load0, "loadavg_end": os.getloadavg(),
     }
