@@ -58,6 +58,23 @@ def parse_variants(items: list[list[str]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def per_image(rows: list[dict], variants: list[str]) -> dict[str, Any]:
+    """Per image with every variant at 4 or more common points: BD-rate of each variant against the first."""
+    out: dict[str, Any] = {}
+    for img in sorted({r["image"] for r in rows}):
+        by = {v: {r["n_gaussians"]: r for r in rows if r["variant"] == v and r["image"] == img} for v in variants}
+        pts = sorted(set.intersection(*(set(b) for b in by.values())))
+        if len(pts) < 4:
+            continue
+        a = by[variants[0]]
+        out[img] = {"points": pts}
+        for v in variants[1:]:
+            t = by[v]
+            out[img][v] = bd_rate([a[n]["bpp"] for n in pts], [a[n]["psnr"] for n in pts],
+                                  [t[n]["bpp"] for n in pts], [t[n]["psnr"] for n in pts], min_overlap=0.0)
+    return out
+
+
 def summarise(rows: list[dict], variants: list[str]) -> dict[str, Any]:
     """Mean curve per variant over the (image, N) pairs every variant has, and BD-rate against the first."""
     keys = None
@@ -68,7 +85,7 @@ def summarise(rows: list[dict], variants: list[str]) -> dict[str, Any]:
     points = sorted({n for _, n in keys})
     images = sorted({i for i, _ in keys})
     if len(points) < 4 or any((i, n) not in set(keys) for i in images for n in points):
-        return {"complete": False, "pairs": len(keys)}
+        return {"complete": False, "pairs": len(keys), "per_image_bd_rate_pct": per_image(rows, variants)}
     curves = {}
     for v in variants:
         by = {(r["image"], r["n_gaussians"]): r for r in rows if r["variant"] == v}
@@ -77,7 +94,8 @@ def summarise(rows: list[dict], variants: list[str]) -> dict[str, Any]:
             "psnr": [float(np.mean([by[(i, n)]["psnr"] for i in images])) for n in points],
             "qat_seconds": [float(np.mean([by[(i, n)]["qat_seconds"] for i in images])) for n in points]}
     a = curves[variants[0]]
-    out: dict[str, Any] = {"complete": True, "images": images, "points": points, "curves": curves, "bd_rate": {}}
+    out: dict[str, Any] = {"complete": True, "images": images, "points": points, "curves": curves, "bd_rate": {},
+                           "per_image_bd_rate_pct": per_image(rows, variants)}
     for v in variants[1:]:
         t = curves[v]
         out["bd_rate"][v] = {"bd_rate_pct": bd_rate(a["bpp"], a["psnr"], t["bpp"], t["psnr"], min_overlap=0.0),
@@ -113,6 +131,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--also", nargs="*", default=[], help="more results files whose rows join the summary (runs "
                                                           "split across processes)")
+    ap.add_argument("--summary-only", action="store_true", help="run nothing: summarise the rows there are")
     ap.add_argument("--fit-cache", default=None, help="folder of fitted models (safetensors + JSON) reused across "
                                                       "runs")
     args = ap.parse_args()
@@ -122,7 +141,7 @@ def main() -> None:
     data["variants"] = {k: {kk: list(vv) if isinstance(vv, tuple) else vv for kk, vv in v.items()}
                         for k, v in variants.items()}
     done = {(r["variant"], r["image"], r["n_gaussians"]) for r in data["rows"]}
-    for name in args.images:
+    for name in [] if args.summary_only else args.images:
         img = load_image(Path(args.kodak) / name)
         for n in args.points:
             fits: dict[str, Any] = {}
